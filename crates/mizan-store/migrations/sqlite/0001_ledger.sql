@@ -1,0 +1,61 @@
+-- The ledger's tables. Ids are 16-byte big-endian blobs; amounts are minor units.
+CREATE TABLE accounts (
+    id BLOB PRIMARY KEY,
+    ledger INTEGER NOT NULL,
+    code INTEGER NOT NULL,
+    owner BLOB NOT NULL,
+    flags INTEGER NOT NULL,
+    debits_pending INTEGER NOT NULL,
+    debits_posted INTEGER NOT NULL,
+    credits_pending INTEGER NOT NULL,
+    credits_posted INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Append-only: keyed by the ledger timestamp, so inserts go to the end of the tree.
+-- id is NULL for expiry records, which the ledger makes itself.
+CREATE TABLE transfers (
+    timestamp INTEGER PRIMARY KEY,
+    id BLOB UNIQUE,
+    debit_account_id BLOB NOT NULL,
+    credit_account_id BLOB NOT NULL,
+    amount INTEGER NOT NULL,
+    pending_id BLOB,
+    ledger INTEGER NOT NULL,
+    code INTEGER NOT NULL,
+    reference BLOB NOT NULL,
+    flags INTEGER NOT NULL,
+    timeout_seconds INTEGER NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX transfers_debit_history ON transfers (debit_account_id, timestamp);
+CREATE INDEX transfers_credit_history ON transfers (credit_account_id, timestamp);
+
+CREATE TABLE pending_transfers (
+    id BLOB PRIMARY KEY,
+    status INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX pending_transfers_due ON pending_transfers (expires_at) WHERE status = 0 AND expires_at > 0;
+
+CREATE TABLE ledger_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_timestamp INTEGER NOT NULL,
+    last_hash BLOB NOT NULL,
+    transfers_count INTEGER NOT NULL
+);
+INSERT INTO ledger_head (id, last_timestamp, last_hash, transfers_count)
+VALUES (1, 0, zeroblob(32), 0);
+
+CREATE TABLE documents (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+);

@@ -1,0 +1,784 @@
+//! The SQLite store: Mizan's embedded default.
+//!
+//! One file in the data directory, WAL with `synchronous=FULL`, so a commit is
+//! durable when the writer replies. A lock file next to the database makes this
+//! process its only writer, which lets the ledger writer keep balances in memory.
+//! Readers open their own connections and see every committed batch.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use fs4::fs_std::FileExt;
+use mizan_core::{AccountId, TransferId};
+use mizan_ledger::store::{
+    BalanceReplay, BatchWrites, BusinessRow, HistoryFilter, HistoryPage, TransferVisitor,
+    HISTORY_PAGE_LIMIT_MAX, LOOKUP_IDS_MAX,
+};
+use mizan_ledger::{
+    Account, AccountCode, AccountFlags, Balances, ChainHead, LedgerReader, LedgerStore,
+    PendingStatus, StoreError, Transfer, TransferFlags,
+};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_ledger.sql"))];
+
+/// Rows per multi-row INSERT: 12 columns × 512 rows stays under SQLite's variable limit.
+const INSERT_ROWS_MAX: usize = 512;
+/// Page cache per connection, in KiB (negative `cache_size` means KiB).
+const CACHE_SIZE_KIB: i64 = 1_048_576;
+/// WAL pages before an automatic checkpoint; large so checkpoints are rare and long.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 100_000;
+/// Rows fetched per step while scanning all transfers.
+const SCAN_PAGE_ROWS: i64 = 10_000;
+
+fn database_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+pub(crate) fn id_bytes(id: u128) -> [u8; 16] {
+    id.to_be_bytes()
+}
+
+fn optional_id(id: u128) -> Option<[u8; 16]> {
+    (id != 0).then(|| id.to_be_bytes())
+}
+
+fn read_u128(row: &Row<'_>, index: usize) -> Result<u128, StoreError> {
+    let bytes: Option<Vec<u8>> = row.get(index).map_err(database_error)?;
+    match bytes {
+        None => Ok(0),
+        Some(bytes) => {
+            let array: [u8; 16] = bytes
+                .try_into()
+                .map_err(|_| corrupt("id is not 16 bytes"))?;
+            Ok(u128::from_be_bytes(array))
+        }
+    }
+}
+
+fn read_u64(row: &Row<'_>, index: usize) -> Result<u64, StoreError> {
+    let value: i64 = row.get(index).map_err(database_error)?;
+    u64::try_from(value).map_err(|_| corrupt("negative timestamp"))
+}
+
+fn to_i64(value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::InvalidQuery("timestamp out of range"))
+}
+
+const ACCOUNT_COLUMNS: &str = "id, ledger, code, owner, flags, debits_pending, debits_posted, \
+     credits_pending, credits_posted, timestamp";
+
+fn account_from_row(row: &Row<'_>) -> Result<Account, StoreError> {
+    let get = |index| row.get::<_, i64>(index).map_err(database_error);
+    let code = u16::try_from(get(2)?)
+        .ok()
+        .and_then(AccountCode::from_number);
+    let flags = u16::try_from(get(4)?)
+        .ok()
+        .and_then(AccountFlags::from_bits);
+    Ok(Account {
+        id: AccountId::from_raw(read_u128(row, 0)?),
+        ledger: u32::try_from(get(1)?).map_err(|_| corrupt("ledger out of range"))?,
+        code: code.ok_or_else(|| corrupt("unknown account code"))?,
+        owner: read_u128(row, 3)?,
+        flags: flags.ok_or_else(|| corrupt("unknown account flags"))?,
+        debits_pending: get(5)?,
+        debits_posted: get(6)?,
+        credits_pending: get(7)?,
+        credits_posted: get(8)?,
+        timestamp: read_u64(row, 9)?,
+    })
+}
+
+const TRANSFER_COLUMNS: &str = "t.timestamp, t.id, t.debit_account_id, t.credit_account_id, \
+     t.amount, t.pending_id, t.ledger, t.code, t.reference, t.flags, t.timeout_seconds, t.hash";
+
+fn transfer_from_row(row: &Row<'_>) -> Result<Transfer, StoreError> {
+    let get = |index| row.get::<_, i64>(index).map_err(database_error);
+    let flags = u16::try_from(get(9)?)
+        .ok()
+        .and_then(TransferFlags::from_bits);
+    let hash: Vec<u8> = row.get(11).map_err(database_error)?;
+    Ok(Transfer {
+        timestamp: read_u64(row, 0)?,
+        id: TransferId::from_raw(read_u128(row, 1)?),
+        debit_account_id: AccountId::from_raw(read_u128(row, 2)?),
+        credit_account_id: AccountId::from_raw(read_u128(row, 3)?),
+        amount: get(4)?,
+        pending_id: TransferId::from_raw(read_u128(row, 5)?),
+        ledger: u32::try_from(get(6)?).map_err(|_| corrupt("ledger out of range"))?,
+        code: u16::try_from(get(7)?).map_err(|_| corrupt("code out of range"))?,
+        reference: read_u128(row, 8)?,
+        flags: flags.ok_or_else(|| corrupt("unknown transfer flags"))?,
+        timeout_seconds: u32::try_from(get(10)?).map_err(|_| corrupt("timeout out of range"))?,
+        hash: hash
+            .try_into()
+            .map_err(|_| corrupt("hash is not 32 bytes"))?,
+    })
+}
+
+fn chain_head(connection: &Connection) -> Result<ChainHead, StoreError> {
+    connection
+        .query_row(
+            "SELECT last_timestamp, last_hash, transfers_count FROM ledger_head WHERE id = 1",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            },
+        )
+        .map_err(database_error)
+        .and_then(|(timestamp, hash, count)| {
+            Ok(ChainHead {
+                last_timestamp: u64::try_from(timestamp).map_err(|_| corrupt("head timestamp"))?,
+                last_hash: hash.try_into().map_err(|_| corrupt("head hash"))?,
+                transfers_count: u64::try_from(count).map_err(|_| corrupt("head count"))?,
+            })
+        })
+}
+
+fn configure(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = OFF;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA cache_size = -{CACHE_SIZE_KIB};
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(database_error)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .map_err(database_error)?;
+    for (version, sql) in MIGRATIONS {
+        let transaction = connection.transaction().map_err(database_error)?;
+        let applied: Option<i64> = transaction
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                [version],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(database_error)?;
+        if applied.is_none() {
+            transaction.execute_batch(sql).map_err(database_error)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version) VALUES (?1)",
+                    [version],
+                )
+                .map_err(database_error)?;
+        }
+        transaction.commit().map_err(database_error)?;
+    }
+    Ok(())
+}
+
+/// The writer's connection to a SQLite ledger file.
+pub struct SqliteStore {
+    connection: Connection,
+    path: PathBuf,
+    // Held for the store's lifetime: the OS releases the lock when the process dies.
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the ledger at `path`, migrates it, and takes the
+    /// writer lock. A second process opening the same file gets `StoreError::Locked`.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let lock_path = path.with_extension("lock");
+        let lock = File::create(&lock_path)
+            .map_err(|error| StoreError::Database(format!("{}: {error}", lock_path.display())))?;
+        match lock.try_lock_exclusive() {
+            Ok(true) => {}
+            Ok(false) => return Err(StoreError::Locked(path.display().to_string())),
+            Err(error) => return Err(StoreError::Locked(format!("{}: {error}", path.display()))),
+        }
+        let mut connection = Connection::open(path).map_err(database_error)?;
+        configure(&connection)?;
+        migrate(&mut connection)?;
+        Ok(SqliteStore {
+            connection,
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A read-only connection for queries.
+    pub fn reader(&self) -> Result<SqliteReader, StoreError> {
+        SqliteReader::open(&self.path)
+    }
+
+    /// Runs raw SQL on the writer's connection; for tests that tamper with the file.
+    pub fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        self.connection.execute_batch(sql).map_err(database_error)
+    }
+
+    fn insert_transfers(&self, transfers: &[Transfer]) -> Result<(), StoreError> {
+        for chunk in transfers.chunks(INSERT_ROWS_MAX) {
+            let placeholders = vec!["(?,?,?,?,?,?,?,?,?,?,?,?)"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT OR FAIL INTO transfers (timestamp, id, debit_account_id, credit_account_id, \
+                 amount, pending_id, ledger, code, reference, flags, timeout_seconds, hash) VALUES {placeholders}"
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 12);
+            for transfer in chunk {
+                values.push(Value::Integer(to_i64(transfer.timestamp)?));
+                values.push(blob_or_null(transfer.id.get()));
+                values.push(Value::Blob(
+                    id_bytes(transfer.debit_account_id.get()).to_vec(),
+                ));
+                values.push(Value::Blob(
+                    id_bytes(transfer.credit_account_id.get()).to_vec(),
+                ));
+                values.push(Value::Integer(transfer.amount));
+                values.push(blob_or_null(transfer.pending_id.get()));
+                values.push(Value::Integer(i64::from(transfer.ledger)));
+                values.push(Value::Integer(i64::from(transfer.code)));
+                values.push(Value::Blob(id_bytes(transfer.reference).to_vec()));
+                values.push(Value::Integer(i64::from(transfer.flags.bits())));
+                values.push(Value::Integer(i64::from(transfer.timeout_seconds)));
+                values.push(Value::Blob(transfer.hash.to_vec()));
+            }
+            let mut statement = self
+                .connection
+                .prepare_cached(&sql)
+                .map_err(database_error)?;
+            statement
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(database_error)?;
+        }
+        Ok(())
+    }
+
+    fn write_accounts(&self, created: &[Account], updated: &[Account]) -> Result<(), StoreError> {
+        let mut insert = self
+            .connection
+            .prepare_cached(&format!(
+                "INSERT OR FAIL INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            ))
+            .map_err(database_error)?;
+        for account in created {
+            insert
+                .execute(params![
+                    id_bytes(account.id.get()),
+                    i64::from(account.ledger),
+                    i64::from(account.code.number()),
+                    id_bytes(account.owner),
+                    i64::from(account.flags.bits()),
+                    account.debits_pending,
+                    account.debits_posted,
+                    account.credits_pending,
+                    account.credits_posted,
+                    to_i64(account.timestamp)?,
+                ])
+                .map_err(database_error)?;
+        }
+        let mut update = self
+            .connection
+            .prepare_cached(
+                "UPDATE accounts SET flags = ?2, debits_pending = ?3, debits_posted = ?4, \
+                 credits_pending = ?5, credits_posted = ?6 WHERE id = ?1",
+            )
+            .map_err(database_error)?;
+        for account in updated {
+            let changed = update
+                .execute(params![
+                    id_bytes(account.id.get()),
+                    i64::from(account.flags.bits()),
+                    account.debits_pending,
+                    account.debits_posted,
+                    account.credits_pending,
+                    account.credits_posted,
+                ])
+                .map_err(database_error)?;
+            if changed != 1 {
+                return Err(corrupt("updated account does not exist"));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_pending(&self, writes: &BatchWrites) -> Result<(), StoreError> {
+        let mut insert = self
+            .connection
+            .prepare_cached(
+                "INSERT OR FAIL INTO pending_transfers (id, status, expires_at) VALUES (?1, 0, ?2)",
+            )
+            .map_err(database_error)?;
+        for (id, expires_at) in &writes.output.pending_created {
+            insert
+                .execute(params![id_bytes(id.get()), to_i64(*expires_at)?])
+                .map_err(database_error)?;
+        }
+        let mut update = self
+            .connection
+            .prepare_cached("UPDATE pending_transfers SET status = ?2 WHERE id = ?1 AND status = 0")
+            .map_err(database_error)?;
+        for (id, status) in &writes.output.pending_resolved {
+            let changed = update
+                .execute(params![id_bytes(id.get()), i64::from(status.number())])
+                .map_err(database_error)?;
+            if changed != 1 {
+                return Err(corrupt("resolved a pending transfer that was not pending"));
+            }
+        }
+        Ok(())
+    }
+
+    fn write_rows(&self, rows: &[BusinessRow]) -> Result<(), StoreError> {
+        for row in rows {
+            match row {
+                BusinessRow::Document {
+                    collection,
+                    key,
+                    body,
+                } => {
+                    self.connection
+                        .prepare_cached("INSERT OR REPLACE INTO documents (collection, key, body) VALUES (?1, ?2, ?3)")
+                        .and_then(|mut statement| statement.execute(params![collection, key, body]))
+                        .map_err(database_error)?;
+                }
+                BusinessRow::Outbox { topic, payload } => {
+                    self.connection
+                        .prepare_cached("INSERT INTO outbox (topic, payload) VALUES (?1, ?2)")
+                        .and_then(|mut statement| statement.execute(params![topic, payload]))
+                        .map_err(database_error)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn blob_or_null(id: u128) -> Value {
+    match optional_id(id) {
+        Some(bytes) => Value::Blob(bytes.to_vec()),
+        None => Value::Null,
+    }
+}
+
+impl LedgerStore for SqliteStore {
+    fn exclusive(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(database_error)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.connection
+            .execute_batch("COMMIT")
+            .map_err(database_error)
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        if self.connection.is_autocommit() {
+            return Ok(());
+        }
+        self.connection
+            .execute_batch("ROLLBACK")
+            .map_err(database_error)
+    }
+
+    fn lock_chain_head(&mut self) -> Result<ChainHead, StoreError> {
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        chain_head(&self.connection)
+    }
+
+    fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+        select_accounts(&self.connection, ids)
+    }
+
+    fn load_all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        all_accounts(&self.connection)
+    }
+
+    fn load_transfers(
+        &mut self,
+        ids: &[TransferId],
+    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS}, p.status FROM transfers t \
+                 LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ?1"
+            ))
+            .map_err(database_error)?;
+        let mut found = Vec::new();
+        for id in ids {
+            let mut rows = statement
+                .query([id_bytes(id.get())])
+                .map_err(database_error)?;
+            if let Some(row) = rows.next().map_err(database_error)? {
+                let transfer = transfer_from_row(row)?;
+                let status: Option<i64> = row.get(12).map_err(database_error)?;
+                let status = match status {
+                    None => None,
+                    Some(number) => Some(
+                        u8::try_from(number)
+                            .ok()
+                            .and_then(PendingStatus::from_number)
+                            .ok_or_else(|| corrupt("unknown pending status"))?,
+                    ),
+                };
+                found.push((transfer, status));
+            }
+        }
+        Ok(found)
+    }
+
+    fn due_expiries(&mut self, now_ns: u64, limit: usize) -> Result<Vec<TransferId>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id FROM pending_transfers WHERE status = 0 AND expires_at > 0 \
+                 AND expires_at <= ?1 ORDER BY expires_at, id LIMIT ?2",
+            )
+            .map_err(database_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = statement
+            .query(params![to_i64(now_ns)?, limit])
+            .map_err(database_error)?;
+        let mut due = Vec::new();
+        while let Some(row) = rows.next().map_err(database_error)? {
+            due.push(TransferId::from_raw(read_u128(row, 0)?));
+        }
+        Ok(due)
+    }
+
+    fn write_batch(&mut self, writes: &BatchWrites) -> Result<(), StoreError> {
+        self.write_accounts(
+            &writes.output.accounts_created,
+            &writes.output.accounts_updated,
+        )?;
+        self.insert_transfers(&writes.output.transfers)?;
+        self.write_pending(writes)?;
+        self.write_rows(&writes.rows)?;
+        let head = &writes.head;
+        self.connection
+            .prepare_cached("UPDATE ledger_head SET last_timestamp = ?1, last_hash = ?2, transfers_count = ?3 WHERE id = 1")
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    i64::try_from(head.last_timestamp).unwrap_or(i64::MAX),
+                    head.last_hash.to_vec(),
+                    i64::try_from(head.transfers_count).unwrap_or(i64::MAX),
+                ])
+            })
+            .map_err(database_error)?;
+        Ok(())
+    }
+}
+
+fn select_accounts(connection: &Connection, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+    if ids.len() > LOOKUP_IDS_MAX * 2 {
+        return Err(StoreError::InvalidQuery("too many ids in one lookup"));
+    }
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+        ))
+        .map_err(database_error)?;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut rows = statement
+            .query([id_bytes(id.get())])
+            .map_err(database_error)?;
+        if let Some(row) = rows.next().map_err(database_error)? {
+            found.push(account_from_row(row)?);
+        }
+    }
+    Ok(found)
+}
+
+fn all_accounts(connection: &Connection) -> Result<Vec<Account>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
+        ))
+        .map_err(database_error)?;
+    let mut rows = statement.query([]).map_err(database_error)?;
+    let mut accounts = Vec::new();
+    while let Some(row) = rows.next().map_err(database_error)? {
+        accounts.push(account_from_row(row)?);
+    }
+    Ok(accounts)
+}
+
+/// A read-only connection to a SQLite ledger.
+pub struct SqliteReader {
+    connection: Connection,
+}
+
+impl SqliteReader {
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(database_error)?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA cache_size = -{}; PRAGMA busy_timeout = 5000;",
+                CACHE_SIZE_KIB / 4
+            ))
+            .map_err(database_error)?;
+        Ok(SqliteReader { connection })
+    }
+
+    fn history_side(
+        &self,
+        column: &str,
+        account: AccountId,
+        filter: &HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let (lower, upper) = history_bounds(filter)?;
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
+        let code_clause = if filter.code.is_some() {
+            "AND t.code = ?4"
+        } else {
+            "AND ?4 IS NULL"
+        };
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.{column} = ?1 \
+             AND t.timestamp >= ?2 AND t.timestamp <= ?3 {code_clause} \
+             ORDER BY t.timestamp {order} LIMIT ?5"
+        );
+        let mut statement = self
+            .connection
+            .prepare_cached(&sql)
+            .map_err(database_error)?;
+        let mut rows = statement
+            .query(params![
+                id_bytes(account.get()),
+                lower,
+                upper,
+                filter.code.map(i64::from),
+                i64::try_from(limit).unwrap_or(i64::MAX),
+            ])
+            .map_err(database_error)?;
+        let mut transfers = Vec::new();
+        while let Some(row) = rows.next().map_err(database_error)? {
+            transfers.push(transfer_from_row(row)?);
+        }
+        Ok(transfers)
+    }
+}
+
+/// The inclusive timestamp range a history filter selects, cursor applied.
+pub(crate) fn history_bounds(filter: &HistoryFilter) -> Result<(i64, i64), StoreError> {
+    let mut lower = filter.from_timestamp.unwrap_or(0);
+    let mut upper = filter.to_timestamp.unwrap_or(i64::MAX as u64);
+    if let Some(cursor) = filter.after_timestamp {
+        if filter.newest_first {
+            upper = upper.min(cursor.saturating_sub(1));
+        } else {
+            lower = lower.max(cursor.saturating_add(1));
+        }
+    }
+    Ok((to_i64(lower)?, to_i64(upper.min(i64::MAX as u64))?))
+}
+
+/// Merges the debit-side and credit-side pages into one page of `limit` rows.
+pub(crate) fn merge_history(
+    mut debits: Vec<Transfer>,
+    credits: Vec<Transfer>,
+    filter: &HistoryFilter,
+    limit: usize,
+) -> HistoryPage {
+    debits.extend(credits);
+    if filter.newest_first {
+        debits.sort_by_key(|t| std::cmp::Reverse(t.timestamp));
+    } else {
+        debits.sort_by_key(|t| t.timestamp);
+    }
+    let full = debits.len() > limit;
+    debits.truncate(limit);
+    let next_cursor = if full {
+        debits.last().map(|t| t.timestamp)
+    } else {
+        None
+    };
+    HistoryPage {
+        transfers: debits,
+        next_cursor,
+    }
+}
+
+impl LedgerReader for SqliteReader {
+    fn accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+        select_accounts(&self.connection, ids)
+    }
+
+    fn transfers(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, StoreError> {
+        if ids.len() > LOOKUP_IDS_MAX {
+            return Err(StoreError::InvalidQuery("too many ids in one lookup"));
+        }
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.id = ?1"
+            ))
+            .map_err(database_error)?;
+        let mut found = Vec::new();
+        for id in ids {
+            let mut rows = statement
+                .query([id_bytes(id.get())])
+                .map_err(database_error)?;
+            if let Some(row) = rows.next().map_err(database_error)? {
+                found.push(transfer_from_row(row)?);
+            }
+        }
+        Ok(found)
+    }
+
+    fn pending_status(&mut self, id: TransferId) -> Result<Option<PendingStatus>, StoreError> {
+        let status: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT status FROM pending_transfers WHERE id = ?1",
+                [id_bytes(id.get())],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(database_error)?;
+        status
+            .map(|number| {
+                u8::try_from(number)
+                    .ok()
+                    .and_then(PendingStatus::from_number)
+                    .ok_or_else(|| corrupt("unknown pending status"))
+            })
+            .transpose()
+    }
+
+    fn account_history(
+        &mut self,
+        account: AccountId,
+        filter: &HistoryFilter,
+    ) -> Result<HistoryPage, StoreError> {
+        let limit = crate::page_limit(filter)?;
+        let debits = self.history_side("debit_account_id", account, filter, limit + 1)?;
+        let credits = self.history_side("credit_account_id", account, filter, limit + 1)?;
+        Ok(merge_history(debits, credits, filter, limit))
+    }
+
+    fn balances_at(&mut self, account: AccountId, timestamp: u64) -> Result<Balances, StoreError> {
+        let mut replay = BalanceReplay::default();
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.debit_account_id = ?1 AND t.timestamp <= ?2 \
+                 UNION ALL SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.credit_account_id = ?1 AND t.timestamp <= ?2 \
+                 ORDER BY 1"
+            ))
+            .map_err(database_error)?;
+        let mut rows = statement
+            .query(params![
+                id_bytes(account.get()),
+                to_i64(timestamp.min(i64::MAX as u64))?
+            ])
+            .map_err(database_error)?;
+        while let Some(row) = rows.next().map_err(database_error)? {
+            replay
+                .apply(&transfer_from_row(row)?)
+                .map_err(StoreError::Corrupt)?;
+        }
+        Ok(replay.balances.get(&account).copied().unwrap_or_default())
+    }
+
+    fn chain_head(&mut self) -> Result<ChainHead, StoreError> {
+        chain_head(&self.connection)
+    }
+
+    fn scan_transfers(&mut self, visit: &mut TransferVisitor<'_>) -> Result<(), StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.timestamp > ?1 ORDER BY t.timestamp LIMIT ?2"
+            ))
+            .map_err(database_error)?;
+        let mut after: i64 = -1;
+        loop {
+            let mut rows = statement
+                .query(params![after, SCAN_PAGE_ROWS])
+                .map_err(database_error)?;
+            let mut seen = 0;
+            while let Some(row) = rows.next().map_err(database_error)? {
+                let transfer = transfer_from_row(row)?;
+                after = to_i64(transfer.timestamp)?;
+                seen += 1;
+                if !visit(&transfer)? {
+                    return Ok(());
+                }
+            }
+            if seen < SCAN_PAGE_ROWS {
+                return Ok(());
+            }
+        }
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        all_accounts(&self.connection)
+    }
+
+    fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT body FROM documents WHERE collection = ?1 AND key = ?2",
+                params![collection, key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(database_error)
+    }
+
+    fn outbox(
+        &mut self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT seq, topic, payload FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(database_error)?;
+        let mut rows = statement
+            .query(params![
+                to_i64(after)?,
+                i64::try_from(limit.min(HISTORY_PAGE_LIMIT_MAX)).unwrap_or(1)
+            ])
+            .map_err(database_error)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(database_error)? {
+            events.push((
+                read_u64(row, 0)?,
+                row.get(1).map_err(database_error)?,
+                row.get(2).map_err(database_error)?,
+            ));
+        }
+        Ok(events)
+    }
+}
