@@ -6,7 +6,7 @@
 //! its [`BatchOutput`]. Linked chains and atomic submissions are rolled back through an
 //! undo log, so a failed chain leaves no trace.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
 
 use mizan_core::{AccountId, TransferId};
 
@@ -21,9 +21,9 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 /// What the engine reads and changes: accounts, known transfers, pending statuses.
 #[derive(Debug, Default, Clone)]
 pub struct WorkingSet {
-    pub accounts: HashMap<AccountId, Account>,
-    pub transfers: HashMap<TransferId, Transfer>,
-    pub pending: HashMap<TransferId, PendingStatus>,
+    pub accounts: FxHashMap<AccountId, Account>,
+    pub transfers: FxHashMap<TransferId, Transfer>,
+    pub pending: FxHashMap<TransferId, PendingStatus>,
 }
 
 impl WorkingSet {
@@ -92,7 +92,6 @@ enum Undo {
 struct Savepoint {
     undo: usize,
     committed: usize,
-    accounts_created: usize,
 }
 
 /// Applies one batch. Create with [`Engine::new`], feed expiries and submissions,
@@ -103,7 +102,10 @@ pub struct Engine<'a> {
     next_timestamp: u64,
     undo: Vec<Undo>,
     committed: Vec<Transfer>,
-    accounts_created: Vec<AccountId>,
+    /// Every account the batch touched, with its state before the batch (`None` for
+    /// accounts the batch created). Not undone on rollback: an account whose changes
+    /// were all rolled back simply compares equal to its state before.
+    touched: FxHashMap<AccountId, Option<Account>>,
 }
 
 impl<'a> Engine<'a> {
@@ -117,7 +119,7 @@ impl<'a> Engine<'a> {
             next_timestamp: first,
             undo: Vec::new(),
             committed: Vec::new(),
-            accounts_created: Vec::new(),
+            touched: FxHashMap::default(),
         }
     }
 
@@ -141,7 +143,6 @@ impl<'a> Engine<'a> {
         Savepoint {
             undo: self.undo.len(),
             committed: self.committed.len(),
-            accounts_created: self.accounts_created.len(),
         }
     }
 
@@ -169,11 +170,12 @@ impl<'a> Engine<'a> {
             }
         }
         self.committed.truncate(savepoint.committed);
-        self.accounts_created.truncate(savepoint.accounts_created);
     }
 
     fn set_account(&mut self, account: Account) {
-        match self.working_set.accounts.insert(account.id, account) {
+        let old = self.working_set.accounts.insert(account.id, account);
+        self.touched.entry(account.id).or_insert(old);
+        match old {
             Some(old) => self.undo.push(Undo::AccountChanged(old)),
             None => self.undo.push(Undo::AccountInserted(account.id)),
         }
@@ -272,7 +274,6 @@ impl<'a> Engine<'a> {
             return compare_existing_account(request, existing);
         }
         self.set_account(Account::new(request, timestamp));
-        self.accounts_created.push(request.id);
         CreateAccountResult::Ok
     }
 
@@ -569,40 +570,28 @@ impl<'a> Engine<'a> {
 
     /// Collects what the batch changed and checks the batch's invariants.
     pub fn finish(self) -> BatchOutput {
-        let mut first_seen: HashMap<AccountId, Option<Account>> = HashMap::new();
-        for entry in &self.undo {
-            match entry {
-                Undo::AccountInserted(id) => {
-                    first_seen.entry(*id).or_insert(None);
-                }
-                Undo::AccountChanged(old) => {
-                    first_seen.entry(old.id).or_insert(Some(*old));
-                }
-                Undo::TransferInserted(_) | Undo::PendingChanged(..) => {}
-            }
-        }
-        let created: HashSet<AccountId> = self.accounts_created.iter().copied().collect();
         let mut output = BatchOutput::default();
-        let mut deltas: HashMap<u32, [i128; 4]> = HashMap::new();
-        let mut ids: Vec<AccountId> = first_seen.keys().copied().collect();
-        ids.sort_unstable();
-        for id in ids {
+        let mut deltas: FxHashMap<u32, [i128; 4]> = FxHashMap::default();
+        let mut touched: Vec<(AccountId, Option<Account>)> = self.touched.into_iter().collect();
+        // Id order: the stores write (and PostgreSQL locks) accounts in this order.
+        touched.sort_unstable_by_key(|(id, _)| *id);
+        for (id, before) in touched {
             let Some(now) = self.working_set.accounts.get(&id).copied() else {
-                panic!("account {id:?} vanished during the batch");
+                // Created and rolled back within the batch.
+                assert!(before.is_none(), "account {id:?} vanished during the batch");
+                continue;
             };
             assert_account_invariants(&now);
-            let before = first_seen.get(&id).copied().flatten();
-            let before_balances = before.map(|a| a.balances()).unwrap_or_default();
+            let old = before.map(|a| a.balances()).unwrap_or_default();
             let delta = deltas.entry(now.ledger).or_default();
-            delta[0] += i128::from(now.debits_pending) - i128::from(before_balances.debits_pending);
-            delta[1] +=
-                i128::from(now.credits_pending) - i128::from(before_balances.credits_pending);
-            delta[2] += i128::from(now.debits_posted) - i128::from(before_balances.debits_posted);
-            delta[3] += i128::from(now.credits_posted) - i128::from(before_balances.credits_posted);
-            if created.contains(&id) {
-                output.accounts_created.push(now);
-            } else if before != Some(now) {
-                output.accounts_updated.push(now);
+            delta[0] += i128::from(now.debits_pending) - i128::from(old.debits_pending);
+            delta[1] += i128::from(now.credits_pending) - i128::from(old.credits_pending);
+            delta[2] += i128::from(now.debits_posted) - i128::from(old.debits_posted);
+            delta[3] += i128::from(now.credits_posted) - i128::from(old.credits_posted);
+            match before {
+                None => output.accounts_created.push(now),
+                Some(before) if before != now => output.accounts_updated.push(now),
+                Some(_) => {}
             }
         }
         for (ledger, delta) in &deltas {

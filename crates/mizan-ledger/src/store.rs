@@ -112,6 +112,10 @@ pub trait LedgerReader: Send {
     fn balances_at(&mut self, account: AccountId, timestamp: u64) -> Result<Balances, StoreError>;
     fn chain_head(&mut self) -> Result<ChainHead, StoreError>;
     fn scan_transfers(&mut self, visit: &mut TransferVisitor<'_>) -> Result<(), StoreError>;
+    /// Starts a read snapshot: every read until `end_snapshot` sees the same state,
+    /// whatever commits meanwhile (verification of a live ledger needs it).
+    fn begin_snapshot(&mut self) -> Result<(), StoreError>;
+    fn end_snapshot(&mut self) -> Result<(), StoreError>;
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError>;
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Outbox events after sequence number `after`, oldest first.

@@ -45,8 +45,18 @@ fn mismatch(text: String) -> VerifyError {
     VerifyError::Mismatch(text)
 }
 
-/// Verifies the whole ledger behind `reader`.
+/// Verifies the whole ledger behind `reader`, in one read snapshot, so a ledger
+/// that is being written to verifies as of one moment.
 pub fn verify(reader: &mut dyn LedgerReader) -> Result<VerifyReport, VerifyError> {
+    reader.begin_snapshot()?;
+    let result = verify_snapshot(reader);
+    let ended = reader.end_snapshot();
+    let report = result?;
+    ended?;
+    Ok(report)
+}
+
+fn verify_snapshot(reader: &mut dyn LedgerReader) -> Result<VerifyReport, VerifyError> {
     let mut replay = BalanceReplay::default();
     let mut previous_hash = GENESIS_HASH;
     let mut previous_timestamp = 0_u64;

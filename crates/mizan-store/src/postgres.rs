@@ -748,6 +748,8 @@ struct ReaderStatements {
     history: [Statement; 4],
     chain_head: Statement,
     scan_transfers: Statement,
+    /// Keyset page of the scan, for scans inside a caller's snapshot.
+    scan_page: Statement,
     all_accounts: Statement,
     document: Statement,
     outbox: Statement,
@@ -799,6 +801,9 @@ impl ReaderStatements {
             scan_transfers: prepare(&format!(
                 "SELECT {TRANSFER_COLUMNS} FROM transfers ORDER BY timestamp"
             ))?,
+            scan_page: prepare(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp > $1 ORDER BY timestamp LIMIT $2"
+            ))?,
             all_accounts: prepare(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
             ))?,
@@ -849,6 +854,8 @@ pub struct PostgresReader {
     url: String,
     client: Client,
     statements: ReaderStatements,
+    /// Inside `begin_snapshot` … `end_snapshot`.
+    in_snapshot: bool,
 }
 
 impl std::fmt::Debug for PostgresReader {
@@ -866,7 +873,32 @@ impl PostgresReader {
             url: url.to_owned(),
             client,
             statements,
+            in_snapshot: false,
         })
+    }
+
+    /// Keyset pages inside the caller's REPEATABLE READ snapshot.
+    fn scan_in_snapshot(&mut self, visit: &mut TransferVisitor<'_>) -> Result<(), StoreError> {
+        let mut after: i64 = -1;
+        loop {
+            let rows = self
+                .client
+                .query(
+                    &self.statements.scan_page,
+                    &[&after, &i64::from(SCAN_PAGE_ROWS)],
+                )
+                .map_err(database("scan transfers"))?;
+            for row in &rows {
+                let transfer = transfer_from_row(row)?;
+                after = to_bigint(transfer.timestamp, "timestamp")?;
+                if !visit(&transfer)? {
+                    return Ok(());
+                }
+            }
+            if rows.len() < SCAN_PAGE_ROWS as usize {
+                return Ok(());
+            }
+        }
     }
 
     /// Reconnects when the server dropped the connection (restart, idle timeout).
@@ -1034,6 +1066,9 @@ impl LedgerReader for PostgresReader {
     /// commits neither show up half-way nor cost memory.
     fn scan_transfers(&mut self, visit: &mut TransferVisitor<'_>) -> Result<(), StoreError> {
         self.ensure_connected()?;
+        if self.in_snapshot {
+            return self.scan_in_snapshot(visit);
+        }
         let mut transaction = self
             .client
             .build_transaction()
@@ -1058,6 +1093,22 @@ impl LedgerReader for PostgresReader {
             }
         }
         transaction.commit().map_err(database("scan transfers"))
+    }
+
+    fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        self.ensure_connected()?;
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(database("begin snapshot"))?;
+        self.in_snapshot = true;
+        Ok(())
+    }
+
+    fn end_snapshot(&mut self) -> Result<(), StoreError> {
+        self.in_snapshot = false;
+        self.client
+            .batch_execute("COMMIT")
+            .map_err(database("end snapshot"))
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {

@@ -43,6 +43,17 @@ pub enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Benchmarks; print one line per measurement (or JSON).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ledger throughput and latency on each store, next to a naive baseline.
+    Ledger(crate::bench::LedgerBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +64,9 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Runs a transfer load and prints each acknowledged transfer id (crash tests).
+    #[command(hide = true)]
+    Load(crate::load::LoadArgs),
 }
 
 impl Cli {
@@ -92,6 +106,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ledger {
             command: LedgerCommand::Verify { json },
         } => verify(&location, json),
+        Command::Ledger {
+            command: LedgerCommand::Load(args),
+        } => crate::load::run(&location, &args),
+        Command::Bench {
+            command: BenchCommand::Ledger(args),
+        } => crate::bench::run(&location, &args),
     }
 }
 

@@ -28,8 +28,8 @@ CREATE TABLE transfers (
     timeout_seconds INTEGER NOT NULL,
     hash BLOB NOT NULL
 );
-CREATE INDEX transfers_debit_history ON transfers (debit_account_id, timestamp);
-CREATE INDEX transfers_credit_history ON transfers (credit_account_id, timestamp);
+-- No per-account history index here: it is built off the commit path, in segments
+-- in a separate database file (see src/sqlite/history.rs).
 
 CREATE TABLE pending_transfers (
     id BLOB PRIMARY KEY,

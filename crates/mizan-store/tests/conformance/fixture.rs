@@ -10,6 +10,7 @@ use mizan_ledger::{
 };
 use mizan_store::postgres::create_test_database;
 use mizan_store::postgres::TestDatabase;
+use mizan_store::sqlite::HistoryConfig;
 use mizan_store::{PostgresReader, PostgresStore, SqliteReader, SqliteStore};
 
 pub const START_NS: u64 = 1_700_000_000_000_000_000;
@@ -90,7 +91,18 @@ impl Fixture {
         let clock = Arc::new(self.clock.clone());
         let (ledger, handle) = match self.backend {
             Backend::Sqlite => {
-                let store = SqliteStore::open(&self.sqlite_path()).expect("open sqlite");
+                // Tiny history segments, merged often: queries see segments of every
+                // level and an unindexed tail at once.
+                let history = HistoryConfig {
+                    segment_transfers_max: 16,
+                    segment_transfers_min: 1,
+                    tail_wait_ms: 0,
+                    merge_fan_in: 3,
+                    level_max: 3,
+                    idle_sleep_ms: 1,
+                };
+                let store =
+                    SqliteStore::open_with(&self.sqlite_path(), history).expect("open sqlite");
                 Ledger::start(store, clock, config).expect("start writer")
             }
             Backend::Postgres => {

@@ -63,6 +63,10 @@ macro_rules! conformance_suite {
                 scenarios::balancing_and_closing_transfers(&fixture());
             }
             #[test]
+            fn verify_sees_one_snapshot_of_a_live_ledger() {
+                scenarios::verify_sees_one_snapshot_of_a_live_ledger(&fixture());
+            }
+            #[test]
             fn store_matches_reference_model() {
                 crate::property::store_matches_reference_model($backend);
             }

@@ -84,8 +84,48 @@ pub fn store_matches_reference_model(backend: Backend) {
                     prop_assert_eq!(Some(account.flags), model.account_flags(id));
                 }
             }
+            for id in 1..=ACCOUNT_IDS {
+                let expected: Vec<u64> = committed
+                    .iter()
+                    .filter(|t| t.debit_account_id.get() == id || t.credit_account_id.get() == id)
+                    .map(|t| t.timestamp)
+                    .collect();
+                prop_assert_eq!(
+                    history_timestamps(&mut *reader, id, false),
+                    expected.clone()
+                );
+                let mut newest_first = expected;
+                newest_first.reverse();
+                prop_assert_eq!(history_timestamps(&mut *reader, id, true), newest_first);
+            }
             mizan_ledger::verify::verify(&mut *reader).expect("verify");
             Ok(())
         })
         .expect("store agrees with the model");
+}
+
+/// Every timestamp of the account's history, read in pages of three.
+fn history_timestamps(
+    reader: &mut dyn mizan_ledger::LedgerReader,
+    account: u128,
+    newest_first: bool,
+) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let filter = mizan_ledger::HistoryFilter {
+            limit: 3,
+            after_timestamp: cursor,
+            newest_first,
+            ..Default::default()
+        };
+        let page = reader
+            .account_history(account_id(account), &filter)
+            .expect("history");
+        seen.extend(page.transfers.iter().map(|t| t.timestamp));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return seen,
+        }
+    }
 }

@@ -585,3 +585,27 @@ pub fn balancing_and_closing_transfers(fixture: &Fixture) {
     running.stop();
     verify(&mut *fixture.reader()).expect("verify");
 }
+
+pub fn verify_sees_one_snapshot_of_a_live_ledger(fixture: &Fixture) {
+    let running = setup(fixture);
+    let ledger = running.ledger.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut id = 100_000_u128;
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            let batch = (0..20).map(|i| transfer(id + i, 1, 3, 1)).collect();
+            ledger
+                .submit_blocking(Submission::transfers(batch))
+                .expect("submit");
+            id += 20;
+        }
+    });
+    let mut reader = fixture.reader();
+    for _ in 0..8 {
+        verify(&mut *reader).expect("a live ledger verifies as of one moment");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().expect("writer thread");
+    running.stop();
+}

@@ -18,13 +18,18 @@ use mizan_ledger::{
     Account, AccountCode, AccountFlags, Balances, ChainHead, LedgerReader, LedgerStore,
     PendingStatus, StoreError, Transfer, TransferFlags,
 };
-use rusqlite::types::Value;
+mod history;
+
+pub use history::{history_path, HistoryConfig};
+
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_ledger.sql"))];
 
 /// Rows per multi-row INSERT: 12 columns × 512 rows stays under SQLite's variable limit.
 const INSERT_ROWS_MAX: usize = 512;
+/// Rows per multi-row account UPDATE (6 values each).
+const UPDATE_ROWS_MAX: usize = 1_024;
 /// Page cache per connection, in KiB (negative `cache_size` means KiB).
 const CACHE_SIZE_KIB: i64 = 1_048_576;
 /// WAL pages before an automatic checkpoint; large so checkpoints are rare and long.
@@ -191,6 +196,11 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 pub struct SqliteStore {
     connection: Connection,
     path: PathBuf,
+    /// Transfer ids above this were never committed (ids are usually time-ordered),
+    /// so `load_transfers` need not look them up. Only valid because this process is
+    /// the file's only writer.
+    max_transfer_id: u128,
+    _indexer: history::Indexer,
     // Held for the store's lifetime: the OS releases the lock when the process dies.
     _lock: File,
 }
@@ -199,6 +209,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the ledger at `path`, migrates it, and takes the
     /// writer lock. A second process opening the same file gets `StoreError::Locked`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, HistoryConfig::default())
+    }
+
+    /// [`SqliteStore::open`] with a chosen history-indexer configuration.
+    pub fn open_with(
+        path: &Path,
+        history_config: HistoryConfig,
+    ) -> Result<SqliteStore, StoreError> {
         let lock_path = path.with_extension("lock");
         let lock = File::create(&lock_path)
             .map_err(|error| StoreError::Database(format!("{}: {error}", lock_path.display())))?;
@@ -210,9 +228,22 @@ impl SqliteStore {
         let mut connection = Connection::open(path).map_err(database_error)?;
         configure(&connection)?;
         migrate(&mut connection)?;
+        history::create(path)?;
+        let max_transfer_id = connection
+            .query_row("SELECT max(id) FROM transfers", [], |row| {
+                row.get::<_, Option<Vec<u8>>>(0)
+            })
+            .map_err(database_error)?
+            .map(|bytes| bytes.try_into().map(u128::from_be_bytes))
+            .transpose()
+            .map_err(|_| corrupt("transfer id is not 16 bytes"))?
+            .unwrap_or(0);
+        let indexer = history::Indexer::start(path, history_config)?;
         Ok(SqliteStore {
             connection,
             path: path.to_owned(),
+            max_transfer_id,
+            _indexer: indexer,
             _lock: lock,
         })
     }
@@ -231,6 +262,7 @@ impl SqliteStore {
         self.connection.execute_batch(sql).map_err(database_error)
     }
 
+    /// Multi-row inserts, binding each value in place: no allocation per value.
     fn insert_transfers(&self, transfers: &[Transfer]) -> Result<(), StoreError> {
         for chunk in transfers.chunks(INSERT_ROWS_MAX) {
             let placeholders = vec!["(?,?,?,?,?,?,?,?,?,?,?,?)"; chunk.len()].join(",");
@@ -238,32 +270,42 @@ impl SqliteStore {
                 "INSERT OR FAIL INTO transfers (timestamp, id, debit_account_id, credit_account_id, \
                  amount, pending_id, ledger, code, reference, flags, timeout_seconds, hash) VALUES {placeholders}"
             );
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 12);
-            for transfer in chunk {
-                values.push(Value::Integer(to_i64(transfer.timestamp)?));
-                values.push(blob_or_null(transfer.id.get()));
-                values.push(Value::Blob(
-                    id_bytes(transfer.debit_account_id.get()).to_vec(),
-                ));
-                values.push(Value::Blob(
-                    id_bytes(transfer.credit_account_id.get()).to_vec(),
-                ));
-                values.push(Value::Integer(transfer.amount));
-                values.push(blob_or_null(transfer.pending_id.get()));
-                values.push(Value::Integer(i64::from(transfer.ledger)));
-                values.push(Value::Integer(i64::from(transfer.code)));
-                values.push(Value::Blob(id_bytes(transfer.reference).to_vec()));
-                values.push(Value::Integer(i64::from(transfer.flags.bits())));
-                values.push(Value::Integer(i64::from(transfer.timeout_seconds)));
-                values.push(Value::Blob(transfer.hash.to_vec()));
-            }
             let mut statement = self
                 .connection
                 .prepare_cached(&sql)
                 .map_err(database_error)?;
-            statement
-                .execute(rusqlite::params_from_iter(values))
-                .map_err(database_error)?;
+            for (row, transfer) in chunk.iter().enumerate() {
+                let first = row * 12 + 1;
+                let id = optional_id(transfer.id.get());
+                let pending_id = optional_id(transfer.pending_id.get());
+                let timestamp = to_i64(transfer.timestamp)?;
+                let bind = |statement: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
+                    statement.raw_bind_parameter(first, timestamp)?;
+                    statement.raw_bind_parameter(first + 1, id.as_ref().map(|bytes| &bytes[..]))?;
+                    statement.raw_bind_parameter(
+                        first + 2,
+                        &id_bytes(transfer.debit_account_id.get())[..],
+                    )?;
+                    statement.raw_bind_parameter(
+                        first + 3,
+                        &id_bytes(transfer.credit_account_id.get())[..],
+                    )?;
+                    statement.raw_bind_parameter(first + 4, transfer.amount)?;
+                    statement.raw_bind_parameter(
+                        first + 5,
+                        pending_id.as_ref().map(|bytes| &bytes[..]),
+                    )?;
+                    statement.raw_bind_parameter(first + 6, i64::from(transfer.ledger))?;
+                    statement.raw_bind_parameter(first + 7, i64::from(transfer.code))?;
+                    statement.raw_bind_parameter(first + 8, &id_bytes(transfer.reference)[..])?;
+                    statement.raw_bind_parameter(first + 9, i64::from(transfer.flags.bits()))?;
+                    statement
+                        .raw_bind_parameter(first + 10, i64::from(transfer.timeout_seconds))?;
+                    statement.raw_bind_parameter(first + 11, &transfer.hash[..])
+                };
+                bind(&mut statement).map_err(database_error)?;
+            }
+            statement.raw_execute().map_err(database_error)?;
         }
         Ok(())
     }
@@ -291,26 +333,33 @@ impl SqliteStore {
                 ])
                 .map_err(database_error)?;
         }
-        let mut update = self
-            .connection
-            .prepare_cached(
-                "UPDATE accounts SET flags = ?2, debits_pending = ?3, debits_posted = ?4, \
-                 credits_pending = ?5, credits_posted = ?6 WHERE id = ?1",
-            )
-            .map_err(database_error)?;
-        for account in updated {
-            let changed = update
-                .execute(params![
-                    id_bytes(account.id.get()),
-                    i64::from(account.flags.bits()),
-                    account.debits_pending,
-                    account.debits_posted,
-                    account.credits_pending,
-                    account.credits_posted,
-                ])
+        for chunk in updated.chunks(UPDATE_ROWS_MAX) {
+            let placeholders = vec!["(?,?,?,?,?,?)"; chunk.len()].join(",");
+            // One statement per chunk: a hot batch touches thousands of accounts.
+            let sql = format!(
+                "UPDATE accounts SET flags = v.column2, debits_pending = v.column3, \
+                 debits_posted = v.column4, credits_pending = v.column5, credits_posted = v.column6 \
+                 FROM (VALUES {placeholders}) AS v WHERE accounts.id = v.column1"
+            );
+            let mut statement = self
+                .connection
+                .prepare_cached(&sql)
                 .map_err(database_error)?;
-            if changed != 1 {
-                return Err(corrupt("updated account does not exist"));
+            for (row, account) in chunk.iter().enumerate() {
+                let first = row * 6 + 1;
+                let bind = |statement: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
+                    statement.raw_bind_parameter(first, &id_bytes(account.id.get())[..])?;
+                    statement.raw_bind_parameter(first + 1, i64::from(account.flags.bits()))?;
+                    statement.raw_bind_parameter(first + 2, account.debits_pending)?;
+                    statement.raw_bind_parameter(first + 3, account.debits_posted)?;
+                    statement.raw_bind_parameter(first + 4, account.credits_pending)?;
+                    statement.raw_bind_parameter(first + 5, account.credits_posted)
+                };
+                bind(&mut statement).map_err(database_error)?;
+            }
+            let changed = statement.raw_execute().map_err(database_error)?;
+            if changed != chunk.len() {
+                return Err(corrupt("an updated account does not exist"));
             }
         }
         Ok(())
@@ -368,13 +417,6 @@ impl SqliteStore {
     }
 }
 
-fn blob_or_null(id: u128) -> Value {
-    match optional_id(id) {
-        Some(bytes) => Value::Blob(bytes.to_vec()),
-        None => Value::Null,
-    }
-}
-
 impl LedgerStore for SqliteStore {
     fn exclusive(&self) -> bool {
         true
@@ -426,7 +468,7 @@ impl LedgerStore for SqliteStore {
             ))
             .map_err(database_error)?;
         let mut found = Vec::new();
-        for id in ids {
+        for id in ids.iter().filter(|id| id.get() <= self.max_transfer_id) {
             let mut rows = statement
                 .query([id_bytes(id.get())])
                 .map_err(database_error)?;
@@ -473,6 +515,10 @@ impl LedgerStore for SqliteStore {
             &writes.output.accounts_updated,
         )?;
         self.insert_transfers(&writes.output.transfers)?;
+        // Raised before the commit: if it fails, a too-high mark only costs lookups.
+        for transfer in &writes.output.transfers {
+            self.max_transfer_id = self.max_transfer_id.max(transfer.id.get());
+        }
         self.write_pending(writes)?;
         self.write_rows(&writes.rows)?;
         let head = &writes.head;
@@ -532,6 +578,9 @@ pub struct SqliteReader {
 
 impl SqliteReader {
     pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        if !history_path(path).exists() {
+            history::create(path)?;
+        }
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -543,46 +592,147 @@ impl SqliteReader {
                 CACHE_SIZE_KIB / 4
             ))
             .map_err(database_error)?;
+        let history_file = history_path(path);
+        connection
+            .execute(
+                "ATTACH DATABASE ?1 AS history",
+                [history_file.to_string_lossy()],
+            )
+            .map_err(database_error)?;
+        connection.set_prepared_statement_cache_capacity(256);
         Ok(SqliteReader { connection })
     }
 
-    fn history_side(
+    /// Timestamps of the account's transfers in `[lower, upper]`, from the indexed
+    /// segments and the unindexed tail, in the requested order, at most `limit`.
+    fn history_timestamps(
         &self,
-        column: &str,
         account: AccountId,
-        filter: &HistoryFilter,
+        (lower, upper): (i64, i64),
+        code: Option<u16>,
+        newest_first: bool,
         limit: usize,
-    ) -> Result<Vec<Transfer>, StoreError> {
-        let (lower, upper) = history_bounds(filter)?;
-        let order = if filter.newest_first { "DESC" } else { "ASC" };
-        let code_clause = if filter.code.is_some() {
-            "AND t.code = ?4"
+    ) -> Result<Vec<i64>, StoreError> {
+        let (indexed_until, segments) = history::segments(&self.connection, lower, upper)?;
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let code_clause = if code.is_some() {
+            "AND code = ?4"
         } else {
             "AND ?4 IS NULL"
         };
-        let sql = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.{column} = ?1 \
-             AND t.timestamp >= ?2 AND t.timestamp <= ?3 {code_clause} \
-             ORDER BY t.timestamp {order} LIMIT ?5"
-        );
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let account_bytes = id_bytes(account.get());
+        let code = code.map(i64::from);
+        let mut timestamps = Vec::new();
+        let mut collect = |sql: &str, lower: i64| -> Result<(), StoreError> {
+            let mut statement = self
+                .connection
+                .prepare_cached(sql)
+                .map_err(database_error)?;
+            let mut rows = statement
+                .query(params![&account_bytes[..], lower, upper, code, limit_sql])
+                .map_err(database_error)?;
+            while let Some(row) = rows.next().map_err(database_error)? {
+                timestamps.push(row.get::<_, i64>(0).map_err(database_error)?);
+            }
+            Ok(())
+        };
+        for segment in segments {
+            let table = history::segment_table(segment);
+            collect(
+                &format!(
+                    "SELECT timestamp FROM history.{table} WHERE account_id = ?1 AND timestamp >= ?2 \
+                     AND timestamp <= ?3 {code_clause} ORDER BY timestamp {order} LIMIT ?5"
+                ),
+                lower,
+            )?;
+        }
+        let tail_lower = lower.max(indexed_until.saturating_add(1));
+        if tail_lower <= upper {
+            collect(
+                &format!(
+                    "SELECT timestamp FROM transfers WHERE timestamp >= ?2 AND timestamp <= ?3 \
+                     AND (debit_account_id = ?1 OR credit_account_id = ?1) {code_clause} \
+                     ORDER BY timestamp {order} LIMIT ?5"
+                ),
+                tail_lower,
+            )?;
+        }
+        if newest_first {
+            timestamps.sort_unstable_by_key(|t| std::cmp::Reverse(*t));
+        } else {
+            timestamps.sort_unstable();
+        }
+        timestamps.dedup();
+        timestamps.truncate(limit);
+        Ok(timestamps)
+    }
+
+    fn transfers_at(&self, timestamps: &[i64]) -> Result<Vec<Transfer>, StoreError> {
         let mut statement = self
             .connection
-            .prepare_cached(&sql)
+            .prepare_cached(&format!(
+                "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.timestamp = ?1"
+            ))
             .map_err(database_error)?;
-        let mut rows = statement
-            .query(params![
-                id_bytes(account.get()),
-                lower,
-                upper,
-                filter.code.map(i64::from),
-                i64::try_from(limit).unwrap_or(i64::MAX),
-            ])
-            .map_err(database_error)?;
-        let mut transfers = Vec::new();
-        while let Some(row) = rows.next().map_err(database_error)? {
+        let mut transfers = Vec::with_capacity(timestamps.len());
+        for timestamp in timestamps {
+            let mut rows = statement.query([timestamp]).map_err(database_error)?;
+            let row = rows
+                .next()
+                .map_err(database_error)?
+                .ok_or_else(|| corrupt("history names a missing transfer"))?;
             transfers.push(transfer_from_row(row)?);
         }
         Ok(transfers)
+    }
+
+    /// Runs `read` in one read transaction, so the history segments, the watermark
+    /// and the transfers it sees are one consistent snapshot.
+    fn in_snapshot<T>(
+        &self,
+        read: impl FnOnce(&Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if !self.connection.is_autocommit() {
+            // Already inside the caller's snapshot.
+            return read(self);
+        }
+        self.connection
+            .execute_batch("BEGIN")
+            .map_err(database_error)?;
+        let result = read(self);
+        let end = self
+            .connection
+            .execute_batch("COMMIT")
+            .map_err(database_error);
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+
+    /// The newest timestamp the history indexer has covered (tests wait on it).
+    pub fn history_indexed_until(&self) -> Result<u64, StoreError> {
+        let value: i64 = self
+            .connection
+            .query_row(
+                "SELECT indexed_until FROM history.history_meta WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(database_error)?;
+        u64::try_from(value).map_err(|_| corrupt("negative watermark"))
+    }
+
+    /// How many history segments exist, per level (tests check merging).
+    pub fn history_segments_per_level(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT level, count(*) FROM history.history_segments GROUP BY level ORDER BY level")
+            .map_err(database_error)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(database_error)?;
+        rows.collect::<Result<_, _>>().map_err(database_error)
     }
 }
 
@@ -598,32 +748,6 @@ pub(crate) fn history_bounds(filter: &HistoryFilter) -> Result<(i64, i64), Store
         }
     }
     Ok((to_i64(lower)?, to_i64(upper.min(i64::MAX as u64))?))
-}
-
-/// Merges the debit-side and credit-side pages into one page of `limit` rows.
-pub(crate) fn merge_history(
-    mut debits: Vec<Transfer>,
-    credits: Vec<Transfer>,
-    filter: &HistoryFilter,
-    limit: usize,
-) -> HistoryPage {
-    debits.extend(credits);
-    if filter.newest_first {
-        debits.sort_by_key(|t| std::cmp::Reverse(t.timestamp));
-    } else {
-        debits.sort_by_key(|t| t.timestamp);
-    }
-    let full = debits.len() > limit;
-    debits.truncate(limit);
-    let next_cursor = if full {
-        debits.last().map(|t| t.timestamp)
-    } else {
-        None
-    };
-    HistoryPage {
-        transfers: debits,
-        next_cursor,
-    }
 }
 
 impl LedgerReader for SqliteReader {
@@ -679,33 +803,41 @@ impl LedgerReader for SqliteReader {
         filter: &HistoryFilter,
     ) -> Result<HistoryPage, StoreError> {
         let limit = crate::page_limit(filter)?;
-        let debits = self.history_side("debit_account_id", account, filter, limit + 1)?;
-        let credits = self.history_side("credit_account_id", account, filter, limit + 1)?;
-        Ok(merge_history(debits, credits, filter, limit))
+        let bounds = history_bounds(filter)?;
+        self.in_snapshot(|reader| {
+            let timestamps = reader.history_timestamps(
+                account,
+                bounds,
+                filter.code,
+                filter.newest_first,
+                limit + 1,
+            )?;
+            let mut transfers = reader.transfers_at(&timestamps)?;
+            let full = transfers.len() > limit;
+            transfers.truncate(limit);
+            let next_cursor = if full {
+                transfers.last().map(|t| t.timestamp)
+            } else {
+                None
+            };
+            Ok(HistoryPage {
+                transfers,
+                next_cursor,
+            })
+        })
     }
 
     fn balances_at(&mut self, account: AccountId, timestamp: u64) -> Result<Balances, StoreError> {
-        let mut replay = BalanceReplay::default();
-        let mut statement = self
-            .connection
-            .prepare_cached(&format!(
-                "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.debit_account_id = ?1 AND t.timestamp <= ?2 \
-                 UNION ALL SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.credit_account_id = ?1 AND t.timestamp <= ?2 \
-                 ORDER BY 1"
-            ))
-            .map_err(database_error)?;
-        let mut rows = statement
-            .query(params![
-                id_bytes(account.get()),
-                to_i64(timestamp.min(i64::MAX as u64))?
-            ])
-            .map_err(database_error)?;
-        while let Some(row) = rows.next().map_err(database_error)? {
-            replay
-                .apply(&transfer_from_row(row)?)
-                .map_err(StoreError::Corrupt)?;
-        }
-        Ok(replay.balances.get(&account).copied().unwrap_or_default())
+        let upper = to_i64(timestamp.min(i64::MAX as u64))?;
+        self.in_snapshot(|reader| {
+            let timestamps =
+                reader.history_timestamps(account, (0, upper), None, false, usize::MAX)?;
+            let mut replay = BalanceReplay::default();
+            for transfer in reader.transfers_at(&timestamps)? {
+                replay.apply(&transfer).map_err(StoreError::Corrupt)?;
+            }
+            Ok(replay.balances.get(&account).copied().unwrap_or_default())
+        })
     }
 
     fn chain_head(&mut self) -> Result<ChainHead, StoreError> {
@@ -741,6 +873,20 @@ impl LedgerReader for SqliteReader {
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
         all_accounts(&self.connection)
+    }
+
+    fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        self.connection
+            .execute_batch("BEGIN")
+            .map_err(database_error)?;
+        // A deferred transaction takes its snapshot at the first read: take it now.
+        chain_head(&self.connection).map(|_| ())
+    }
+
+    fn end_snapshot(&mut self) -> Result<(), StoreError> {
+        self.connection
+            .execute_batch("COMMIT")
+            .map_err(database_error)
     }
 
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
