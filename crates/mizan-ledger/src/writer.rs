@@ -1,7 +1,7 @@
 //! The single writer: group commit for every caller of one database.
 //!
 //! Callers send [`Submission`]s over a bounded channel (back-pressure, not unbounded
-//! memory). The writer thread drains up to [`WriterConfig::batch_events_max`] events,
+//! memory). The writer thread drains up to [`WriterConfig::transaction_events_max`] events,
 //! runs them through the [`Engine`] in arrival order, writes the whole batch in one
 //! storage transaction and answers every caller only after the commit. A hot account
 //! costs nothing extra: its balance is written once per batch, whatever the number of
@@ -19,15 +19,19 @@ use crate::chain::chain_transfers;
 use crate::engine::{BatchOutput, Engine, SubmissionOutcome, WorkingSet};
 use crate::results::{CreateAccountResult, CreateTransferResult};
 use crate::store::{BatchWrites, BusinessRow, LedgerStore, StoreError};
-use crate::types::{NewAccount, Transfer, TransferRequest, BATCH_EVENTS_MAX};
+use crate::types::{
+    NewAccount, Transfer, TransferRequest, BATCH_EVENTS_MAX, TRANSACTION_EVENTS_MAX,
+};
 
 /// Most business rows one submission may carry.
 pub const SUBMISSION_ROWS_MAX: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    /// Most events (accounts + transfers) in one storage transaction.
+    /// Most events (accounts + transfers) one submission may carry.
     pub batch_events_max: usize,
+    /// Most events in one storage transaction, over all its submissions.
+    pub transaction_events_max: usize,
     /// Submissions that may wait in the queue before senders wait.
     pub queue_submissions_max: usize,
     /// Most timed-out pending transfers expired in one batch.
@@ -40,6 +44,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             batch_events_max: BATCH_EVENTS_MAX,
+            transaction_events_max: TRANSACTION_EVENTS_MAX,
             queue_submissions_max: 16_384,
             expiries_per_batch_max: 1_024,
             expiry_interval_ms: 1_000,
@@ -173,6 +178,14 @@ impl Ledger {
         config: WriterConfig,
     ) -> Result<(Ledger, JoinHandle<()>), LedgerError> {
         assert!(config.batch_events_max > 0 && config.batch_events_max <= BATCH_EVENTS_MAX);
+        assert!(
+            config.transaction_events_max >= config.batch_events_max
+                && config.transaction_events_max <= TRANSACTION_EVENTS_MAX
+        );
+        assert!(
+            config.transaction_events_max >= config.batch_events_max
+                && config.transaction_events_max <= TRANSACTION_EVENTS_MAX
+        );
         let mut working_set = WorkingSet::default();
         if store.exclusive() {
             load_cache(&mut store, &mut working_set)?;
@@ -308,7 +321,7 @@ impl<S: LedgerStore> Writer<S> {
                 events += request.submission.events();
                 batch.push(request);
                 while let Ok(request) = receiver.try_recv() {
-                    if events + request.submission.events() > self.config.batch_events_max {
+                    if events + request.submission.events() > self.config.transaction_events_max {
                         carried = Some(request);
                         break;
                     }

@@ -3,6 +3,7 @@
 //! `mizan_ledger::LedgerReader` (queries), checked by one conformance suite.
 
 pub mod postgres;
+mod postgres_history;
 pub mod sqlite;
 
 pub use postgres::{PostgresReader, PostgresStore};

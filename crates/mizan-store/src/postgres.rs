@@ -26,7 +26,13 @@ use postgres::{Client, IsolationLevel, NoTls, Row, Statement};
 pub use testing::{create_test_database, drop_test_database, TestDatabase};
 
 /// The schema, in order. A version is applied once and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_ledger.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_history_off_commit_path.sql"),
+    ),
+];
 
 /// Advisory lock key that serializes migrations across processes ("mizan" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6d_69_7a_61_6e;
@@ -361,6 +367,7 @@ pub struct PostgresStore {
     statements: WriterStatements,
     /// The head as locked by this transaction, to check the batch against.
     locked_head: Option<ChainHead>,
+    _history: crate::postgres_history::HistoryIndexer,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -379,6 +386,7 @@ impl PostgresStore {
             client,
             statements,
             locked_head: None,
+            _history: crate::postgres_history::HistoryIndexer::start(url),
         })
     }
 
@@ -759,22 +767,32 @@ fn history_index(newest_first: bool, with_code: bool) -> usize {
     usize::from(newest_first) * 2 + usize::from(with_code)
 }
 
-/// One account's transfers between `$2` and `$3` (inclusive), at most `$4`, through
-/// the (debit_account_id, timestamp) and (credit_account_id, timestamp) indexes. A
-/// transfer never has the same account on both sides, so UNION ALL repeats nothing.
+/// One account's transfers between `$2` and `$3` (inclusive), at most `$4`: from
+/// `account_history` up to the indexer's watermark, and from the transfers after
+/// it (a range scan on the timestamp key). One statement, so one snapshot.
 fn history_sql(newest_first: bool, with_code: bool) -> String {
     let order = if newest_first { "DESC" } else { "ASC" };
-    let code = if with_code { " AND code = $5" } else { "" };
-    let side = |column: &str| {
-        format!(
-            "(SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {column} = $1 \
-             AND timestamp BETWEEN $2 AND $3{code} ORDER BY timestamp {order} LIMIT $4)"
-        )
+    let code = |table: &str| {
+        if with_code {
+            format!(" AND {table}.code = $5")
+        } else {
+            String::new()
+        }
     };
     format!(
-        "SELECT {TRANSFER_COLUMNS} FROM ({} UNION ALL {}) AS history ORDER BY timestamp {order} LIMIT $4",
-        side("debit_account_id"),
-        side("credit_account_id")
+        "WITH w AS (SELECT indexed_until FROM history_watermark WHERE id = 1), \
+         hits AS ( \
+           (SELECT h.timestamp FROM account_history h, w WHERE h.account_id = $1 \
+            AND h.timestamp BETWEEN $2 AND $3 AND h.timestamp <= w.indexed_until{} \
+            ORDER BY h.timestamp {order} LIMIT $4) \
+           UNION ALL \
+           (SELECT t.timestamp FROM transfers t, w WHERE t.timestamp > w.indexed_until \
+            AND t.timestamp BETWEEN $2 AND $3 AND (t.debit_account_id = $1 OR t.credit_account_id = $1){} \
+            ORDER BY t.timestamp {order} LIMIT $4)) \
+         SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp IN (SELECT timestamp FROM hits) \
+         ORDER BY timestamp {order} LIMIT $4",
+        code("h"),
+        code("t")
     )
 }
 

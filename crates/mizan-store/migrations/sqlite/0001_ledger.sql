@@ -1,6 +1,9 @@
 -- The ledger's tables. Ids are 16-byte big-endian blobs; amounts are minor units.
+-- `slot` is the row's integer key: the writer updates balances by slot (an integer
+-- compare per B-tree level instead of a 16-byte one); lookups by id use the index.
 CREATE TABLE accounts (
-    id BLOB PRIMARY KEY,
+    slot INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
     ledger INTEGER NOT NULL,
     code INTEGER NOT NULL,
     owner BLOB NOT NULL,
@@ -10,7 +13,7 @@ CREATE TABLE accounts (
     credits_pending INTEGER NOT NULL,
     credits_posted INTEGER NOT NULL,
     timestamp INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 
 -- Append-only: keyed by the ledger timestamp, so inserts go to the end of the tree.
 -- id is NULL for expiry records, which the ledger makes itself.

@@ -18,6 +18,7 @@ use mizan_ledger::{
     Account, AccountCode, AccountFlags, Balances, ChainHead, LedgerReader, LedgerStore,
     PendingStatus, StoreError, Transfer, TransferFlags,
 };
+use rustc_hash::FxHashMap;
 mod history;
 
 pub use history::{history_path, HistoryConfig};
@@ -200,6 +201,8 @@ pub struct SqliteStore {
     /// so `load_transfers` need not look them up. Only valid because this process is
     /// the file's only writer.
     max_transfer_id: u128,
+    /// Each account's row key, for balance updates by slot.
+    slots: FxHashMap<AccountId, i64>,
     _indexer: history::Indexer,
     // Held for the store's lifetime: the OS releases the lock when the process dies.
     _lock: File,
@@ -239,10 +242,12 @@ impl SqliteStore {
             .map_err(|_| corrupt("transfer id is not 16 bytes"))?
             .unwrap_or(0);
         let indexer = history::Indexer::start(path, history_config)?;
+        let slots = load_slots(&connection)?;
         Ok(SqliteStore {
             connection,
             path: path.to_owned(),
             max_transfer_id,
+            slots,
             _indexer: indexer,
             _lock: lock,
         })
@@ -310,7 +315,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn write_accounts(&self, created: &[Account], updated: &[Account]) -> Result<(), StoreError> {
+    fn write_accounts(
+        &mut self,
+        created: &[Account],
+        updated: &[Account],
+    ) -> Result<(), StoreError> {
         let mut insert = self
             .connection
             .prepare_cached(&format!(
@@ -332,14 +341,17 @@ impl SqliteStore {
                     to_i64(account.timestamp)?,
                 ])
                 .map_err(database_error)?;
+            self.slots
+                .insert(account.id, self.connection.last_insert_rowid());
         }
+        drop(insert);
         for chunk in updated.chunks(UPDATE_ROWS_MAX) {
             let placeholders = vec!["(?,?,?,?,?,?)"; chunk.len()].join(",");
             // One statement per chunk: a hot batch touches thousands of accounts.
             let sql = format!(
                 "UPDATE accounts SET flags = v.column2, debits_pending = v.column3, \
                  debits_posted = v.column4, credits_pending = v.column5, credits_posted = v.column6 \
-                 FROM (VALUES {placeholders}) AS v WHERE accounts.id = v.column1"
+                 FROM (VALUES {placeholders}) AS v WHERE accounts.slot = v.column1"
             );
             let mut statement = self
                 .connection
@@ -347,8 +359,12 @@ impl SqliteStore {
                 .map_err(database_error)?;
             for (row, account) in chunk.iter().enumerate() {
                 let first = row * 6 + 1;
+                let slot = *self
+                    .slots
+                    .get(&account.id)
+                    .ok_or_else(|| corrupt("an updated account has no row"))?;
                 let bind = |statement: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
-                    statement.raw_bind_parameter(first, &id_bytes(account.id.get())[..])?;
+                    statement.raw_bind_parameter(first, slot)?;
                     statement.raw_bind_parameter(first + 1, i64::from(account.flags.bits()))?;
                     statement.raw_bind_parameter(first + 2, account.debits_pending)?;
                     statement.raw_bind_parameter(first + 3, account.debits_posted)?;
@@ -534,6 +550,22 @@ impl LedgerStore for SqliteStore {
             .map_err(database_error)?;
         Ok(())
     }
+}
+
+/// Every account's row key.
+fn load_slots(connection: &Connection) -> Result<FxHashMap<AccountId, i64>, StoreError> {
+    let mut statement = connection
+        .prepare("SELECT id, slot FROM accounts")
+        .map_err(database_error)?;
+    let mut rows = statement.query([]).map_err(database_error)?;
+    let mut slots = FxHashMap::default();
+    while let Some(row) = rows.next().map_err(database_error)? {
+        slots.insert(
+            AccountId::from_raw(read_u128(row, 0)?),
+            row.get(1).map_err(database_error)?,
+        );
+    }
+    Ok(slots)
 }
 
 fn select_accounts(connection: &Connection, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
