@@ -12,7 +12,7 @@ pub const BATCH_EVENTS_MAX: usize = 8_190;
 
 /// Most events the writer puts in one storage transaction (several submissions):
 /// each touched account page and each fsync is then shared by more transfers.
-pub const TRANSACTION_EVENTS_MAX: usize = 4 * BATCH_EVENTS_MAX;
+pub const TRANSACTION_EVENTS_MAX: usize = 8 * BATCH_EVENTS_MAX;
 
 /// Longest pending timeout: 365 days.
 pub const PENDING_TIMEOUT_SECONDS_MAX: u32 = 365 * 24 * 3600;

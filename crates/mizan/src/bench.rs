@@ -73,7 +73,7 @@ pub struct LedgerBenchArgs {
     #[arg(long = "batch", default_value_t = 8_000)]
     pub batch_transfers: usize,
     /// Submissions kept in flight by the batch workloads (one submitter thread each).
-    #[arg(long = "in-flight", default_value_t = 3)]
+    #[arg(long = "in-flight", default_value_t = 8)]
     pub in_flight_submissions: usize,
     /// Concurrent callers of the concurrent workload.
     #[arg(long = "callers", default_value_t = 64)]

@@ -48,7 +48,9 @@ impl Default for HistoryConfig {
             segment_transfers_min: 8_192,
             tail_wait_ms: 250,
             merge_fan_in: 8,
-            level_max: 3,
+            // Level 1 holds 8 × 64k transfers; merging those again would sort
+            // millions of entries at once, so at 5M transfers a query probes ~17.
+            level_max: 1,
             idle_sleep_ms: 25,
         }
     }

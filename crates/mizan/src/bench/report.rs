@@ -52,16 +52,17 @@ pub struct WriterSnapshot {
     failed: u64,
 }
 
-/// What the writer did during a workload.
+/// What the writer did during a workload. A commit is one storage transaction,
+/// which may carry several submissions.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WriterFigures {
-    pub batches: u64,
-    pub transfers_per_batch: f64,
-    /// Mean time the writer spent on one batch: load, engine, hash, write, commit.
-    pub batch_busy_ms: f64,
-    /// Share of the wall time the writer was busy with batches.
+    pub commits: u64,
+    pub transfers_per_commit: f64,
+    /// Mean time the writer spent on one commit: load, engine, hash, write, commit.
+    pub commit_busy_ms: f64,
+    /// Share of the wall time the writer was busy.
     pub busy_share: f64,
-    pub batches_failed: u64,
+    pub commits_failed: u64,
 }
 
 impl WriterSnapshot {
@@ -79,11 +80,11 @@ impl WriterSnapshot {
         let transfers = self.transfers - before.transfers;
         let busy_ns = self.busy_ns - before.busy_ns;
         WriterFigures {
-            batches,
-            transfers_per_batch: transfers as f64 / batches.max(1) as f64,
-            batch_busy_ms: busy_ns as f64 / 1e6 / batches.max(1) as f64,
+            commits: batches,
+            transfers_per_commit: transfers as f64 / batches.max(1) as f64,
+            commit_busy_ms: busy_ns as f64 / 1e6 / batches.max(1) as f64,
             busy_share: busy_ns as f64 / wall.as_nanos().max(1) as f64,
-            batches_failed: self.failed - before.failed,
+            commits_failed: self.failed - before.failed,
         }
     }
 }
@@ -354,13 +355,13 @@ fn details(m: &Measurement) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(writer) = &m.writer {
         lines.push(format!(
-            "writer: {} batches of {:.0} transfers, {:.1} ms busy per batch, busy {:.0}% of the run{}",
-            writer.batches,
-            writer.transfers_per_batch,
-            writer.batch_busy_ms,
+            "writer: {} commits of {:.0} transfers, {:.1} ms busy per commit, busy {:.0}% of the run{}",
+            writer.commits,
+            writer.transfers_per_commit,
+            writer.commit_busy_ms,
             writer.busy_share * 100.0,
-            if writer.batches_failed > 0 {
-                format!(", {} batches FAILED", writer.batches_failed)
+            if writer.commits_failed > 0 {
+                format!(", {} commits FAILED", writer.commits_failed)
             } else {
                 String::new()
             }
