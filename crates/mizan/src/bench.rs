@@ -24,7 +24,7 @@ mod machine;
 mod report;
 mod workload;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -141,6 +141,8 @@ impl StoreKind {
 struct Environment {
     /// SQLite scratch directories go under it.
     sqlite_parent: PathBuf,
+    /// The data directory, when the bench created it (removed at the end if empty).
+    created_data_dir: Option<PathBuf>,
     /// PostgreSQL admin URL, when PostgreSQL is measured.
     postgres_admin_url: Option<String>,
 }
@@ -194,8 +196,10 @@ pub fn run(location: &Location, args: &LedgerBenchArgs) -> anyhow::Result<ExitCo
         ))
     };
     let postgres_facts = postgres.as_ref().and_then(|facts| facts.as_ref().ok());
+    let (sqlite_parent, created_data_dir) = sqlite_parent(location);
     let environment = Environment {
-        sqlite_parent: sqlite_parent(location),
+        sqlite_parent,
+        created_data_dir,
         postgres_admin_url: postgres_facts.map(|_| admin_url.clone()),
     };
     output.machine(&machine::facts(&environment.sqlite_parent, postgres_facts));
@@ -216,9 +220,21 @@ pub fn run(location: &Location, args: &LedgerBenchArgs) -> anyhow::Result<ExitCo
         stores.push(StoreKind::Postgres);
     }
     let mut all_passed = true;
+    let mut result = Ok(());
     for store in stores {
-        all_passed &= bench_store(store, &environment, args, &mut output)?;
+        match bench_store(store, &environment, args, &mut output) {
+            Ok(passed) => all_passed &= passed,
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
     }
+    if let Some(directory) = &environment.created_data_dir {
+        // Fails, harmlessly, when something else was put there meanwhile.
+        let _ = std::fs::remove_dir(directory);
+    }
+    result?;
     output.notice(&format!(
         "load average {} at the end",
         machine::load_average()
@@ -241,23 +257,30 @@ fn postgres_admin_url(location: &Location, args: &LedgerBenchArgs) -> String {
     }
 }
 
-/// The data directory (created if needed), else the system's temp directory.
-fn sqlite_parent(location: &Location) -> PathBuf {
+/// The data directory (created if needed, and then also returned second), else the
+/// system's temp directory.
+fn sqlite_parent(location: &Location) -> (PathBuf, Option<PathBuf>) {
     let data_dir = match location {
-        Location::Sqlite(path) => path.parent().map(Path::to_path_buf),
-        Location::Postgres(_) => None,
-    };
-    match data_dir {
-        Some(directory) if std::fs::create_dir_all(&directory).is_ok() => {
-            let directory = if directory.as_os_str().is_empty() {
+        // A bare file name has an empty parent: the working directory.
+        Location::Sqlite(path) => path.parent().map(|directory| {
+            if directory.as_os_str().is_empty() {
                 PathBuf::from(".")
             } else {
-                directory
-            };
-            std::fs::canonicalize(&directory).unwrap_or(directory)
-        }
-        _ => std::env::temp_dir(),
+                directory.to_path_buf()
+            }
+        }),
+        Location::Postgres(_) => None,
+    };
+    let Some(directory) = data_dir else {
+        return (std::env::temp_dir(), None);
+    };
+    let existed = directory.is_dir();
+    if std::fs::create_dir_all(&directory).is_err() {
+        return (std::env::temp_dir(), None);
     }
+    let directory = std::fs::canonicalize(&directory).unwrap_or(directory);
+    let created = (!existed).then(|| directory.clone());
+    (directory, created)
 }
 
 /// Runs the chosen workloads on one store; false when a check failed.

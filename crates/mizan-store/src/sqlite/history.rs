@@ -239,7 +239,7 @@ fn write_segment(
         ))
         .map_err(database_error)?;
     const ROWS_PER_STATEMENT: usize = 256;
-    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(entries, ROWS_PER_STATEMENT) {
         let placeholders = vec!["(?,?,?)"; chunk.len()].join(",");
         let mut statement = connection
             .prepare_cached(&format!(

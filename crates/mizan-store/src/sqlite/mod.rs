@@ -38,6 +38,28 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 100_000;
 /// Rows fetched per step while scanning all transfers.
 const SCAN_PAGE_ROWS: i64 = 10_000;
 
+/// Splits `rows` into runs for multi-row statements: full runs of `max`, then the
+/// rest in powers of two. Each distinct run length is its own prepared statement, so
+/// this keeps them to a handful (small batches would otherwise prepare a new one
+/// for every length and thrash the statement cache).
+pub(crate) fn statement_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let take = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(take);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 fn database_error(error: rusqlite::Error) -> StoreError {
     StoreError::Database(error.to_string())
 }
@@ -229,6 +251,7 @@ impl SqliteStore {
             Err(error) => return Err(StoreError::Locked(format!("{}: {error}", path.display()))),
         }
         let mut connection = Connection::open(path).map_err(database_error)?;
+        connection.set_prepared_statement_cache_capacity(64);
         configure(&connection)?;
         migrate(&mut connection)?;
         history::create(path)?;
@@ -269,7 +292,7 @@ impl SqliteStore {
 
     /// Multi-row inserts, binding each value in place: no allocation per value.
     fn insert_transfers(&self, transfers: &[Transfer]) -> Result<(), StoreError> {
-        for chunk in transfers.chunks(INSERT_ROWS_MAX) {
+        for chunk in statement_chunks(transfers, INSERT_ROWS_MAX) {
             let placeholders = vec!["(?,?,?,?,?,?,?,?,?,?,?,?)"; chunk.len()].join(",");
             let sql = format!(
                 "INSERT OR FAIL INTO transfers (timestamp, id, debit_account_id, credit_account_id, \
@@ -345,7 +368,7 @@ impl SqliteStore {
                 .insert(account.id, self.connection.last_insert_rowid());
         }
         drop(insert);
-        for chunk in updated.chunks(UPDATE_ROWS_MAX) {
+        for chunk in statement_chunks(updated, UPDATE_ROWS_MAX) {
             let placeholders = vec!["(?,?,?,?,?,?)"; chunk.len()].join(",");
             // One statement per chunk: a hot batch touches thousands of accounts.
             let sql = format!(
@@ -958,5 +981,23 @@ impl LedgerReader for SqliteReader {
             ));
         }
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statement_chunks;
+
+    #[test]
+    fn statement_chunks_cover_every_row_in_few_distinct_lengths() {
+        let rows: Vec<usize> = (0..1_000).collect();
+        for length in [0, 1, 2, 3, 7, 64, 511, 512, 513, 1_000] {
+            let chunks: Vec<&[usize]> = statement_chunks(&rows[..length], 512).collect();
+            let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, rows[..length]);
+            assert!(chunks
+                .iter()
+                .all(|c| c.len().is_power_of_two() && c.len() <= 512));
+        }
     }
 }

@@ -16,6 +16,9 @@ use super::workload::{BatchRun, CallRun};
 
 /// The tail over which the sustained rate is reported, when the run is long enough.
 const TAIL_TRANSFERS: u64 = 1_000_000;
+/// Replies closer together than this answer the same commit. A commit of a batch
+/// workload takes tens of milliseconds at least.
+const REPLY_BURST_GAP: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LatencySummary {
@@ -205,8 +208,13 @@ fn rate(transfers: u64, seconds: f64) -> f64 {
     transfers as f64 / seconds.max(1e-9)
 }
 
-/// The rate over the last million transfers (the last half of a shorter run), from
-/// the moment the replies before it had committed the rest.
+/// The rate over the last million transfers (the last half of a shorter run).
+///
+/// The writer commits several submissions in one transaction and answers them
+/// together, so replies come in bursts. The window opens when the burst (commit) that
+/// reached the mark has answered its last caller, and counts only what came after:
+/// counting from the burst's first reply would credit the window with that commit's
+/// other replies without their time.
 fn tail(completions: &[(Duration, u64)], end: Duration) -> Option<Tail> {
     let total: u64 = completions.iter().map(|(_, transfers)| transfers).sum();
     let wanted = if total >= 2 * TAIL_TRANSFERS {
@@ -218,18 +226,30 @@ fn tail(completions: &[(Duration, u64)], end: Duration) -> Option<Tail> {
         return None;
     }
     let mut committed = 0;
-    for (at, transfers) in completions {
-        committed += transfers;
+    let mut index = 0;
+    while index < completions.len() {
+        committed += completions[index].1;
         if committed >= total - wanted {
-            let transfers = total - committed;
-            let seconds = end.saturating_sub(*at).as_secs_f64();
-            return Some(Tail {
-                transfers,
-                transfers_per_second: rate(transfers, seconds),
-            });
+            break;
         }
+        index += 1;
     }
-    None
+    // Take in the rest of the burst.
+    while index + 1 < completions.len()
+        && completions[index + 1].0 - completions[index].0 < REPLY_BURST_GAP
+    {
+        index += 1;
+        committed += completions[index].1;
+    }
+    let transfers = total - committed;
+    let opened = completions.get(index)?.0;
+    if transfers == 0 || end <= opened {
+        return None;
+    }
+    Some(Tail {
+        transfers,
+        transfers_per_second: rate(transfers, end.saturating_sub(opened).as_secs_f64()),
+    })
 }
 
 /// 1234567.8 → "1,234,568".
@@ -442,5 +462,23 @@ mod tests {
         let short = [(Duration::from_secs(1), 50), (Duration::from_secs(3), 50)];
         let tail = super::tail(&short, Duration::from_secs(3)).expect("a tail");
         assert_eq!((tail.transfers, tail.transfers_per_second), (50, 25.0));
+    }
+
+    #[test]
+    fn tail_opens_after_the_whole_commit_that_reached_the_mark() {
+        let millis = Duration::from_millis;
+        // Five commits of three replies (a millisecond apart), one per second.
+        let completions: Vec<(Duration, u64)> = (1..=5_u64)
+            .flat_map(|commit| (0..3).map(move |reply| (millis(commit * 1_000 + reply), 100)))
+            .collect();
+        // 1,500 transfers: the last 750 start at the second reply of the third commit,
+        // so the window opens after that commit's last reply (3.002 s) and holds the
+        // last two commits: 600 transfers in 2 s, not 700 in 2.001 s.
+        let tail = tail(&completions, millis(5_002)).expect("a tail");
+        assert_eq!(tail.transfers, 600);
+        assert!((tail.transfers_per_second - 300.0).abs() < 1e-9);
+        // Everything in one commit: no tail to speak of.
+        let one_commit = [(millis(10), 8_000), (millis(11), 8_000)];
+        assert!(super::tail(&one_commit, millis(11)).is_none());
     }
 }
