@@ -11,7 +11,7 @@ use mizan_ledger::{
     AccountCode, AccountFlags, HistoryFilter, Ledger, LedgerReader, NewAccount, Submission,
     TransferRequest, WriterConfig,
 };
-use mizan_store::sqlite::HistoryConfig;
+use mizan_store::sqlite::{HistoryConfig, SqliteConfig};
 use mizan_store::{SqliteReader, SqliteStore};
 
 fn history(reader: &mut SqliteReader, account: u128) -> Vec<u64> {
@@ -38,7 +38,14 @@ fn segments_are_built_merged_and_queried_with_the_tail() {
         level_max: 2,
         idle_sleep_ms: 1,
     };
-    let store = SqliteStore::open_with(&path, config).unwrap();
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteConfig {
+            history: config,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000_000_000));
     let (ledger, writer) = Ledger::start(store, clock, WriterConfig::default()).unwrap();
     let accounts = (1..=3)
@@ -136,7 +143,14 @@ fn segments_are_built_merged_and_queried_with_the_tail() {
     drop(ledger);
     writer.join().unwrap();
     // Reopening resumes from the watermark and keeps answering the same.
-    let store = SqliteStore::open_with(&path, config).unwrap();
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteConfig {
+            history: config,
+            ..SqliteConfig::default()
+        },
+    )
+    .unwrap();
     drop(store);
     assert_eq!(
         history(&mut SqliteReader::open(&path).unwrap(), 1),

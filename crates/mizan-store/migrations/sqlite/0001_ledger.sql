@@ -41,14 +41,17 @@ CREATE TABLE pending_transfers (
 ) WITHOUT ROWID;
 CREATE INDEX pending_transfers_due ON pending_transfers (expires_at) WHERE status = 0 AND expires_at > 0;
 
+-- `balances_as_of`: the accounts table's balances include every transfer up to this
+-- timestamp; later ones are replayed on top (see src/sqlite/balances.rs).
 CREATE TABLE ledger_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     last_timestamp INTEGER NOT NULL,
     last_hash BLOB NOT NULL,
-    transfers_count INTEGER NOT NULL
+    transfers_count INTEGER NOT NULL,
+    balances_as_of INTEGER NOT NULL
 );
-INSERT INTO ledger_head (id, last_timestamp, last_hash, transfers_count)
-VALUES (1, 0, zeroblob(32), 0);
+INSERT INTO ledger_head (id, last_timestamp, last_hash, transfers_count, balances_as_of)
+VALUES (1, 0, zeroblob(32), 0, 0);
 
 CREATE TABLE documents (
     collection TEXT NOT NULL,

@@ -19,9 +19,18 @@ use mizan_ledger::{
     PendingStatus, StoreError, Transfer, TransferFlags,
 };
 use rustc_hash::FxHashMap;
+mod balances;
 mod history;
 
+pub use balances::BalanceFlush;
 pub use history::{history_path, HistoryConfig};
+
+/// Tuning of the SQLite store's background work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteConfig {
+    pub history: HistoryConfig,
+    pub balance_flush: BalanceFlush,
+}
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
@@ -225,6 +234,16 @@ pub struct SqliteStore {
     max_transfer_id: u128,
     /// Each account's row key, for balance updates by slot.
     slots: FxHashMap<AccountId, i64>,
+    /// Balances changed since the last flush (committed), newest value each.
+    dirty: FxHashMap<AccountId, Account>,
+    /// Balances the open transaction changes; merged into `dirty` on commit.
+    batch_dirty: Vec<Account>,
+    batch_transfers: u64,
+    /// The open transaction flushes every balance (and so clears `dirty` on commit).
+    batch_flushes: bool,
+    transfers_since_flush: u64,
+    last_flush: std::time::Instant,
+    balance_flush: BalanceFlush,
     _indexer: history::Indexer,
     // Held for the store's lifetime: the OS releases the lock when the process dies.
     _lock: File,
@@ -234,14 +253,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the ledger at `path`, migrates it, and takes the
     /// writer lock. A second process opening the same file gets `StoreError::Locked`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path, HistoryConfig::default())
+        SqliteStore::open_with(path, SqliteConfig::default())
     }
 
-    /// [`SqliteStore::open`] with a chosen history-indexer configuration.
-    pub fn open_with(
-        path: &Path,
-        history_config: HistoryConfig,
-    ) -> Result<SqliteStore, StoreError> {
+    /// [`SqliteStore::open`] with chosen background-work settings.
+    pub fn open_with(path: &Path, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
         let lock_path = path.with_extension("lock");
         let lock = File::create(&lock_path)
             .map_err(|error| StoreError::Database(format!("{}: {error}", lock_path.display())))?;
@@ -264,16 +280,63 @@ impl SqliteStore {
             .transpose()
             .map_err(|_| corrupt("transfer id is not 16 bytes"))?
             .unwrap_or(0);
-        let indexer = history::Indexer::start(path, history_config)?;
+        let indexer = history::Indexer::start(path, config.history)?;
         let slots = load_slots(&connection)?;
-        Ok(SqliteStore {
+        let mut store = SqliteStore {
             connection,
             path: path.to_owned(),
             max_transfer_id,
             slots,
+            dirty: FxHashMap::default(),
+            batch_dirty: Vec::new(),
+            batch_transfers: 0,
+            batch_flushes: false,
+            transfers_since_flush: 0,
+            last_flush: std::time::Instant::now(),
+            balance_flush: config.balance_flush,
             _indexer: indexer,
             _lock: lock,
-        })
+        };
+        store.recover_balances()?;
+        Ok(store)
+    }
+
+    /// After a crash the accounts table may lag the transfers: the writer's dirty set
+    /// died with it. Bring every stored balance up to the chain head now, so later
+    /// flushes (which write only what changed since) leave no account behind.
+    fn recover_balances(&mut self) -> Result<(), StoreError> {
+        let head = chain_head(&self.connection)?;
+        let as_of = u64::try_from(balances_as_of(&self.connection)?).unwrap_or(0);
+        if as_of >= head.last_timestamp {
+            return Ok(());
+        }
+        let stored: FxHashMap<AccountId, Account> = all_accounts(&self.connection)?
+            .into_iter()
+            .map(|account| (account.id, account))
+            .collect();
+        let mut changed: Vec<Account> = current_accounts(&self.connection)?
+            .into_iter()
+            .filter(|account| stored.get(&account.id) != Some(account))
+            .collect();
+        changed.sort_unstable_by_key(|account| self.slots.get(&account.id).copied());
+        self.connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(database_error)?;
+        let written = self.update_balances(&changed).and_then(|()| {
+            self.connection
+                .execute(
+                    "UPDATE ledger_head SET balances_as_of = ?1 WHERE id = 1",
+                    [to_i64(head.last_timestamp)?],
+                )
+                .map_err(database_error)?;
+            self.connection
+                .execute_batch("COMMIT")
+                .map_err(database_error)
+        });
+        if written.is_err() {
+            let _ = self.connection.execute_batch("ROLLBACK");
+        }
+        written
     }
 
     pub fn path(&self) -> &Path {
@@ -338,11 +401,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn write_accounts(
-        &mut self,
-        created: &[Account],
-        updated: &[Account],
-    ) -> Result<(), StoreError> {
+    /// Inserts new accounts as they were created: zero balances, the caller's flags.
+    /// What the batch then did to them is in its transfers (replayed from
+    /// `balances_as_of`) until the next flush writes it.
+    fn insert_accounts(&mut self, created: &[Account]) -> Result<(), StoreError> {
         let mut insert = self
             .connection
             .prepare_cached(&format!(
@@ -356,18 +418,22 @@ impl SqliteStore {
                     i64::from(account.ledger),
                     i64::from(account.code.number()),
                     id_bytes(account.owner),
-                    i64::from(account.flags.bits()),
-                    account.debits_pending,
-                    account.debits_posted,
-                    account.credits_pending,
-                    account.credits_posted,
+                    i64::from(account.flags.without(AccountFlags::CLOSED).bits()),
+                    0_i64,
+                    0_i64,
+                    0_i64,
+                    0_i64,
                     to_i64(account.timestamp)?,
                 ])
                 .map_err(database_error)?;
             self.slots
                 .insert(account.id, self.connection.last_insert_rowid());
         }
-        drop(insert);
+        Ok(())
+    }
+
+    /// Writes balances and flags, one multi-row UPDATE per chunk, by row key.
+    fn update_balances(&self, updated: &[Account]) -> Result<(), StoreError> {
         for chunk in statement_chunks(updated, UPDATE_ROWS_MAX) {
             let placeholders = vec!["(?,?,?,?,?,?)"; chunk.len()].join(",");
             // One statement per chunk: a hot batch touches thousands of accounts.
@@ -401,6 +467,23 @@ impl SqliteStore {
                 return Err(corrupt("an updated account does not exist"));
             }
         }
+        Ok(())
+    }
+
+    /// Writes every balance changed since the last flush (this batch's included) and
+    /// records that the accounts table is now current as of `as_of`.
+    fn flush_balances(&self, as_of: u64) -> Result<(), StoreError> {
+        let mut latest: FxHashMap<AccountId, Account> = self.dirty.clone();
+        for account in &self.batch_dirty {
+            latest.insert(account.id, *account);
+        }
+        let mut accounts: Vec<Account> = latest.into_values().collect();
+        accounts.sort_unstable_by_key(|account| self.slots.get(&account.id).copied());
+        self.update_balances(&accounts)?;
+        self.connection
+            .prepare_cached("UPDATE ledger_head SET balances_as_of = ?1 WHERE id = 1")
+            .and_then(|mut statement| statement.execute([to_i64(as_of).unwrap_or(i64::MAX)]))
+            .map_err(database_error)?;
         Ok(())
     }
 
@@ -468,12 +551,30 @@ impl LedgerStore for SqliteStore {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.connection
+        let committed = self
+            .connection
             .execute_batch("COMMIT")
-            .map_err(database_error)
+            .map_err(database_error);
+        if committed.is_ok() {
+            if self.batch_flushes {
+                self.dirty.clear();
+                self.transfers_since_flush = 0;
+                self.last_flush = std::time::Instant::now();
+            } else {
+                for account in self.batch_dirty.drain(..) {
+                    self.dirty.insert(account.id, account);
+                }
+                self.transfers_since_flush += self.batch_transfers;
+            }
+        }
+        self.batch_dirty.clear();
+        self.batch_flushes = false;
+        committed
     }
 
     fn rollback(&mut self) -> Result<(), StoreError> {
+        self.batch_dirty.clear();
+        self.batch_flushes = false;
         if self.connection.is_autocommit() {
             return Ok(());
         }
@@ -492,7 +593,7 @@ impl LedgerStore for SqliteStore {
     }
 
     fn load_all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        all_accounts(&self.connection)
+        current_accounts(&self.connection)
     }
 
     fn load_transfers(
@@ -549,10 +650,20 @@ impl LedgerStore for SqliteStore {
     }
 
     fn write_batch(&mut self, writes: &BatchWrites) -> Result<(), StoreError> {
-        self.write_accounts(
-            &writes.output.accounts_created,
-            &writes.output.accounts_updated,
-        )?;
+        self.insert_accounts(&writes.output.accounts_created)?;
+        self.batch_dirty.clear();
+        self.batch_dirty
+            .extend_from_slice(&writes.output.accounts_created);
+        self.batch_dirty
+            .extend_from_slice(&writes.output.accounts_updated);
+        self.batch_transfers = writes.output.transfers.len() as u64;
+        self.batch_flushes = self.transfers_since_flush + self.batch_transfers
+            >= self.balance_flush.every_transfers
+            || self.last_flush.elapsed()
+                >= std::time::Duration::from_millis(self.balance_flush.every_ms);
+        if self.batch_flushes {
+            self.flush_balances(writes.head.last_timestamp)?;
+        }
         self.insert_transfers(&writes.output.transfers)?;
         // Raised before the commit: if it fails, a too-high mark only costs lookups.
         for transfer in &writes.output.transfers {
@@ -573,6 +684,79 @@ impl LedgerStore for SqliteStore {
             .map_err(database_error)?;
         Ok(())
     }
+}
+
+impl Drop for SqliteStore {
+    /// A clean shutdown flushes the balances, so the next start replays nothing.
+    fn drop(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let flushed = self.begin().and_then(|()| {
+            let head = chain_head(&self.connection)?;
+            self.flush_balances(head.last_timestamp)?;
+            self.connection
+                .execute_batch("COMMIT")
+                .map_err(database_error)
+        });
+        if let Err(error) = flushed {
+            // Nothing is lost: the next start replays the transfers after the last flush.
+            tracing::warn!(%error, "could not flush balances at shutdown");
+            let _ = self.rollback();
+        }
+    }
+}
+
+/// The balances as the accounts table holds them: current as of this timestamp.
+fn balances_as_of(connection: &Connection) -> Result<i64, StoreError> {
+    connection
+        .query_row(
+            "SELECT balances_as_of FROM ledger_head WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(database_error)
+}
+
+/// One committed transfer by id (a pending transfer the tail resolves).
+fn transfer_by_id(connection: &Connection, id: TransferId) -> Result<Transfer, StoreError> {
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.id = ?1"
+        ))
+        .map_err(database_error)?;
+    let mut rows = statement
+        .query([id_bytes(id.get())])
+        .map_err(database_error)?;
+    let row = rows
+        .next()
+        .map_err(database_error)?
+        .ok_or_else(|| corrupt("a transfer resolves a pending transfer that does not exist"))?;
+    transfer_from_row(row)
+}
+
+/// Every account with its current balances: the stored rows plus every transfer
+/// committed after `balances_as_of`.
+fn current_accounts(connection: &Connection) -> Result<Vec<Account>, StoreError> {
+    let as_of = balances_as_of(connection)?;
+    let mut accounts: FxHashMap<AccountId, Account> = all_accounts(connection)?
+        .into_iter()
+        .map(|account| (account.id, account))
+        .collect();
+    let mut replay = balances::TailReplay::new(&mut accounts);
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE t.timestamp > ?1 ORDER BY t.timestamp"
+        ))
+        .map_err(database_error)?;
+    let mut rows = statement.query([as_of]).map_err(database_error)?;
+    while let Some(row) = rows.next().map_err(database_error)? {
+        let transfer = transfer_from_row(row)?;
+        replay.apply(&transfer, &mut |id| transfer_by_id(connection, id))?;
+    }
+    let mut accounts: Vec<Account> = accounts.into_values().collect();
+    accounts.sort_unstable_by_key(|account| account.id);
+    Ok(accounts)
 }
 
 /// Every account's row key.
@@ -806,8 +990,35 @@ pub(crate) fn history_bounds(filter: &HistoryFilter) -> Result<(i64, i64), Store
 }
 
 impl LedgerReader for SqliteReader {
+    /// The stored rows plus the transfers committed after `balances_as_of` that
+    /// touch them, in one snapshot.
     fn accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
-        select_accounts(&self.connection, ids)
+        self.in_snapshot(|reader| {
+            let as_of = balances_as_of(&reader.connection)?;
+            let found = select_accounts(&reader.connection, ids)?;
+            let mut timestamps = Vec::new();
+            for account in &found {
+                timestamps.extend(reader.history_timestamps(
+                    account.id,
+                    (as_of.saturating_add(1), i64::MAX),
+                    None,
+                    false,
+                    usize::MAX,
+                )?);
+            }
+            timestamps.sort_unstable();
+            timestamps.dedup();
+            let mut current: FxHashMap<AccountId, Account> =
+                found.iter().map(|account| (account.id, *account)).collect();
+            let mut replay = balances::TailReplay::new(&mut current);
+            for transfer in reader.transfers_at(&timestamps)? {
+                replay.apply(&transfer, &mut |id| transfer_by_id(&reader.connection, id))?;
+            }
+            Ok(found
+                .iter()
+                .filter_map(|account| current.get(&account.id).copied())
+                .collect())
+        })
     }
 
     fn transfers(&mut self, ids: &[TransferId]) -> Result<Vec<Transfer>, StoreError> {
@@ -927,7 +1138,7 @@ impl LedgerReader for SqliteReader {
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        all_accounts(&self.connection)
+        self.in_snapshot(|reader| current_accounts(&reader.connection))
     }
 
     fn begin_snapshot(&mut self) -> Result<(), StoreError> {

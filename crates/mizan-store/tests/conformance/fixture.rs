@@ -10,7 +10,7 @@ use mizan_ledger::{
 };
 use mizan_store::postgres::create_test_database;
 use mizan_store::postgres::TestDatabase;
-use mizan_store::sqlite::HistoryConfig;
+use mizan_store::sqlite::{BalanceFlush, HistoryConfig, SqliteConfig};
 use mizan_store::{PostgresReader, PostgresStore, SqliteReader, SqliteStore};
 
 pub const START_NS: u64 = 1_700_000_000_000_000_000;
@@ -101,8 +101,17 @@ impl Fixture {
                     level_max: 3,
                     idle_sleep_ms: 1,
                 };
-                let store =
-                    SqliteStore::open_with(&self.sqlite_path(), history).expect("open sqlite");
+                // Balances flushed every few transfers: reads see flushed rows and a
+                // replayed tail at once.
+                let sqlite_config = SqliteConfig {
+                    history,
+                    balance_flush: BalanceFlush {
+                        every_transfers: 7,
+                        every_ms: 60_000,
+                    },
+                };
+                let store = SqliteStore::open_with(&self.sqlite_path(), sqlite_config)
+                    .expect("open sqlite");
                 Ledger::start(store, clock, config).expect("start writer")
             }
             Backend::Postgres => {
