@@ -1096,6 +1096,30 @@ impl LedgerReader for SqliteReader {
     fn balances_at(&mut self, account: AccountId, timestamp: u64) -> Result<Balances, StoreError> {
         let upper = to_i64(timestamp.min(i64::MAX as u64))?;
         self.in_snapshot(|reader| {
+            let as_of = balances_as_of(&reader.connection)?;
+            if upper >= as_of {
+                // The stored row is the balance at `as_of`: replay only what follows.
+                let Some(row) = select_accounts(&reader.connection, &[account])?.pop() else {
+                    return Ok(Balances::default());
+                };
+                let timestamps = reader.history_timestamps(
+                    account,
+                    (as_of.saturating_add(1), upper),
+                    None,
+                    false,
+                    usize::MAX,
+                )?;
+                let mut current: FxHashMap<AccountId, Account> =
+                    [(account, row)].into_iter().collect();
+                let mut replay = balances::TailReplay::new(&mut current);
+                for transfer in reader.transfers_at(&timestamps)? {
+                    replay.apply(&transfer, &mut |id| transfer_by_id(&reader.connection, id))?;
+                }
+                return Ok(current
+                    .get(&account)
+                    .map(Account::balances)
+                    .unwrap_or_default());
+            }
             let timestamps =
                 reader.history_timestamps(account, (0, upper), None, false, usize::MAX)?;
             let mut replay = BalanceReplay::default();

@@ -446,6 +446,18 @@ pub fn history_pages_and_past_balances(fixture: &Fixture) {
         .balances_at(account_id(3), timestamps[9])
         .expect("balances at");
     assert_eq!(past.credits_posted, 100);
+    // At (or after) the newest transfer the answer is the account's current balances.
+    let now = reader
+        .balances_at(account_id(3), *timestamps.last().expect("timestamps"))
+        .expect("balances at");
+    assert_eq!(now, balances(&mut *reader, 3).balances());
+    assert_eq!(
+        reader
+            .balances_at(account_id(3), i64::MAX as u64)
+            .expect("balances at"),
+        now
+    );
+    assert_eq!(now.credits_posted, 250);
     let before_anything = reader.balances_at(account_id(3), 1).expect("balances at");
     assert_eq!(before_anything, mizan_ledger::Balances::default());
     let bad = reader.account_history(
