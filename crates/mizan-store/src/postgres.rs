@@ -805,14 +805,17 @@ fn history_sql(newest_first: bool, with_code: bool) -> String {
             String::new()
         }
     };
+    // The watermark is a scalar subquery (an init plan), not a join: each branch then
+    // walks its index in order and stops at the limit, even for an account with
+    // millions of entries.
+    let watermark = "(SELECT indexed_until FROM history_watermark WHERE id = 1)";
     format!(
-        "WITH w AS (SELECT indexed_until FROM history_watermark WHERE id = 1), \
-         hits AS ( \
-           (SELECT h.timestamp FROM account_history h, w WHERE h.account_id = $1 \
-            AND h.timestamp BETWEEN $2 AND $3 AND h.timestamp <= w.indexed_until{} \
+        "WITH hits AS ( \
+           (SELECT h.timestamp FROM account_history h WHERE h.account_id = $1 \
+            AND h.timestamp BETWEEN $2 AND $3 AND h.timestamp <= {watermark}{} \
             ORDER BY h.timestamp {order} LIMIT $4) \
            UNION ALL \
-           (SELECT t.timestamp FROM transfers t, w WHERE t.timestamp > w.indexed_until \
+           (SELECT t.timestamp FROM transfers t WHERE t.timestamp > {watermark} \
             AND t.timestamp BETWEEN $2 AND $3 AND (t.debit_account_id = $1 OR t.credit_account_id = $1){} \
             ORDER BY t.timestamp {order} LIMIT $4)) \
          SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp IN (SELECT timestamp FROM hits) \
