@@ -7,7 +7,9 @@
 pub mod clock;
 pub mod id;
 pub mod money;
+pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::{AccountId, TransferId};
 pub use money::{Currency, Money, MoneyError};
+pub use secret::Secret;

@@ -1,4 +1,5 @@
-//! Command-line interface: `mizan demo`, `mizan ledger verify`, `mizan bench ledger`.
+//! Command-line interface: `mizan serve`, `mizan demo`, `mizan ledger verify`,
+//! `mizan bench ledger`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Runs the HTTP API until SIGINT or SIGTERM.
+    Serve(ServeArgs),
     /// Creates (or reopens) a ledger with demo people, balances and history.
     Demo,
     /// Ledger maintenance.
@@ -48,6 +51,17 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on; overrides the config file and MIZAN_LISTEN
+    /// [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// TOML config file (see docs/API.md); the MIZAN_* environment overrides it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +91,10 @@ impl Cli {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve` installs its own subscriber once its config names the log format.
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -99,6 +116,7 @@ fn init_tracing() {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let location = cli.location();
     match cli.command {
+        Command::Serve(args) => serve(&location, &args),
         Command::Demo => {
             crate::demo::run(&location)?;
             Ok(ExitCode::SUCCESS)
@@ -113,6 +131,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: BenchCommand::Ledger(args),
         } => crate::bench::run(&location, &args),
     }
+}
+
+fn serve(location: &Location, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = mizan_api::ServerConfig::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    mizan_api::telemetry::init_tracing(config.log_format);
+    tracing::info!(?config, location = %location.describe(), "starting");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        // Opening the store blocks, but nothing else runs yet; bound first so a taken
+        // port fails before the store is touched.
+        let state = mizan_api::AppState::start(location, config.clone())?;
+        mizan_api::serve(listener, state, mizan_api::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(location: &Location, json: bool) -> anyhow::Result<ExitCode> {
@@ -146,5 +188,48 @@ fn verify(location: &Location, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_listen_and_config_and_keeps_the_global_flags() {
+        let cli = Cli::try_parse_from([
+            "mizan",
+            "--data-dir",
+            "/tmp/mizan-test",
+            "serve",
+            "--listen",
+            "127.0.0.1:9090",
+            "--config",
+            "mizan.toml",
+        ])
+        .unwrap();
+        let Command::Serve(args) = &cli.command else {
+            panic!("expected serve, got {:?}", cli.command);
+        };
+        assert_eq!(args.listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(
+            args.config.as_deref(),
+            Some(std::path::Path::new("mizan.toml"))
+        );
+        assert_eq!(cli.data_dir, std::path::Path::new("/tmp/mizan-test"));
+
+        let defaults = Cli::try_parse_from(["mizan", "serve"]).unwrap();
+        let Command::Serve(args) = &defaults.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(args.listen, None);
+        assert_eq!(args.config, None);
     }
 }

@@ -1,0 +1,211 @@
+//! [`ServerConfig`]: defaults, then an optional TOML file, then the environment.
+//!
+//! Secret fields are [`Secret`]s, so printing the config (`{:?}`, logs) shows `***`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mizan_core::Secret;
+use serde::Deserialize;
+
+/// Where the server listens unless told otherwise.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:8080";
+
+/// Largest request body the server reads; larger bodies get 413.
+pub const REQUEST_BODY_BYTES_MAX_DEFAULT: usize = 64 * 1024;
+
+/// How long, after the shutdown signal, in-flight requests may take to finish.
+pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
+
+/// Largest config file the server reads.
+const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn parse(value: &str) -> Option<LogFormat> {
+        match value {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on (`MIZAN_LISTEN`).
+    pub listen: SocketAddr,
+    /// `text` or `json` log lines on stderr (`MIZAN_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Largest accepted request body, in bytes.
+    pub request_body_bytes_max: usize,
+    /// After the shutdown signal, how long open connections may take to finish before
+    /// the server stops waiting for them.
+    pub shutdown_grace_ms: u64,
+    /// Key that will sign session tokens (`MIZAN_SESSION_SIGNING_KEY`); never printed.
+    pub session_signing_key: Option<Secret<String>>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Text,
+            request_body_bytes_max: REQUEST_BODY_BYTES_MAX_DEFAULT,
+            shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
+            session_signing_key: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: u64 },
+    // Only the parser's message: its full rendering quotes the offending line, which
+    // may hold a secret.
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+}
+
+impl ServerConfig {
+    /// Defaults, overridden by `file` (TOML) when given, then by the process environment.
+    pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// [`ServerConfig::load`] with the environment passed in (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let mut config = match file {
+            Some(path) => ServerConfig::from_file(path)?,
+            None => ServerConfig::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let read_error = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let length = std::fs::metadata(path).map_err(read_error)?.len();
+        if length > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+                max: CONFIG_FILE_BYTES_MAX,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        ServerConfig::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML; the error is the parser's message without the quoted input.
+    pub fn from_toml(text: &str) -> Result<ServerConfig, String> {
+        toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_owned())
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(value) = env("MIZAN_LISTEN") {
+            self.listen = value.parse().map_err(|_| ConfigError::Env {
+                name: "MIZAN_LISTEN",
+                reason: format!("{value:?} is not an address:port"),
+            })?;
+        }
+        if let Some(value) = env("MIZAN_LOG_FORMAT") {
+            self.log_format = LogFormat::parse(&value).ok_or_else(|| ConfigError::Env {
+                name: "MIZAN_LOG_FORMAT",
+                reason: format!("{value:?} is neither \"json\" nor \"text\""),
+            })?;
+        }
+        if let Some(value) = env("MIZAN_SESSION_SIGNING_KEY") {
+            self.session_signing_key = Some(Secret::new(value));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let config = ServerConfig::from_toml(
+            "listen = \"127.0.0.1:9000\"\nsession_signing_key = \"top-secret-key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.session_signing_key.as_ref().unwrap().expose(),
+            "top-secret-key"
+        );
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("top-secret-key"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
+        assert!(!format!("{config:#?}").contains("top-secret-key"));
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_input() {
+        let error = ServerConfig::from_toml("session_signing_key = top-secret-key\n").unwrap_err();
+        assert!(!error.contains("top-secret-key"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("mizan.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nlog_format = \"text\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "MIZAN_LISTEN" => Some("0.0.0.0:7000".to_owned()),
+            "MIZAN_LOG_FORMAT" => Some("json".to_owned()),
+            _ => None,
+        };
+        let config = ServerConfig::load_from(Some(&path), env).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.request_body_bytes_max,
+            REQUEST_BODY_BYTES_MAX_DEFAULT
+        );
+    }
+
+    #[test]
+    fn defaults_without_file_or_environment() {
+        let config = ServerConfig::load_from(None, |_| None).unwrap();
+        assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_env() {
+        assert!(ServerConfig::from_toml("listen_addr = \"x\"").is_err());
+        let env = |name: &str| (name == "MIZAN_LOG_FORMAT").then(|| "xml".to_owned());
+        assert!(ServerConfig::load_from(None, env).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! [`ApiError`]: every error a client can see, as an RFC 9457 `application/problem+json`
+//! body with a stable snake_case `code`. Internal detail is logged, never returned.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request")]
+    BadRequest,
+    #[error("no route matches the request path")]
+    NotFound,
+    #[error("the route does not accept this method")]
+    MethodNotAllowed,
+    #[error("request body larger than {limit_bytes} bytes")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("unsupported request content type")]
+    UnsupportedMediaType,
+    #[error("request body could not be processed")]
+    UnprocessableEntity,
+    #[error("not ready: {reason}")]
+    NotReady { reason: &'static str },
+    #[error("internal error")]
+    Internal,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:mizan:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Stable snake_case code clients branch on.
+    pub code: String,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code; never change one once published.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest => "bad_request",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnprocessableEntity => "unprocessable_entity",
+            ApiError::NotReady { .. } => "not_ready",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest => "Bad request",
+            ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::PayloadTooLarge { .. } => "Payload too large",
+            ApiError::UnsupportedMediaType => "Unsupported media type",
+            ApiError::UnprocessableEntity => "Unprocessable entity",
+            ApiError::NotReady { .. } => "Service not ready",
+            ApiError::Internal => "Internal error",
+        }
+    }
+
+    /// The error a bare framework response with this status stands for (axum's own
+    /// 405s, the body limit's 413s, extractor rejections), if it is one we rewrite.
+    pub fn from_status(status: StatusCode, limit_bytes: usize) -> Option<ApiError> {
+        match status {
+            StatusCode::BAD_REQUEST => Some(ApiError::BadRequest),
+            StatusCode::NOT_FOUND => Some(ApiError::NotFound),
+            StatusCode::METHOD_NOT_ALLOWED => Some(ApiError::MethodNotAllowed),
+            StatusCode::PAYLOAD_TOO_LARGE => Some(ApiError::PayloadTooLarge { limit_bytes }),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(ApiError::UnsupportedMediaType),
+            StatusCode::UNPROCESSABLE_ENTITY => Some(ApiError::UnprocessableEntity),
+            StatusCode::INTERNAL_SERVER_ERROR => Some(ApiError::Internal),
+            _ => None,
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            problem_type: format!("urn:mizan:problem:{}", self.code()),
+            title: self.title().to_owned(),
+            status: self.status().as_u16(),
+            code: self.code().to_owned(),
+            detail: self.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_fields() {
+        let problem = ApiError::NotFound.problem();
+        assert_eq!(problem.status, 404);
+        assert_eq!(problem.code, "not_found");
+        assert_eq!(problem.problem_type, "urn:mizan:problem:not_found");
+        let json = serde_json::to_value(&problem).unwrap();
+        for field in ["type", "title", "status", "code", "detail"] {
+            assert!(json.get(field).is_some(), "{field} missing");
+        }
+    }
+
+    #[test]
+    fn codes_are_snake_case() {
+        let all = [
+            ApiError::BadRequest,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge { limit_bytes: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::UnprocessableEntity,
+            ApiError::Internal,
+        ];
+        for error in all {
+            let code = error.code();
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+            assert_eq!(ApiError::from_status(error.status(), 1), Some(error));
+        }
+        assert_eq!(ApiError::NotReady { reason: "x" }.code(), "not_ready");
+    }
+}

@@ -1,0 +1,21 @@
+//! The Mizan HTTP API on axum: the server skeleton later endpoints plug into.
+//!
+//! - [`config`]: [`ServerConfig`] from defaults, an optional TOML file and the environment.
+//! - [`error`]: [`ApiError`], answered as `application/problem+json`.
+//! - [`state`]: [`AppState`], which owns the ledger writer for the server's lifetime.
+//! - [`metrics`]: Prometheus metrics for HTTP and the ledger.
+//! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`, `/v1/docs`.
+//! - [`server`]: the router and [`serve`], shared by the `mizan serve` binary and tests.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub use config::{LogFormat, ServerConfig};
+pub use error::{ApiError, Problem};
+pub use server::{router, serve, serve_router, shutdown_signal, ServeError};
+pub use state::{AppState, StateError};

@@ -1,0 +1,104 @@
+//! `GET /v1/openapi.json` (the OpenAPI 3.1 document generated from the handlers) and
+//! `GET /v1/docs` (a self-contained HTML page listing its operations; no network fetches
+//! beyond the spec itself).
+
+use axum::response::Html;
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::error::Problem;
+use crate::routes::health::Status;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Mizan API",
+        description = "The HTTP API of Mizan. Errors are application/problem+json with a stable `code`."
+    ),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::routes::metrics::metrics,
+        openapi_json,
+        docs_page
+    ),
+    components(schemas(Status, Problem))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this server.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "docs",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// A minimal HTML page that renders the OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/v1/docs",
+    tag = "docs",
+    responses((status = 200, description = "HTML documentation", body = String, content_type = "text/html"))
+)]
+pub async fn docs_page() -> Html<&'static str> {
+    Html(DOCS_HTML)
+}
+
+const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Mizan API</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
+.op { border: 1px solid #ccc; border-radius: 4px; margin: 0.5rem 0; padding: 0.5rem 1rem; }
+.method { font-weight: bold; text-transform: uppercase; display: inline-block; width: 4rem; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+</style>
+</head>
+<body>
+<h1 id="title">Mizan API</h1>
+<p id="description"></p>
+<p>Machine-readable: <a href="/v1/openapi.json"><code>/v1/openapi.json</code></a></p>
+<div id="operations">Loading…</div>
+<script>
+function text(tag, content, className) {
+  const node = document.createElement(tag);
+  node.textContent = content;
+  if (className) node.className = className;
+  return node;
+}
+fetch("/v1/openapi.json").then(r => r.json()).then(spec => {
+  document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
+  document.getElementById("description").textContent = spec.info.description || "";
+  const list = document.getElementById("operations");
+  list.textContent = "";
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const box = document.createElement("div");
+      box.className = "op";
+      const head = document.createElement("div");
+      head.appendChild(text("span", method, "method"));
+      head.appendChild(text("code", path));
+      box.appendChild(head);
+      if (op.summary) box.appendChild(text("p", op.summary));
+      if (op.description) box.appendChild(text("p", op.description));
+      const responses = document.createElement("ul");
+      for (const [status, response] of Object.entries(op.responses || {})) {
+        responses.appendChild(text("li", status + ": " + (response.description || "")));
+      }
+      box.appendChild(responses);
+      list.appendChild(box);
+    }
+  }
+}).catch(error => {
+  document.getElementById("operations").textContent = "Could not load the spec: " + error;
+});
+</script>
+</body>
+</html>
+"#;

@@ -1,0 +1,5 @@
+//! One module per group of endpoints.
+
+pub mod docs;
+pub mod health;
+pub mod metrics;

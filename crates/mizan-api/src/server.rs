@@ -1,0 +1,235 @@
+//! The router, its middleware, and [`serve`]: run until a shutdown future completes,
+//! then stop the ledger writer.
+
+use std::future::{Future, IntoFuture};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
+use crate::metrics::UNMATCHED_ROUTE;
+use crate::routes::{docs, health, metrics};
+use crate::state::{AppState, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("serving HTTP: {0}")]
+    Http(#[from] std::io::Error),
+    #[error("stopping the ledger: {0}")]
+    State(#[from] StateError),
+}
+
+/// Every route, with the middleware: tracing, metrics, problem+json for framework
+/// errors, panic catching and the request body limit (innermost).
+pub fn router(state: AppState) -> Router {
+    let body_limit_bytes = state.config().request_body_bytes_max;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/v1/openapi.json", get(docs::openapi_json))
+        .route("/v1/docs", get(docs::docs_page))
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(body_limit_bytes))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            ApiError::Internal.into_response()
+        }))
+        .layer(middleware::from_fn_with_state(
+            body_limit_bytes,
+            problem_responses,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes: stops accepting, lets
+/// in-flight requests finish (for at most `shutdown_grace_ms`), then drops the ledger
+/// handle and joins the writer thread.
+pub async fn serve<F>(listener: TcpListener, state: AppState, shutdown: F) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let app = router(state.clone());
+    serve_router(listener, app, state, shutdown).await
+}
+
+/// [`serve`] with a router built by the caller from [`router`] (tests add routes).
+pub async fn serve_router<F>(
+    listener: TcpListener,
+    app: Router,
+    state: AppState,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "listening");
+    }
+    let grace_ms = state.config().shutdown_grace_ms;
+    let (signalled, on_signal) = oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .into_future();
+    let grace_expired = async move {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(Duration::from_millis(grace_ms)).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = grace_expired => {
+            tracing::warn!(grace_ms, "shutdown grace expired; no longer waiting for open requests");
+            Ok(())
+        }
+    };
+    // After an expired grace, a request still running keeps its task (and anything it
+    // cloned) until it ends; the writer joins once the last `Ledger` clone is dropped,
+    // so handlers must not keep a `Ledger` beyond their request.
+    tracing::info!("HTTP server stopped; stopping the ledger writer");
+    let stopped = state.shutdown().await;
+    served?;
+    stopped?;
+    tracing::info!("ledger writer stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+fn route_label(request: &Request) -> String {
+    request.extensions().get::<MatchedPath>().map_or_else(
+        || UNMATCHED_ROUTE.to_owned(),
+        |path| path.as_str().to_owned(),
+    )
+}
+
+/// The method as a metric label; methods outside the standard set share one label.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A span per request: method, route and path; never the query string or body.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    tracing::info_span!(
+        "http_request",
+        method = method_label(request.method()),
+        route = %route_label(request),
+        path = %request.uri().path(),
+    )
+}
+
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = route_label(&request);
+    let response = next.run(request).await;
+    state.metrics().observe_request(
+        method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Rewrites the framework's own error responses (axum's 405, the body limit's 413,
+/// extractor rejections) as problem+json, keeping their status and headers (`Allow`).
+async fn problem_responses(
+    State(body_limit_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| {
+            value
+                .as_bytes()
+                .starts_with(PROBLEM_CONTENT_TYPE.as_bytes())
+        });
+    if is_problem {
+        return response;
+    }
+    let Some(error) = ApiError::from_status(status, body_limit_bytes) else {
+        return response;
+    };
+    let (mut parts, _framework_body) = response.into_parts();
+    let (_, body) = error.into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,136 @@
+//! [`AppState`]: what every handler shares — the ledger writer, a reader, the metrics.
+//!
+//! The state owns the writer thread. [`AppState::shutdown`] drops the ledger handle
+//! and joins the thread, so the store flushes before the process exits, whatever
+//! clones of the state are still around.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mizan_core::SystemClock;
+use mizan_ledger::{Ledger, LedgerError, LedgerReader, StoreError, WriterConfig};
+use mizan_store::Location;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+
+/// Longest a readiness probe waits for the database.
+const READINESS_TIMEOUT_MS: u64 = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("opening {location}: {source}")]
+    Open {
+        location: String,
+        source: StoreError,
+    },
+    #[error("starting the ledger writer: {0}")]
+    Writer(#[from] LedgerError),
+    #[error("creating metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("the ledger writer thread panicked")]
+    WriterPanicked,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    ledger: Mutex<Option<Ledger>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    queue_submissions_max: usize,
+    reader: Arc<Mutex<Box<dyn LedgerReader>>>,
+    metrics: Metrics,
+}
+
+/// Locks, ignoring poison: every value behind these locks stays valid if a holder panics.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl AppState {
+    /// Opens the store at `location`, starts the writer (system clock, default config)
+    /// and opens a reader. Blocking: call it before the server starts.
+    pub fn start(location: &Location, config: ServerConfig) -> Result<AppState, StateError> {
+        let open_error = |source| StateError::Open {
+            location: location.describe(),
+            source,
+        };
+        let store = location.open_store().map_err(open_error)?;
+        let writer_config = WriterConfig::default();
+        let queue_submissions_max = writer_config.queue_submissions_max;
+        let (ledger, writer) = Ledger::start(store, Arc::new(SystemClock), writer_config)?;
+        let reader = location.open_reader().map_err(open_error)?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                ledger: Mutex::new(Some(ledger)),
+                writer: Mutex::new(Some(writer)),
+                queue_submissions_max,
+                reader: Arc::new(Mutex::new(reader)),
+                metrics: Metrics::new()?,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// A handle to the writer, or `None` once shutdown began.
+    pub fn ledger(&self) -> Option<Ledger> {
+        lock(&self.inner.ledger).clone()
+    }
+
+    /// Why the server cannot take ledger work now, or `Ok` when it can: the writer
+    /// thread runs, its queue has room, and a read through the reader answers.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        let Some(ledger) = self.ledger() else {
+            return Err("shutting down");
+        };
+        let writer_running = lock(&self.inner.writer)
+            .as_ref()
+            .is_some_and(|writer| !writer.is_finished());
+        if !writer_running {
+            return Err("ledger writer stopped");
+        }
+        if ledger.queue_depth() >= self.inner.queue_submissions_max {
+            return Err("ledger writer queue full");
+        }
+        let reader = self.inner.reader.clone();
+        let read = tokio::task::spawn_blocking(move || lock(&reader).chain_head().map(|_| ()));
+        match tokio::time::timeout(Duration::from_millis(READINESS_TIMEOUT_MS), read).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => {
+                tracing::warn!(%error, "readiness read failed");
+                Err("ledger store unreadable")
+            }
+            Ok(Err(_)) => Err("ledger store unreadable"),
+            Err(_) => Err("ledger store read timed out"),
+        }
+    }
+
+    /// Drops the ledger handle and waits for the writer thread to drain and stop.
+    /// Call it after the HTTP server has finished its in-flight requests.
+    pub async fn shutdown(&self) -> Result<(), StateError> {
+        drop(lock(&self.inner.ledger).take());
+        let writer = lock(&self.inner.writer).take();
+        let Some(writer) = writer else {
+            return Ok(());
+        };
+        match tokio::task::spawn_blocking(move || writer.join()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(StateError::WriterPanicked),
+        }
+    }
+}
