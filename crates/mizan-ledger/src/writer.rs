@@ -194,6 +194,7 @@ impl Ledger {
         let stats = Arc::new(WriterStats::default());
         let writer = Writer {
             store,
+            last_committed_head: None,
             clock,
             working_set,
             stats: stats.clone(),
@@ -284,6 +285,9 @@ fn load_cache<S: LedgerStore>(
 
 struct Writer<S: LedgerStore> {
     store: S,
+    /// The chain head our last batch committed (shared databases only: it tells
+    /// whether another process has written since).
+    last_committed_head: Option<crate::chain::ChainHead>,
     clock: Arc<dyn Clock>,
     working_set: WorkingSet,
     stats: Arc<WriterStats>,
@@ -388,8 +392,10 @@ impl<S: LedgerStore> Writer<S> {
                 Ok(Some((writes.output, outcomes)))
             }
             Some((writes, outcomes)) => {
+                self.last_committed_head = None;
                 self.store.write_batch(&writes)?;
                 self.store.commit()?;
+                self.last_committed_head = Some(writes.head);
                 Ok(Some((writes.output, outcomes)))
             }
             None => {
@@ -399,6 +405,7 @@ impl<S: LedgerStore> Writer<S> {
         });
         if result.is_err() {
             // The cache may hold balances of the batch that did not commit.
+            self.last_committed_head = None;
             let _ = self.store.rollback();
             if self.store.exclusive() {
                 load_cache(&mut self.store, &mut self.working_set)?;
@@ -422,7 +429,8 @@ impl<S: LedgerStore> Writer<S> {
         if due.is_empty() && submissions.is_empty() {
             return Ok(None);
         }
-        self.load_working_set(&submissions, &due)?;
+        let cache_valid = self.last_committed_head == Some(head);
+        self.load_working_set(&submissions, &due, cache_valid)?;
         let mut engine = Engine::new(&mut self.working_set, now_ns, head.last_timestamp);
         engine.expire(&due);
         let outcomes: Vec<SubmissionOutcome> = submissions
@@ -443,10 +451,13 @@ impl<S: LedgerStore> Writer<S> {
     }
 
     /// Loads the transfers a batch names and, unless cached, the accounts it touches.
+    /// `cache_valid`: the chain head we locked is the one our last batch committed,
+    /// so no other process has changed any balance since.
     fn load_working_set(
         &mut self,
         submissions: &[Submission],
         due: &[TransferId],
+        cache_valid: bool,
     ) -> Result<(), StoreError> {
         let mut transfer_ids: Vec<TransferId> = due.to_vec();
         let mut account_ids: Vec<AccountId> = Vec::new();
@@ -484,7 +495,13 @@ impl<S: LedgerStore> Writer<S> {
             account_ids.sort_unstable();
             account_ids.dedup();
             account_ids.retain(|id| !id.is_zero() && id.get() != u128::MAX);
-            self.working_set.accounts.clear();
+            if cache_valid {
+                // No other writer committed since our last batch: the balances we
+                // hold are the database's; read only the accounts we have not seen.
+                account_ids.retain(|id| !self.working_set.accounts.contains_key(id));
+            } else {
+                self.working_set.accounts.clear();
+            }
             for account in self.store.lock_accounts(&account_ids)? {
                 self.working_set.accounts.insert(account.id, account);
             }

@@ -292,6 +292,7 @@ struct WriterStatements {
     lock_chain_head: Statement,
     due_expiries: Statement,
     load_transfers: Statement,
+    copy_transfers: Statement,
     max_transfer_id: Statement,
     lock_accounts: Statement,
     all_accounts: Statement,
@@ -321,6 +322,9 @@ impl WriterStatements {
                  LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ANY($1)"
             ))?,
             // uuid has no max() before PostgreSQL 16; the unique index answers this.
+            copy_transfers: prepare(&format!(
+                "COPY transfers ({TRANSFER_COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))?,
             max_transfer_id: prepare(
                 "SELECT id FROM transfers WHERE id IS NOT NULL ORDER BY id DESC LIMIT 1",
             )?,
@@ -406,11 +410,10 @@ impl PostgresStore {
         if transfers.is_empty() {
             return Ok(());
         }
+        // A prepared COPY: a query string would be parsed again, one more round trip.
         let sink = self
             .client
-            .copy_in(&format!(
-                "COPY transfers ({TRANSFER_COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
+            .copy_in(&self.statements.copy_transfers)
             .map_err(database("copy transfers"))?;
         let mut writer = BinaryCopyInWriter::new(sink, &TRANSFER_COPY_TYPES);
         for transfer in transfers {
