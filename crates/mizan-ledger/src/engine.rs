@@ -46,12 +46,32 @@ pub struct TransferOutcome {
 pub struct SubmissionOutcome {
     pub accounts: Vec<CreateAccountResult>,
     pub transfers: Vec<TransferOutcome>,
+    /// A `Create` row whose document exists: the submission was not applied.
+    pub row_conflict: Option<(String, String)>,
 }
 
 impl SubmissionOutcome {
-    /// True when every account and transfer of the submission was newly created.
+    /// Nothing of the submission applied: `key` was taken. Every event reports
+    /// `linked_event_failed`, as in a failed atomic submission.
+    pub fn row_conflict(accounts: usize, transfers: usize, key: (String, String)) -> Self {
+        SubmissionOutcome {
+            accounts: vec![CreateAccountResult::LinkedEventFailed; accounts],
+            transfers: vec![
+                TransferOutcome {
+                    result: CreateTransferResult::LinkedEventFailed,
+                    committed_index: None,
+                };
+                transfers
+            ],
+            row_conflict: Some(key),
+        }
+    }
+
+    /// True when every account and transfer of the submission was newly created
+    /// (and no row conflicted).
     pub fn all_ok(&self) -> bool {
-        self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
+        self.row_conflict.is_none()
+            && self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
             && self
                 .transfers
                 .iter()
@@ -245,6 +265,7 @@ impl<'a> Engine<'a> {
         let mut outcome = SubmissionOutcome {
             accounts: accounts.iter().map(|a| self.create_account(a)).collect(),
             transfers: self.create_transfers(transfers),
+            row_conflict: None,
         };
         if atomic && !outcome.all_ok() {
             self.rollback(start);

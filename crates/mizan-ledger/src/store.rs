@@ -39,9 +39,32 @@ pub enum BusinessRow {
         key: String,
         body: Vec<u8>,
     },
+    /// Creates a document that must not exist yet (an idempotency key, a handle):
+    /// if it does — committed before, or created earlier in the same batch — the
+    /// whole submission fails and nothing of it is written (`row_conflict`).
+    Create {
+        collection: String,
+        key: String,
+        body: Vec<u8>,
+    },
     /// Appends an event to the outbox, for webhook and event-bus delivery.
     Outbox { topic: String, payload: Vec<u8> },
 }
+
+impl BusinessRow {
+    /// The (collection, key) a `Create` row claims.
+    pub fn created_key(&self) -> Option<(&str, &str)> {
+        match self {
+            BusinessRow::Create {
+                collection, key, ..
+            } => Some((collection, key)),
+            BusinessRow::Document { .. } | BusinessRow::Outbox { .. } => None,
+        }
+    }
+}
+
+/// Most documents one prefix query returns.
+pub const DOCUMENTS_PAGE_LIMIT_MAX: usize = 1_000;
 
 /// Everything one batch writes, in one storage transaction.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +97,11 @@ pub trait LedgerStore: Send + 'static {
     /// Pending transfers whose timeout is at or before `now_ns`, oldest first.
     fn due_expiries(&mut self, now_ns: u64, limit: usize) -> Result<Vec<TransferId>, StoreError>;
     fn write_batch(&mut self, writes: &BatchWrites) -> Result<(), StoreError>;
+    /// Which of these (collection, key) documents exist, inside the batch's transaction.
+    fn existing_documents(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// Filters for an account's history. Times are ns since the epoch, inclusive.
@@ -118,6 +146,15 @@ pub trait LedgerReader: Send {
     fn end_snapshot(&mut self) -> Result<(), StoreError>;
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError>;
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Documents of `collection` whose key starts with `prefix`, in key order, after
+    /// `after_key` (exclusive), at most `limit` (1 to `DOCUMENTS_PAGE_LIMIT_MAX`).
+    fn documents_with_prefix(
+        &mut self,
+        collection: &str,
+        prefix: &str,
+        after_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Outbox events after sequence number `after`, oldest first.
     fn outbox(
         &mut self,
@@ -213,5 +250,11 @@ impl<T: LedgerStore + ?Sized> LedgerStore for Box<T> {
     }
     fn write_batch(&mut self, writes: &BatchWrites) -> Result<(), StoreError> {
         (**self).write_batch(writes)
+    }
+    fn existing_documents(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        (**self).existing_documents(keys)
     }
 }

@@ -94,12 +94,16 @@ pub struct TransferResult {
 pub struct SubmissionResult {
     pub accounts: Vec<CreateAccountResult>,
     pub transfers: Vec<TransferResult>,
+    /// The (collection, key) of a `Create` row that was taken: nothing was applied.
+    pub row_conflict: Option<(String, String)>,
 }
 
 impl SubmissionResult {
-    /// True when every event was newly created (so the rows were written too).
+    /// True when every event was newly created and no row conflicted (so the rows
+    /// were written too).
     pub fn all_ok(&self) -> bool {
-        self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
+        self.row_conflict.is_none()
+            && self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
             && self
                 .transfers
                 .iter()
@@ -431,12 +435,32 @@ impl<S: LedgerStore> Writer<S> {
         }
         let cache_valid = self.last_committed_head == Some(head);
         self.load_working_set(&submissions, &due, cache_valid)?;
+        let mut taken = self.taken_document_keys(&submissions)?;
         let mut engine = Engine::new(&mut self.working_set, now_ns, head.last_timestamp);
         engine.expire(&due);
-        let outcomes: Vec<SubmissionOutcome> = submissions
-            .iter()
-            .map(|s| engine.submit(&s.accounts, &s.transfers, s.atomic || !s.rows.is_empty()))
-            .collect();
+        let mut outcomes: Vec<SubmissionOutcome> = Vec::with_capacity(submissions.len());
+        for submission in &submissions {
+            if let Some(key) = first_taken_key(submission, &taken) {
+                outcomes.push(SubmissionOutcome::row_conflict(
+                    submission.accounts.len(),
+                    submission.transfers.len(),
+                    key,
+                ));
+                continue;
+            }
+            let atomic = submission.atomic || !submission.rows.is_empty();
+            let outcome = engine.submit(&submission.accounts, &submission.transfers, atomic);
+            if outcome.all_ok() {
+                taken.extend(
+                    submission
+                        .rows
+                        .iter()
+                        .filter_map(BusinessRow::created_key)
+                        .map(|(collection, key)| (collection.to_owned(), key.to_owned())),
+                );
+            }
+            outcomes.push(outcome);
+        }
         let last_timestamp = engine.last_timestamp();
         let mut output = engine.finish();
         chain_transfers(&mut head, &mut output.transfers);
@@ -448,6 +472,24 @@ impl<S: LedgerStore> Writer<S> {
             }
         }
         Ok(Some((BatchWrites { output, rows, head }, outcomes)))
+    }
+
+    /// The documents the batch's `Create` rows name that exist already.
+    fn taken_document_keys(
+        &mut self,
+        submissions: &[Submission],
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        let mut keys: Vec<(String, String)> = submissions
+            .iter()
+            .flat_map(|submission| submission.rows.iter().filter_map(BusinessRow::created_key))
+            .map(|(collection, key)| (collection.to_owned(), key.to_owned()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(self.store.existing_documents(&keys)?.into_iter().collect())
     }
 
     /// Loads the transfers a batch names and, unless cached, the accounts it touches.
@@ -510,8 +552,24 @@ impl<S: LedgerStore> Writer<S> {
     }
 }
 
+/// The first document a submission would create that is taken (or that it names twice).
+fn first_taken_key(
+    submission: &Submission,
+    taken: &std::collections::HashSet<(String, String)>,
+) -> Option<(String, String)> {
+    let mut own: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (collection, key) in submission.rows.iter().filter_map(BusinessRow::created_key) {
+        let owned = (collection.to_owned(), key.to_owned());
+        if taken.contains(&owned) || !own.insert((collection, key)) {
+            return Some(owned);
+        }
+    }
+    None
+}
+
 fn resolve(output: &BatchOutput, outcome: SubmissionOutcome) -> SubmissionResult {
     SubmissionResult {
+        row_conflict: outcome.row_conflict,
         accounts: outcome.accounts,
         transfers: outcome
             .transfers

@@ -9,7 +9,7 @@ pub mod sqlite;
 pub use postgres::{PostgresReader, PostgresStore};
 pub use sqlite::{SqliteReader, SqliteStore};
 
-use mizan_ledger::store::{HistoryFilter, HISTORY_PAGE_LIMIT_MAX};
+use mizan_ledger::store::{HistoryFilter, DOCUMENTS_PAGE_LIMIT_MAX, HISTORY_PAGE_LIMIT_MAX};
 use mizan_ledger::StoreError;
 
 /// Checks a requested page size: 1 to `HISTORY_PAGE_LIMIT_MAX`, never silently clamped.
@@ -78,4 +78,22 @@ impl Location {
             Location::Postgres(url) => Ok(Box::new(PostgresReader::connect(url)?)),
         }
     }
+}
+
+/// Checks a requested number of documents: 1 to `DOCUMENTS_PAGE_LIMIT_MAX`.
+pub(crate) fn documents_page_limit(limit: usize) -> Result<usize, StoreError> {
+    if limit == 0 || limit > DOCUMENTS_PAGE_LIMIT_MAX {
+        return Err(StoreError::InvalidQuery(
+            "document page limit must be between 1 and 1000",
+        ));
+    }
+    Ok(limit)
+}
+
+/// The smallest string greater than every string starting with `prefix`, in byte
+/// order: U+10FFFF is the largest character, and its UTF-8 bytes the largest lead.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+    let mut upper = prefix.to_owned();
+    upper.push(char::MAX);
+    upper
 }

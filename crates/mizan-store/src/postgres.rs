@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_history_off_commit_path.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_documents_bytewise_keys.sql"),
+    ),
 ];
 
 /// Advisory lock key that serializes migrations across processes ("mizan" in ASCII).
@@ -300,6 +304,7 @@ struct WriterStatements {
     insert_pending: Statement,
     resolve_pending: Statement,
     upsert_documents: Statement,
+    existing_documents: Statement,
     append_outbox: Statement,
     update_head: Statement,
 }
@@ -349,6 +354,11 @@ impl WriterStatements {
                 "UPDATE pending_transfers AS p SET status = u.status \
                  FROM unnest($1::uuid[], $2::smallint[]) AS u(id, status) \
                  WHERE p.id = u.id AND p.status = 0",
+            )?,
+            existing_documents: prepare(
+                "SELECT d.collection, d.key FROM documents d \
+                 JOIN unnest($1::text[], $2::text[]) AS k(collection, key) \
+                 ON d.collection = k.collection AND d.key = k.key",
             )?,
             upsert_documents: prepare(
                 "INSERT INTO documents (collection, key, body) \
@@ -558,7 +568,13 @@ impl PostgresStore {
         let mut payloads: Vec<&[u8]> = Vec::new();
         for row in rows {
             match row {
+                // A `Create` was checked absent by the writer, under the head lock.
                 BusinessRow::Document {
+                    collection,
+                    key,
+                    body,
+                }
+                | BusinessRow::Create {
                     collection,
                     key,
                     body,
@@ -645,6 +661,24 @@ fn check_batch_continues(locked: &ChainHead, writes: &BatchWrites) -> Result<(),
 }
 
 impl LedgerStore for PostgresStore {
+    fn existing_documents(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let collections: Vec<&str> = keys
+            .iter()
+            .map(|(collection, _)| collection.as_str())
+            .collect();
+        let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
+        let rows = self
+            .client
+            .query(&self.statements.existing_documents, &[&collections, &names])
+            .map_err(database("existing documents"))?;
+        rows.iter()
+            .map(|row| Ok((column::<String>(row, 0)?, column::<String>(row, 1)?)))
+            .collect()
+    }
+
     fn exclusive(&self) -> bool {
         false
     }
@@ -789,6 +823,7 @@ struct ReaderStatements {
     scan_page: Statement,
     all_accounts: Statement,
     document: Statement,
+    documents_with_prefix: Statement,
     outbox: Statement,
 }
 
@@ -862,6 +897,10 @@ impl ReaderStatements {
                 "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
             ))?,
             document: prepare("SELECT body FROM documents WHERE collection = $1 AND key = $2")?,
+            documents_with_prefix: prepare(
+                "SELECT key, body FROM documents WHERE collection = $1 AND key >= $2 AND key < $3 \
+                 AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5",
+            )?,
             outbox: prepare(
                 "SELECT seq, topic, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
             )?,
@@ -1193,6 +1232,28 @@ impl LedgerReader for PostgresReader {
             .map_err(database("all accounts"))?
             .iter()
             .map(account_from_row)
+            .collect()
+    }
+
+    fn documents_with_prefix(
+        &mut self,
+        collection: &str,
+        prefix: &str,
+        after_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.ensure_connected()?;
+        let limit = i64::try_from(crate::documents_page_limit(limit)?).unwrap_or(1);
+        let upper = crate::prefix_upper_bound(prefix);
+        let rows = self
+            .client
+            .query(
+                &self.statements.documents_with_prefix,
+                &[&collection, &prefix, &upper, &after_key, &limit],
+            )
+            .map_err(database("documents with prefix"))?;
+        rows.iter()
+            .map(|row| Ok((column::<String>(row, 0)?, column::<Vec<u8>>(row, 1)?)))
             .collect()
     }
 

@@ -544,7 +544,7 @@ fn migrations_are_idempotent_and_history_is_append_only() -> anyhow::Result<()> 
     let versions: i64 = client
         .query_one("SELECT count(*) FROM schema_migrations", &[])?
         .get(0);
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
     let heads: i64 = client
         .query_one("SELECT count(*) FROM ledger_head", &[])?
         .get(0);

@@ -517,7 +517,13 @@ impl SqliteStore {
     fn write_rows(&self, rows: &[BusinessRow]) -> Result<(), StoreError> {
         for row in rows {
             match row {
+                // A `Create` was checked absent by the writer, under its write lock.
                 BusinessRow::Document {
+                    collection,
+                    key,
+                    body,
+                }
+                | BusinessRow::Create {
                     collection,
                     key,
                     body,
@@ -540,6 +546,26 @@ impl SqliteStore {
 }
 
 impl LedgerStore for SqliteStore {
+    fn existing_documents(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT 1 FROM documents WHERE collection = ?1 AND key = ?2")
+            .map_err(database_error)?;
+        let mut existing = Vec::new();
+        for (collection, key) in keys {
+            if statement
+                .exists(params![collection, key])
+                .map_err(database_error)?
+            {
+                existing.push((collection.clone(), key.clone()));
+            }
+        }
+        Ok(existing)
+    }
+
     fn exclusive(&self) -> bool {
         true
     }
@@ -1177,6 +1203,31 @@ impl LedgerReader for SqliteReader {
         self.connection
             .execute_batch("COMMIT")
             .map_err(database_error)
+    }
+
+    fn documents_with_prefix(
+        &mut self,
+        collection: &str,
+        prefix: &str,
+        after_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let limit = crate::documents_page_limit(limit)?;
+        let upper = crate::prefix_upper_bound(prefix);
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT key, body FROM documents WHERE collection = ?1 AND key >= ?2 AND key < ?3 \
+                 AND (?4 IS NULL OR key > ?4) ORDER BY key LIMIT ?5",
+            )
+            .map_err(database_error)?;
+        let rows = statement
+            .query_map(
+                params![collection, prefix, upper, after_key, limit as i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(database_error)?;
+        rows.collect::<Result<_, _>>().map_err(database_error)
     }
 
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -67,6 +67,14 @@ macro_rules! conformance_suite {
                 scenarios::verify_sees_one_snapshot_of_a_live_ledger(&fixture());
             }
             #[test]
+            fn created_documents_are_claimed_exactly_once() {
+                scenarios::created_documents_are_claimed_exactly_once(&fixture());
+            }
+            #[test]
+            fn documents_are_listed_by_key_prefix() {
+                scenarios::documents_are_listed_by_key_prefix(&fixture());
+            }
+            #[test]
             fn store_matches_reference_model() {
                 crate::property::store_matches_reference_model($backend);
             }

@@ -621,3 +621,131 @@ pub fn verify_sees_one_snapshot_of_a_live_ledger(fixture: &Fixture) {
     writer.join().expect("writer thread");
     running.stop();
 }
+
+fn create(collection: &str, key: &str) -> BusinessRow {
+    BusinessRow::Create {
+        collection: collection.into(),
+        key: key.into(),
+        body: key.as_bytes().to_vec(),
+    }
+}
+
+pub fn created_documents_are_claimed_exactly_once(fixture: &Fixture) {
+    let running = setup(fixture);
+    let paid = Submission {
+        transfers: vec![transfer(70, 2, 3, 100)],
+        rows: vec![
+            create("idempotency", "k1"),
+            BusinessRow::Outbox {
+                topic: "payment.succeeded".into(),
+                payload: b"k1".to_vec(),
+            },
+        ],
+        ..Submission::default()
+    };
+    assert!(running.submit(paid).all_ok());
+    // Another payment under the same key: nothing of it is applied.
+    let again = Submission {
+        transfers: vec![transfer(71, 2, 3, 100)],
+        rows: vec![create("idempotency", "k1")],
+        ..Submission::default()
+    };
+    let result = running.submit(again);
+    assert_eq!(
+        result.row_conflict,
+        Some(("idempotency".into(), "k1".into()))
+    );
+    assert_eq!(result.transfers[0].result.as_str(), "linked_event_failed");
+    // A submission naming one key twice conflicts with itself.
+    let twice = Submission {
+        rows: vec![create("handles", "amina"), create("handles", "amina")],
+        ..Submission::default()
+    };
+    assert_eq!(
+        running.submit(twice).row_conflict,
+        Some(("handles".into(), "amina".into()))
+    );
+    // Forty racing requests with one key, spread over every writer: exactly one pays.
+    let second = fixture.start_second_writer();
+    let ledgers: Vec<mizan_ledger::Ledger> = std::iter::once(running.ledger.clone())
+        .chain(second.as_ref().map(|s| s.ledger.clone()))
+        .collect();
+    let threads: Vec<_> = (0..40_u128)
+        .map(|i| {
+            let ledger = ledgers[i as usize % ledgers.len()].clone();
+            std::thread::spawn(move || {
+                let submission = Submission {
+                    transfers: vec![transfer(500 + i, 2, 3, 10)],
+                    rows: vec![create("idempotency", "race")],
+                    ..Submission::default()
+                };
+                ledger.submit_blocking(submission).expect("submit").all_ok()
+            })
+        })
+        .collect();
+    let winners = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(winners, 1);
+    drop(ledgers);
+    let mut reader = fixture.reader();
+    assert_eq!(balances(&mut *reader, 3).balance_posted(), 100 + 10);
+    assert_eq!(reader.outbox(0, 10).expect("outbox").len(), 1);
+    assert!(reader
+        .document("handles", "amina")
+        .expect("document")
+        .is_none());
+    if let Some(second) = second {
+        second.stop();
+    }
+    running.stop();
+}
+
+pub fn documents_are_listed_by_key_prefix(fixture: &Fixture) {
+    let running = fixture.start();
+    let rows = [
+        "handle:bilal",
+        "handle:amina",
+        "email:amina@example.com",
+        "handlebar",
+        "handle:chen",
+    ]
+    .iter()
+    .map(|key| create("people", key))
+    .chain(std::iter::once(create("other", "handle:zed")))
+    .collect();
+    assert!(running
+        .submit(Submission {
+            rows,
+            ..Submission::default()
+        })
+        .all_ok());
+    let mut reader = fixture.reader();
+    let keys =
+        |page: Vec<(String, Vec<u8>)>| page.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+    let all = reader
+        .documents_with_prefix("people", "handle:", None, 10)
+        .expect("prefix");
+    assert_eq!(keys(all), ["handle:amina", "handle:bilal", "handle:chen"]);
+    let first = reader
+        .documents_with_prefix("people", "handle:", None, 2)
+        .expect("prefix");
+    assert_eq!(keys(first), ["handle:amina", "handle:bilal"]);
+    let rest = reader
+        .documents_with_prefix("people", "handle:", Some("handle:bilal"), 2)
+        .expect("prefix");
+    assert_eq!(keys(rest), ["handle:chen"]);
+    assert_eq!(
+        reader
+            .documents_with_prefix("people", "", None, 10)
+            .expect("prefix")
+            .len(),
+        5
+    );
+    assert!(reader
+        .documents_with_prefix("people", "handle:", None, 0)
+        .is_err());
+    running.stop();
+}
