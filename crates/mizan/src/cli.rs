@@ -164,14 +164,16 @@ fn verify(location: &Location, json: bool) -> anyhow::Result<ExitCode> {
     match mizan_ledger::verify::verify(&mut *reader) {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!(
+                say!(
                     "ledger verified: {} transfers, {} accounts, chain ends in {}",
-                    report.transfers, report.accounts, report.last_hash
+                    report.transfers,
+                    report.accounts,
+                    report.last_hash
                 );
                 for (ledger, totals) in &report.ledgers {
-                    println!(
+                    say!(
                         "  ledger {ledger}: {} accounts, posted {} = {}, pending {} = {}",
                         totals.accounts,
                         totals.debits_posted,

@@ -130,17 +130,17 @@ pub fn run(location: &Location) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("ledger writer panicked"))?;
     let (created, existing) = result?;
-    println!("Mizan demo ledger at {}", location.describe());
-    println!("  {created} transfers created, {existing} already there");
+    say!("Mizan demo ledger at {}", location.describe());
+    say!("  {created} transfers created, {existing} already there");
     let mut reader = location.open_reader()?;
     let report = mizan_ledger::verify::verify(&mut *reader)?;
     for (index, handle) in DEMO_PEOPLE.iter().enumerate() {
         let account = reader.accounts(&[AccountId::new(wallet_id(index))?])?;
         let balance = account.first().map(|a| a.balance_posted()).unwrap_or(0);
         let money = Money::from_minor(i64::try_from(balance)?, Currency::USD);
-        println!("  @{handle:<8} {:>14}", money.to_string());
+        say!("  @{handle:<8} {:>14}", money.to_string());
     }
-    println!(
+    say!(
         "  ledger verified: {} transfers, chain ends in {}",
         report.transfers,
         &report.last_hash[..16]
