@@ -26,6 +26,26 @@ pub enum ApiError {
     NotReady { reason: &'static str },
     #[error("internal error")]
     Internal,
+    #[error("the body is not a JSON object of the expected fields")]
+    InvalidBody,
+    /// A field of the body failed to parse; `code` is the domain error's code.
+    #[error("{detail}")]
+    InvalidField {
+        code: &'static str,
+        field: &'static str,
+        detail: String,
+    },
+    /// A unique value (a handle, an e-mail) is taken.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        field: &'static str,
+        detail: String,
+    },
+    #[error("unknown login or wrong password")]
+    InvalidCredentials,
+    #[error("missing, unknown, expired or revoked session")]
+    Unauthenticated,
 }
 
 /// The body of every error response.
@@ -42,6 +62,9 @@ pub struct Problem {
     pub code: String,
     /// What went wrong in this occurrence.
     pub detail: String,
+    /// The request body field the problem is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -55,6 +78,9 @@ impl ApiError {
             ApiError::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidBody | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -69,6 +95,10 @@ impl ApiError {
             ApiError::UnprocessableEntity => "unprocessable_entity",
             ApiError::NotReady { .. } => "not_ready",
             ApiError::Internal => "internal_error",
+            ApiError::InvalidBody => "invalid_body",
+            ApiError::InvalidField { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -82,6 +112,29 @@ impl ApiError {
             ApiError::UnprocessableEntity => "Unprocessable entity",
             ApiError::NotReady { .. } => "Service not ready",
             ApiError::Internal => "Internal error",
+            ApiError::InvalidBody => "Invalid body",
+            ApiError::InvalidField { .. } => "Invalid field",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::InvalidCredentials => "Invalid credentials",
+            ApiError::Unauthenticated => "Unauthenticated",
+        }
+    }
+
+    /// The body field the error is about, if one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidField { field, .. } | ApiError::Conflict { field, .. } => Some(field),
+            ApiError::BadRequest
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::UnsupportedMediaType
+            | ApiError::UnprocessableEntity
+            | ApiError::NotReady { .. }
+            | ApiError::Internal
+            | ApiError::InvalidBody
+            | ApiError::InvalidCredentials
+            | ApiError::Unauthenticated => None,
         }
     }
 
@@ -107,6 +160,7 @@ impl ApiError {
             status: self.status().as_u16(),
             code: self.code().to_owned(),
             detail: self.to_string(),
+            field: self.field().map(str::to_owned),
         }
     }
 }
@@ -119,6 +173,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if self == ApiError::Unauthenticated {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }
@@ -159,5 +218,16 @@ mod tests {
             assert_eq!(ApiError::from_status(error.status(), 1), Some(error));
         }
         assert_eq!(ApiError::NotReady { reason: "x" }.code(), "not_ready");
+        for error in [
+            ApiError::InvalidBody,
+            ApiError::InvalidCredentials,
+            ApiError::Unauthenticated,
+        ] {
+            let code = error.code();
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -21,7 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::routes::{docs, health, metrics};
+use crate::routes::{docs, health, identity, metrics};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(docs::openapi_json))
         .route("/v1/docs", get(docs::docs_page))
+        .route("/v1/people", post(identity::signup))
+        .route("/v1/sessions", post(identity::login))
+        .route("/v1/sessions/current", delete(identity::logout))
+        .route("/v1/me", get(identity::me))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {

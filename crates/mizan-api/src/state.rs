@@ -83,6 +83,11 @@ impl AppState {
         &self.inner.config
     }
 
+    /// The reader shared by every request; lock it only inside `spawn_blocking`.
+    pub fn reader(&self) -> Arc<Mutex<Box<dyn LedgerReader>>> {
+        self.inner.reader.clone()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }

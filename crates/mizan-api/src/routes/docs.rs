@@ -8,6 +8,21 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
+use crate::routes::identity;
+
+/// Declares the `bearer` security scheme the identity operations name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,10 +34,23 @@ use crate::routes::health::Status;
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         crate::routes::metrics::metrics,
+        crate::routes::identity::signup,
+        crate::routes::identity::login,
+        crate::routes::identity::me,
+        crate::routes::identity::logout,
         openapi_json,
         docs_page
     ),
-    components(schemas(Status, Problem))
+    components(schemas(
+        Status,
+        Problem,
+        identity::SignupRequest,
+        identity::LoginRequest,
+        identity::PersonBody,
+        identity::Wallet,
+        identity::SessionBody
+    )),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 

@@ -2,4 +2,5 @@
 
 pub mod docs;
 pub mod health;
+pub mod identity;
 pub mod metrics;
