@@ -46,6 +46,15 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("missing, unknown, expired or revoked session")]
     Unauthenticated,
+    /// A use case refused the request (a payment, a funding): its own status and code.
+    #[error("{detail}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        field: Option<&'static str>,
+        detail: String,
+    },
 }
 
 /// The body of every error response.
@@ -81,6 +90,7 @@ impl ApiError {
             ApiError::InvalidBody | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Refused { status, .. } => *status,
         }
     }
 
@@ -96,7 +106,9 @@ impl ApiError {
             ApiError::NotReady { .. } => "not_ready",
             ApiError::Internal => "internal_error",
             ApiError::InvalidBody => "invalid_body",
-            ApiError::InvalidField { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::InvalidField { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Refused { code, .. } => code,
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthenticated => "unauthenticated",
         }
@@ -117,6 +129,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::InvalidCredentials => "Invalid credentials",
             ApiError::Unauthenticated => "Unauthenticated",
+            ApiError::Refused { title, .. } => title,
         }
     }
 
@@ -124,6 +137,7 @@ impl ApiError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             ApiError::InvalidField { field, .. } | ApiError::Conflict { field, .. } => Some(field),
+            ApiError::Refused { field, .. } => *field,
             ApiError::BadRequest
             | ApiError::NotFound
             | ApiError::MethodNotAllowed

@@ -21,7 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::routes::{docs, health, identity, metrics};
+use crate::routes::{docs, health, identity, metrics, payments};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", post(identity::login))
         .route("/v1/sessions/current", delete(identity::logout))
         .route("/v1/me", get(identity::me))
+        .route("/v1/funding", post(payments::fund))
+        .route("/v1/payments", post(payments::create_payment))
+        .route("/v1/payments/{id}", get(payments::get_payment))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {

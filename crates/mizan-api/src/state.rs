@@ -1,4 +1,5 @@
-//! [`AppState`]: what every handler shares — the ledger writer, a reader, the metrics.
+//! [`AppState`]: what every handler shares — the ledger writer, a reader, the metrics,
+//! the card processor. Starting it creates the platform accounts (idempotently).
 //!
 //! The state owns the writer thread. [`AppState::shutdown`] drops the ledger handle
 //! and joins the thread, so the store flushes before the process exits, whatever
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use mizan_app::funding::{Processor, SandboxProcessor};
+use mizan_app::payments;
 use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, LedgerReader, StoreError, WriterConfig};
 use mizan_store::Location;
@@ -31,6 +34,8 @@ pub enum StateError {
     Metrics(#[from] prometheus::Error),
     #[error("the ledger writer thread panicked")]
     WriterPanicked,
+    #[error("creating the platform accounts: {0}")]
+    PlatformAccounts(String),
 }
 
 #[derive(Clone)]
@@ -45,6 +50,7 @@ struct Inner {
     queue_submissions_max: usize,
     reader: Arc<Mutex<Box<dyn LedgerReader>>>,
     metrics: Metrics,
+    processor: Arc<dyn Processor>,
 }
 
 /// Locks, ignoring poison: every value behind these locks stays valid if a holder panics.
@@ -66,6 +72,8 @@ impl AppState {
         let writer_config = WriterConfig::default();
         let queue_submissions_max = writer_config.queue_submissions_max;
         let (ledger, writer) = Ledger::start(store, Arc::new(SystemClock), writer_config)?;
+        payments::ensure_platform_accounts(&ledger)
+            .map_err(|error| StateError::PlatformAccounts(error.to_string()))?;
         let reader = location.open_reader().map_err(open_error)?;
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -75,6 +83,7 @@ impl AppState {
                 queue_submissions_max,
                 reader: Arc::new(Mutex::new(reader)),
                 metrics: Metrics::new()?,
+                processor: Arc::new(SandboxProcessor),
             }),
         })
     }
@@ -86,6 +95,11 @@ impl AppState {
     /// The reader shared by every request; lock it only inside `spawn_blocking`.
     pub fn reader(&self) -> Arc<Mutex<Box<dyn LedgerReader>>> {
         self.inner.reader.clone()
+    }
+
+    /// The card processor funding charges go through (the sandbox for now).
+    pub fn processor(&self) -> Arc<dyn Processor> {
+        self.inner.processor.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -362,8 +362,9 @@ async fn metrics_count_committed_transfers() {
         text.contains("mizan_ledger_transfers_committed_total 1\n"),
         "{text}"
     );
+    // Two batches: the platform accounts created at start, then this submission.
     assert!(
-        text.contains("mizan_ledger_batches_committed_total 1\n"),
+        text.contains("mizan_ledger_batches_committed_total 2\n"),
         "{text}"
     );
     app.stop().await;

@@ -258,7 +258,7 @@ fn wallet_account(person: PersonId) -> Result<NewAccount, IdentityError> {
     })
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, IdentityError> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, IdentityError> {
     serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
 }
 
@@ -395,13 +395,13 @@ pub async fn signup(
     Ok(person)
 }
 
-fn lock(reader: &Mutex<Box<dyn LedgerReader>>) -> MutexGuard<'_, Box<dyn LedgerReader>> {
+pub(crate) fn lock(reader: &Mutex<Box<dyn LedgerReader>>) -> MutexGuard<'_, Box<dyn LedgerReader>> {
     reader
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn read_document(
+pub(crate) async fn read_document(
     reader: &SharedReader,
     collection: &'static str,
     key: String,

@@ -1,6 +1,10 @@
 //! The use-case layer between the HTTP API and the ledger: no SQL, no HTTP.
 //!
 //! - [`identity`]: people sign up and log in; one USD wallet per person; sessions.
+//! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
+//! - [`funding`]: money entering a wallet from a card, through a processor.
 
+pub mod funding;
 pub mod identity;
+pub mod payments;
 pub mod time;

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::identity;
+use crate::routes::{identity, payments};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -38,6 +38,9 @@ impl utoipa::Modify for BearerAuth {
         crate::routes::identity::login,
         crate::routes::identity::me,
         crate::routes::identity::logout,
+        crate::routes::payments::fund,
+        crate::routes::payments::create_payment,
+        crate::routes::payments::get_payment,
         openapi_json,
         docs_page
     ),
@@ -48,7 +51,11 @@ impl utoipa::Modify for BearerAuth {
         identity::LoginRequest,
         identity::PersonBody,
         identity::Wallet,
-        identity::SessionBody
+        identity::SessionBody,
+        payments::FundingRequest,
+        payments::FundingBody,
+        payments::PaymentCreateRequest,
+        payments::PaymentBody
     )),
     modifiers(&BearerAuth)
 )]

@@ -120,7 +120,7 @@ pub struct SessionBody {
     pub expires_at: String,
 }
 
-fn ledger(state: &AppState) -> Result<mizan_ledger::Ledger, ApiError> {
+pub(crate) fn ledger(state: &AppState) -> Result<mizan_ledger::Ledger, ApiError> {
     state.ledger().ok_or(ApiError::NotReady {
         reason: "shutting down",
     })
@@ -213,7 +213,7 @@ pub async fn login(
 }
 
 /// The session token of a request: `Authorization: Bearer <token>`, else the cookie.
-fn session_token(headers: &HeaderMap) -> Result<Secret<String>, ApiError> {
+pub(crate) fn session_token(headers: &HeaderMap) -> Result<Secret<String>, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

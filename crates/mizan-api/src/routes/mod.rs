@@ -4,3 +4,4 @@ pub mod docs;
 pub mod health;
 pub mod identity;
 pub mod metrics;
+pub mod payments;

@@ -1,0 +1,276 @@
+//! `POST /v1/funding` (sandbox card funding), `POST /v1/payments` (P2P, with a
+//! required `Idempotency-Key`) and `GET /v1/payments/{id}`. Handlers parse their body
+//! into domain types first, then call `mizan_app::funding` / `mizan_app::payments`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mizan_app::funding::{self, CardNumber};
+use mizan_app::identity::{self, Handle, Person};
+use mizan_app::payments::{
+    self, IdempotencyKey, Note, PaymentError, PaymentOutcome, PaymentRequest, PaymentView,
+};
+use mizan_core::{Clock, Secret, SystemClock};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Problem};
+use crate::routes::identity::{ledger, session_token, JsonBody};
+use crate::state::AppState;
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> ApiError {
+        let code = error.code();
+        let field = error.field();
+        let refused =
+            |status: StatusCode, title: &'static str, error: PaymentError| ApiError::Refused {
+                status,
+                code,
+                title,
+                field,
+                detail: error.to_string(),
+            };
+        match error {
+            PaymentError::AmountMalformed
+            | PaymentError::AmountTooPrecise
+            | PaymentError::AmountTooLarge
+            | PaymentError::AmountMustBePositive
+            | PaymentError::UnknownCurrency
+            | PaymentError::CurrencyNotSupported
+            | PaymentError::NoteTooLong
+            | PaymentError::CardNumberInvalid
+            | PaymentError::IdempotencyKeyRequired
+            | PaymentError::IdempotencyKeyInvalid => {
+                refused(StatusCode::BAD_REQUEST, "Invalid field", error)
+            }
+            PaymentError::RecipientNotFound | PaymentError::PaymentNotFound => {
+                refused(StatusCode::NOT_FOUND, "Not found", error)
+            }
+            PaymentError::IdempotencyKeyReused
+            | PaymentError::CannotPayYourself
+            | PaymentError::InsufficientFunds => {
+                refused(StatusCode::UNPROCESSABLE_ENTITY, "Payment refused", error)
+            }
+            PaymentError::CardDeclined(_) => {
+                refused(StatusCode::PAYMENT_REQUIRED, "Card declined", error)
+            }
+            PaymentError::Internal(detail) => {
+                tracing::error!(%detail, "payment use case failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FundingRequest {
+    /// Major units, e.g. "25.00".
+    pub amount: String,
+    /// ISO 4217; only "USD" for now.
+    pub currency: String,
+    /// 12–19 digits; never stored or logged (only the last four are kept).
+    #[schema(value_type = String)]
+    pub card_number: Secret<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FundingBody {
+    pub id: String,
+    /// Always "succeeded" (a decline answers 402).
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentCreateRequest {
+    /// The payee's handle.
+    pub to: String,
+    /// Major units, e.g. "12.34".
+    pub amount: String,
+    /// ISO 4217; only "USD" for now.
+    pub currency: String,
+    /// At most 280 characters.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentBody {
+    pub id: String,
+    /// The payer's handle.
+    pub from: String,
+    /// The payee's handle.
+    pub to: String,
+    pub amount: String,
+    pub currency: String,
+    pub note: String,
+    /// "succeeded".
+    pub status: String,
+    /// The ledger transfer (32 hex digits).
+    pub transfer_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<PaymentView> for PaymentBody {
+    fn from(view: PaymentView) -> PaymentBody {
+        PaymentBody {
+            id: view.id,
+            from: view.from,
+            to: view.to,
+            amount: view.amount,
+            currency: view.currency,
+            note: view.note,
+            status: view.status,
+            transfer_id: view.transfer_id,
+            created_at: view.created_at,
+        }
+    }
+}
+
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
+    let token = session_token(headers)?;
+    Ok(identity::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?)
+}
+
+/// Puts money in the caller's wallet from a card (sandbox processor).
+#[utoipa::path(
+    post,
+    path = "/v1/funding",
+    tag = "payments",
+    security(("bearer" = [])),
+    request_body = FundingRequest,
+    responses(
+        (status = 201, description = "The funding succeeded; the wallet is credited", body = FundingBody),
+        (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `card_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`card_declined`; `detail` names the reason (`insufficient_funds`, `stolen_card`)", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn fund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<FundingRequest>,
+) -> Result<(StatusCode, Json<FundingBody>), ApiError> {
+    let person = caller(&state, &headers).await?;
+    let amount = payments::parse_amount(&request.amount, &request.currency)?;
+    let card = CardNumber::parse(request.card_number)?;
+    let ledger = ledger(&state)?;
+    let processor = state.processor();
+    let funding = funding::fund(
+        &ledger,
+        processor.as_ref(),
+        person.id,
+        amount,
+        card,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    let body = FundingBody {
+        id: funding.id,
+        status: payments::STATUS_SUCCEEDED.to_owned(),
+        amount: funding.amount.format_major(),
+        currency: funding.amount.currency().code().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    let value = headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .ok_or(PaymentError::IdempotencyKeyRequired)?;
+    let text = value
+        .to_str()
+        .map_err(|_| PaymentError::IdempotencyKeyInvalid)?;
+    Ok(IdempotencyKey::parse(text)?)
+}
+
+fn payment_request(request: &PaymentCreateRequest) -> Result<PaymentRequest, ApiError> {
+    let amount = payments::parse_amount(&request.amount, &request.currency)?;
+    let to = Handle::parse(&request.to).map_err(|_| PaymentError::RecipientNotFound)?;
+    let note = Note::parse(&request.note)?;
+    Ok(PaymentRequest { to, amount, note })
+}
+
+fn outcome_response(outcome: PaymentOutcome) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(outcome.status).map_err(|_| ApiError::Internal)?;
+    let mut response = (status, Json(PaymentBody::from(outcome.payment))).into_response();
+    if outcome.replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static(IDEMPOTENT_REPLAYED_HEADER),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Pays another person from the caller's wallet, exactly once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/payments",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. A retry with the same key and body answers the stored payment with `Idempotent-Replayed: true`.")
+    ),
+    request_body = PaymentCreateRequest,
+    responses(
+        (status = 201, description = "The payment (also for a replay, with `Idempotent-Replayed: true`)", body = PaymentBody),
+        (status = 400, description = "`invalid_body`, `idempotency_key_required`, `idempotency_key_invalid`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `note_too_long` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`recipient_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`, `cannot_pay_yourself` or `insufficient_funds`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PaymentCreateRequest>,
+) -> Result<Response, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let key = idempotency_key(&headers)?;
+    let request = payment_request(&request)?;
+    let ledger = ledger(&state)?;
+    let outcome = payments::pay(
+        &ledger,
+        &state.reader(),
+        &person,
+        request,
+        key,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    outcome_response(outcome)
+}
+
+/// A payment the caller paid or received; any other id answers 404.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment id (32 hex digits)")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentBody),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`payment_not_found`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentBody>, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let view = payments::payment_for(&state.reader(), person.id, &id).await?;
+    Ok(Json(PaymentBody::from(view)))
+}

@@ -1,0 +1,368 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Card funding and P2P payments against the real server over TCP, on a fresh SQLite
+//! store per test: money moves once, declines move nothing, retries replay.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mizan_api::{AppState, Problem, ServerConfig};
+use mizan_store::Location;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PASSWORD: &str = "correct horse battery";
+const CARD_OK: &str = "4242424242424242";
+const CARD_INSUFFICIENT_FUNDS: &str = "4000000000009995";
+const CARD_STOLEN: &str = "4000000000009979";
+
+struct TestApp {
+    address: SocketAddr,
+    client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), mizan_api::ServeError>>,
+    data: tempfile::TempDir,
+}
+
+async fn spawn_app() -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    let location = Location::from_config(data.path(), None);
+    let state =
+        tokio::task::spawn_blocking(move || AppState::start(&location, ServerConfig::default()))
+            .await
+            .unwrap()
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let signal = async move {
+        let _ = signal.await;
+    };
+    let server = tokio::spawn(mizan_api::serve(listener, state, signal));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        shutdown: Some(shutdown),
+        server,
+        data,
+    }
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Signs a person up and logs them in; answers their bearer token.
+    async fn person(&self, handle: &str) -> String {
+        let body = json!({
+            "handle": handle,
+            "email": format!("{handle}@example.com"),
+            "password": PASSWORD,
+        });
+        let response = self
+            .client
+            .post(self.url("/v1/people"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body = json!({"login": handle, "password": PASSWORD});
+        let response = self
+            .client
+            .post(self.url("/v1/sessions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let session: Value = response.json().await.unwrap();
+        session["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn balance(&self, token: &str) -> String {
+        let response = self
+            .client
+            .get(self.url("/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let me: Value = response.json().await.unwrap();
+        me["wallet"]["balance"].as_str().unwrap().to_owned()
+    }
+
+    async fn fund(&self, token: &str, amount: &str, card: &str) -> reqwest::Response {
+        let body = json!({"amount": amount, "currency": "USD", "card_number": card});
+        self.client
+            .post(self.url("/v1/funding"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn pay(&self, token: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+        pay(&self.client, &self.url("/v1/payments"), token, key, body).await
+    }
+
+    async fn get_payment(&self, token: &str, id: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/v1/payments/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server and the writer; the store stays on disk for inspection.
+    async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.server)
+            .await
+            .expect("server did not stop")
+            .unwrap()
+            .unwrap();
+        self.data
+    }
+}
+
+async fn pay(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = client.post(url).bearer_auth(token).json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn problem(response: reqwest::Response) -> Problem {
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    response.json().await.unwrap()
+}
+
+fn payment(to: &str, amount: &str) -> Value {
+    json!({"to": to, "amount": amount, "currency": "USD", "note": "lunch"})
+}
+
+#[tokio::test]
+async fn funding_credits_the_wallet_and_declines_move_nothing() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let response = app.fund(&sara, "25.00", CARD_OK).await;
+    assert_eq!(response.status(), 201);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(CARD_OK));
+    let funding: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(funding["status"], "succeeded");
+    assert_eq!(funding["amount"], "25.00");
+    assert_eq!(funding["currency"], "USD");
+    assert_eq!(funding["id"].as_str().unwrap().len(), 32);
+    assert_eq!(app.balance(&sara).await, "25.00");
+
+    for (card, reason) in [
+        (CARD_INSUFFICIENT_FUNDS, "insufficient_funds"),
+        (CARD_STOLEN, "stolen_card"),
+    ] {
+        let response = app.fund(&sara, "10.00", card).await;
+        assert_eq!(response.status(), 402);
+        let body = problem(response).await;
+        assert_eq!(body.code, "card_declined");
+        assert!(body.detail.contains(reason), "{}", body.detail);
+        assert!(!body.detail.contains(card));
+        assert_eq!(app.balance(&sara).await, "25.00");
+    }
+
+    let response = app.fund(&sara, "1.00", "4242").await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(problem(response).await.code, "card_number_invalid");
+    let response = app.fund("not-a-token", "1.00", CARD_OK).await;
+    assert_eq!(response.status(), 401);
+
+    let data = app.stop().await;
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for card in [CARD_OK, CARD_INSUFFICIENT_FUNDS, CARD_STOLEN] {
+            let found = bytes
+                .windows(card.len())
+                .any(|window| window == card.as_bytes());
+            assert!(!found, "{card} stored in {}", path.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn payments_move_money_once_and_replay() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    assert_eq!(app.fund(&sara, "25.00", CARD_OK).await.status(), 201);
+
+    let response = app
+        .pay(&sara, Some("pay-1"), &payment("Omar", "12.34"))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["from"], "sara");
+    assert_eq!(first["to"], "omar");
+    assert_eq!(first["amount"], "12.34");
+    assert_eq!(first["currency"], "USD");
+    assert_eq!(first["note"], "lunch");
+    assert_eq!(first["status"], "succeeded");
+    assert_eq!(first["transfer_id"].as_str().unwrap().len(), 32);
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(app.balance(&sara).await, "12.66");
+    assert_eq!(app.balance(&omar).await, "12.34");
+
+    let response = app
+        .pay(&sara, Some("pay-1"), &payment("omar", "12.34"))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    let replay: Value = response.json().await.unwrap();
+    assert_eq!(replay, first);
+    assert_eq!(app.balance(&sara).await, "12.66");
+    assert_eq!(app.balance(&omar).await, "12.34");
+
+    let response = app
+        .pay(&sara, Some("pay-1"), &payment("omar", "1.00"))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(problem(response).await.code, "idempotency_key_reused");
+
+    let response = app
+        .pay(&sara, Some("pay-2"), &payment("omar", "12.67"))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(problem(response).await.code, "insufficient_funds");
+    assert_eq!(app.balance(&sara).await, "12.66");
+    assert_eq!(app.balance(&omar).await, "12.34");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_under_one_key_pay_once() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    assert_eq!(app.fund(&sara, "25.00", CARD_OK).await.status(), 201);
+    let url = app.url("/v1/payments");
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = url.clone();
+            let token = sara.clone();
+            tokio::spawn(async move {
+                let response = pay(
+                    &client,
+                    &url,
+                    &token,
+                    Some("same-key"),
+                    &payment("omar", "5.00"),
+                )
+                .await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                (status, body["id"].as_str().unwrap_or_default().to_owned())
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for attempt in attempts {
+        let (status, id) = attempt.await.unwrap();
+        assert_eq!(status, 201);
+        ids.push(id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one payment: {ids:?}");
+    assert_eq!(app.balance(&sara).await, "20.00");
+    assert_eq!(app.balance(&omar).await, "5.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_payments_are_refused_with_codes() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    app.person("omar").await;
+    assert_eq!(app.fund(&sara, "5.00", CARD_OK).await.status(), 201);
+
+    let response = app.pay(&sara, None, &payment("omar", "1.00")).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(problem(response).await.code, "idempotency_key_required");
+
+    let cases = [
+        ("12.3a", "USD", "amount_malformed", "amount"),
+        ("1.001", "USD", "amount_too_precise", "amount"),
+        ("0.00", "USD", "amount_must_be_positive", "amount"),
+        ("-1.00", "USD", "amount_must_be_positive", "amount"),
+        ("1.00", "ZZZ", "unknown_currency", "currency"),
+        ("1.00", "EUR", "currency_not_supported", "currency"),
+    ];
+    for (index, (amount, currency, code, field)) in cases.into_iter().enumerate() {
+        let body = json!({"to": "omar", "amount": amount, "currency": currency});
+        let response = app.pay(&sara, Some(&format!("bad-{index}")), &body).await;
+        assert_eq!(response.status(), 400, "{amount} {currency}");
+        let body = problem(response).await;
+        assert_eq!(body.code, code, "{amount} {currency}");
+        assert_eq!(body.field.as_deref(), Some(field));
+    }
+    let long_note =
+        json!({"to": "omar", "amount": "1.00", "currency": "USD", "note": "n".repeat(281)});
+    let response = app.pay(&sara, Some("note"), &long_note).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(problem(response).await.code, "note_too_long");
+
+    let response = app
+        .pay(&sara, Some("who"), &payment("nobody", "1.00"))
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(problem(response).await.code, "recipient_not_found");
+
+    let response = app.pay(&sara, Some("me"), &payment("SARA", "1.00")).await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(problem(response).await.code, "cannot_pay_yourself");
+    assert_eq!(app.balance(&sara).await, "5.00");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn payments_are_visible_to_their_parties_only() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    let lina = app.person("lina").await;
+    assert_eq!(app.fund(&sara, "5.00", CARD_OK).await.status(), 201);
+    let response = app.pay(&sara, Some("k1"), &payment("omar", "2.50")).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap();
+
+    for token in [&sara, &omar] {
+        let response = app.get_payment(token, id).await;
+        assert_eq!(response.status(), 200);
+        let seen: Value = response.json().await.unwrap();
+        assert_eq!(seen, created);
+    }
+    let response = app.get_payment(&lina, id).await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(problem(response).await.code, "payment_not_found");
+    let response = app.get_payment(&lina, "not-an-id").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(app.get_payment("bad-token", id).await.status(), 401);
+    app.stop().await;
+}

@@ -1,0 +1,258 @@
+//! Funding: money entering a wallet from a card, through a [`Processor`].
+//!
+//! A funding is an intent in two submissions: first a pending transfer
+//! clearing → wallet and a `fundings` document in status `pending`; then, on the
+//! processor's answer, a post (success) or a void (decline) of that transfer with the
+//! document updated. A decline therefore never creates money. The card number is
+//! held in a [`Secret`] and only its last four digits are ever stored.
+
+use mizan_core::{AccountId, Money, Secret, TransferId};
+use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger, Submission};
+use mizan_ledger::{TransferFlags, TransferRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{PersonId, WALLET_CURRENCY};
+use crate::payments::{
+    internal, to_json, DeclineReason, PaymentError, PROCESSOR_CLEARING_USD, TRANSFER_CODE_FUNDING,
+};
+
+pub const CARD_NUMBER_DIGITS_MIN: usize = 12;
+pub const CARD_NUMBER_DIGITS_MAX: usize = 19;
+/// A pending funding the server never resolves (a crash between the two
+/// submissions) is voided by the ledger after this long.
+pub const FUNDING_PENDING_TIMEOUT_SECONDS: u32 = 3_600;
+pub const COLLECTION_FUNDINGS: &str = "fundings";
+pub const TOPIC_FUNDING_SUCCEEDED: &str = "funding.succeeded";
+
+/// A card number: 12–19 digits. Prints as `***`; only [`CardNumber::last4`] leaves it.
+#[derive(Debug, Clone)]
+pub struct CardNumber(Secret<String>);
+
+impl CardNumber {
+    pub fn parse(text: Secret<String>) -> Result<CardNumber, PaymentError> {
+        let digits = text.expose();
+        let length_ok = (CARD_NUMBER_DIGITS_MIN..=CARD_NUMBER_DIGITS_MAX).contains(&digits.len());
+        if length_ok && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            Ok(CardNumber(text))
+        } else {
+            Err(PaymentError::CardNumberInvalid)
+        }
+    }
+
+    pub fn last4(&self) -> String {
+        let digits = self.0.expose();
+        digits[digits.len() - 4..].to_owned()
+    }
+
+    fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+/// What a processor answered to a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeDecision {
+    Approved,
+    Declined(DeclineReason),
+}
+
+/// A card processor. Implementations translate to and from one processor's API.
+pub trait Processor: Send + Sync {
+    fn charge(&self, card: &CardNumber, amount: Money) -> ChargeDecision;
+}
+
+/// A deterministic processor for the sandbox and tests, by card number:
+/// `4000000000009995` → insufficient funds, `4000000000009979` → stolen card,
+/// anything else (e.g. `4242424242424242`) → approved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxProcessor;
+
+impl Processor for SandboxProcessor {
+    fn charge(&self, card: &CardNumber, _amount: Money) -> ChargeDecision {
+        match card.expose() {
+            "4000000000009995" => ChargeDecision::Declined(DeclineReason::InsufficientFunds),
+            "4000000000009979" => ChargeDecision::Declined(DeclineReason::StolenCard),
+            _ => ChargeDecision::Approved,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundingStatus {
+    Pending,
+    Succeeded,
+    Declined,
+}
+
+/// A funding as the `fundings` collection stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FundingDocument {
+    id: String,
+    person: String,
+    amount_minor: i64,
+    currency: String,
+    card_last4: String,
+    status: FundingStatus,
+    decline_reason: Option<DeclineReason>,
+    pending_transfer_id: String,
+    created_at_ns: u64,
+}
+
+/// A funding that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funding {
+    pub id: String,
+    pub amount: Money,
+}
+
+fn random_transfer_id() -> Result<TransferId, PaymentError> {
+    loop {
+        let raw: u128 = rand::random();
+        if raw != 0 && raw != u128::MAX {
+            return TransferId::new(raw).map_err(|error| internal("transfer id", error));
+        }
+    }
+}
+
+async fn submit_one(
+    ledger: &Ledger,
+    transfer: TransferRequest,
+    document: &FundingDocument,
+    event: bool,
+) -> Result<CreateTransferResult, PaymentError> {
+    let body = to_json(document)?;
+    let mut rows = vec![BusinessRow::Document {
+        collection: COLLECTION_FUNDINGS.to_owned(),
+        key: document.id.clone(),
+        body: body.clone(),
+    }];
+    if event {
+        rows.push(BusinessRow::Outbox {
+            topic: TOPIC_FUNDING_SUCCEEDED.to_owned(),
+            payload: body,
+        });
+    }
+    let submission = Submission {
+        transfers: vec![transfer],
+        rows,
+        atomic: true,
+        ..Submission::default()
+    };
+    let result = ledger
+        .submit(submission)
+        .await
+        .map_err(|error| internal("submitting a funding", error))?;
+    match result.transfers.as_slice() {
+        [outcome] => Ok(outcome.result),
+        other => Err(internal("funding results", other.len())),
+    }
+}
+
+/// Charges a card and credits the person's wallet; a decline moves no money.
+#[tracing::instrument(skip_all, fields(%person))]
+pub async fn fund(
+    ledger: &Ledger,
+    processor: &dyn Processor,
+    person: PersonId,
+    amount: Money,
+    card: CardNumber,
+    now_ns: u64,
+) -> Result<Funding, PaymentError> {
+    let pending_id = random_transfer_id()?;
+    let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
+        .map_err(|error| internal("clearing account", error))?;
+    let mut document = FundingDocument {
+        id: format!("{:032x}", pending_id.get()),
+        person: person.to_string(),
+        amount_minor: amount.minor_units(),
+        currency: amount.currency().code().to_owned(),
+        card_last4: card.last4(),
+        status: FundingStatus::Pending,
+        decline_reason: None,
+        pending_transfer_id: pending_id.to_string(),
+        created_at_ns: now_ns,
+    };
+    let pending = TransferRequest::single(
+        pending_id,
+        clearing,
+        person.wallet_id(WALLET_CURRENCY)?,
+        amount.minor_units(),
+        ledger_of(WALLET_CURRENCY),
+        TRANSFER_CODE_FUNDING,
+    )
+    .with_flags(TransferFlags::PENDING)
+    .with_timeout(FUNDING_PENDING_TIMEOUT_SECONDS);
+    let created = submit_one(ledger, pending, &document, false).await?;
+    if created != CreateTransferResult::Ok {
+        return Err(internal("funding pending transfer", format!("{created:?}")));
+    }
+    let decision = processor.charge(&card, amount);
+    let post = decision == ChargeDecision::Approved;
+    match decision {
+        ChargeDecision::Approved => document.status = FundingStatus::Succeeded,
+        ChargeDecision::Declined(reason) => {
+            document.status = FundingStatus::Declined;
+            document.decline_reason = Some(reason);
+        }
+    }
+    let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, post, 0);
+    let resolved = submit_one(ledger, resolution, &document, post).await?;
+    if resolved != CreateTransferResult::Ok {
+        return Err(internal("funding resolution", format!("{resolved:?}")));
+    }
+    match decision {
+        ChargeDecision::Approved => {
+            tracing::info!(funding = %document.id, "funding succeeded");
+            Ok(Funding {
+                id: document.id,
+                amount,
+            })
+        }
+        ChargeDecision::Declined(reason) => {
+            tracing::info!(funding = %document.id, %reason, "funding declined");
+            Err(PaymentError::CardDeclined(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn card(text: &str) -> CardNumber {
+        CardNumber::parse(Secret::new(text.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn card_numbers_never_print_and_keep_last4() {
+        let number = card("4242424242424242");
+        assert!(!format!("{number:?}").contains("4242424242424242"));
+        assert_eq!(number.last4(), "4242");
+        for bad in ["", "42424242424", "4242 4242 4242 4242", &"4".repeat(20)] {
+            assert!(
+                CardNumber::parse(Secret::new(bad.to_owned())).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sandbox_decides_by_card_number() {
+        let amount = Money::from_minor(100, WALLET_CURRENCY);
+        let sandbox = SandboxProcessor;
+        assert_eq!(
+            sandbox.charge(&card("4242424242424242"), amount),
+            ChargeDecision::Approved
+        );
+        assert_eq!(
+            sandbox.charge(&card("4000000000009995"), amount),
+            ChargeDecision::Declined(DeclineReason::InsufficientFunds)
+        );
+        assert_eq!(
+            sandbox.charge(&card("4000000000009979"), amount),
+            ChargeDecision::Declined(DeclineReason::StolenCard)
+        );
+    }
+}

@@ -1,0 +1,571 @@
+//! Payments: the platform's own accounts and money moving from one person's wallet to
+//! another's (P2P), exactly once per idempotency key.
+//!
+//! A payment is one atomic ledger submission: the transfer payer → payee, the
+//! `idempotency` claim (a SHA-256 of the canonical request and the response), the
+//! `payments` document and the `payment.succeeded` event. A retry under the same key
+//! derives the same transfer id and hits the same claim, so it can never move money
+//! twice; a taken claim is answered from the stored response.
+
+use std::fmt;
+
+use mizan_core::{AccountId, Currency, Money, MoneyError, TransferId};
+use mizan_ledger::{
+    ledger_of, AccountCode, AccountFlags, BusinessRow, CreateAccountResult, CreateTransferResult,
+    Ledger, NewAccount, Submission, TransferRequest,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::{
+    self, Handle, Person, PersonId, SharedReader, COLLECTION_HANDLES, WALLET_CURRENCY,
+};
+use crate::time::rfc3339_from_ns;
+
+/// The platform's USD processor clearing account: the other side of card funding. No
+/// balance limits — it goes negative by what card processors owe the platform.
+pub const PROCESSOR_CLEARING_USD: u128 = 0x4d49_5a41_4e00_0000_0000_0000_0000_0005;
+/// The platform's USD revenue account (fees).
+pub const PLATFORM_REVENUE_USD: u128 = 0x4d49_5a41_4e00_0000_0000_0000_0000_0004;
+/// The `owner` of platform accounts.
+pub const PLATFORM_OWNER: u128 = 0;
+
+/// Transfer codes; the numbers never change (the demo uses the same).
+pub const TRANSFER_CODE_FUNDING: u16 = 1;
+pub const TRANSFER_CODE_P2P: u16 = 2;
+
+pub const NOTE_CHARS_MAX: usize = 280;
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
+
+pub const COLLECTION_IDEMPOTENCY: &str = "idempotency";
+pub const COLLECTION_PAYMENTS: &str = "payments";
+pub const TOPIC_PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+pub const STATUS_SUCCEEDED: &str = "succeeded";
+/// The HTTP status a stored first answer had; replays answer the same.
+pub const STATUS_CODE_CREATED: u16 = 201;
+
+/// Domain separators of derived ids; bump the version to change a derivation.
+const P2P_TRANSFER_ID_DOMAIN: &[u8] = b"mizan.p2p.transfer.v1";
+const P2P_PAYMENT_ID_DOMAIN: &[u8] = b"mizan.p2p.payment.v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("an amount is written like \"12.34\"")]
+    AmountMalformed,
+    #[error("the amount has more decimal places than its currency allows")]
+    AmountTooPrecise,
+    #[error("the amount is too large")]
+    AmountTooLarge,
+    #[error("the amount must be greater than zero")]
+    AmountMustBePositive,
+    #[error("unknown currency code")]
+    UnknownCurrency,
+    #[error("only USD wallets exist for now")]
+    CurrencyNotSupported,
+    #[error("a note is at most 280 characters")]
+    NoteTooLong,
+    #[error("the Idempotency-Key header is required")]
+    IdempotencyKeyRequired,
+    #[error("an Idempotency-Key is 1 to 255 visible ASCII characters")]
+    IdempotencyKeyInvalid,
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("no person has that handle")]
+    RecipientNotFound,
+    #[error("you cannot pay yourself")]
+    CannotPayYourself,
+    #[error("the wallet does not hold enough money")]
+    InsufficientFunds,
+    #[error("no such payment")]
+    PaymentNotFound,
+    #[error("a card number is 12 to 19 digits")]
+    CardNumberInvalid,
+    #[error("the card was declined: {0}")]
+    CardDeclined(DeclineReason),
+    /// A bug or a store failure; the detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PaymentError {
+    /// The stable code; never change one once published.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PaymentError::AmountMalformed => "amount_malformed",
+            PaymentError::AmountTooPrecise => "amount_too_precise",
+            PaymentError::AmountTooLarge => "amount_too_large",
+            PaymentError::AmountMustBePositive => "amount_must_be_positive",
+            PaymentError::UnknownCurrency => "unknown_currency",
+            PaymentError::CurrencyNotSupported => "currency_not_supported",
+            PaymentError::NoteTooLong => "note_too_long",
+            PaymentError::IdempotencyKeyRequired => "idempotency_key_required",
+            PaymentError::IdempotencyKeyInvalid => "idempotency_key_invalid",
+            PaymentError::IdempotencyKeyReused => "idempotency_key_reused",
+            PaymentError::RecipientNotFound => "recipient_not_found",
+            PaymentError::CannotPayYourself => "cannot_pay_yourself",
+            PaymentError::InsufficientFunds => "insufficient_funds",
+            PaymentError::PaymentNotFound => "payment_not_found",
+            PaymentError::CardNumberInvalid => "card_number_invalid",
+            PaymentError::CardDeclined(_) => "card_declined",
+            PaymentError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The input field the error is about, if one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            PaymentError::AmountMalformed
+            | PaymentError::AmountTooPrecise
+            | PaymentError::AmountTooLarge
+            | PaymentError::AmountMustBePositive => Some("amount"),
+            PaymentError::UnknownCurrency | PaymentError::CurrencyNotSupported => Some("currency"),
+            PaymentError::NoteTooLong => Some("note"),
+            PaymentError::RecipientNotFound | PaymentError::CannotPayYourself => Some("to"),
+            PaymentError::CardNumberInvalid => Some("card_number"),
+            PaymentError::IdempotencyKeyRequired
+            | PaymentError::IdempotencyKeyInvalid
+            | PaymentError::IdempotencyKeyReused
+            | PaymentError::InsufficientFunds
+            | PaymentError::PaymentNotFound
+            | PaymentError::CardDeclined(_)
+            | PaymentError::Internal(_) => None,
+        }
+    }
+}
+
+/// Why a card processor declined a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    InsufficientFunds,
+    StolenCard,
+}
+
+impl DeclineReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclineReason::InsufficientFunds => "insufficient_funds",
+            DeclineReason::StolenCard => "stolen_card",
+        }
+    }
+}
+
+impl fmt::Display for DeclineReason {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.code())
+    }
+}
+
+pub(crate) fn internal(context: &str, error: impl fmt::Display) -> PaymentError {
+    PaymentError::Internal(format!("{context}: {error}"))
+}
+
+impl From<identity::IdentityError> for PaymentError {
+    fn from(error: identity::IdentityError) -> PaymentError {
+        internal("identity", error)
+    }
+}
+
+/// The accounts the platform itself holds, created once at server start.
+pub fn platform_accounts() -> Result<Vec<NewAccount>, PaymentError> {
+    let account = |id: u128, code: AccountCode| -> Result<NewAccount, PaymentError> {
+        Ok(NewAccount {
+            id: AccountId::new(id).map_err(|error| internal("platform account id", error))?,
+            ledger: ledger_of(WALLET_CURRENCY),
+            code,
+            owner: PLATFORM_OWNER,
+            flags: AccountFlags::NONE,
+        })
+    };
+    Ok(vec![
+        account(PROCESSOR_CLEARING_USD, AccountCode::ProcessorClearing)?,
+        account(PLATFORM_REVENUE_USD, AccountCode::PlatformRevenue)?,
+    ])
+}
+
+/// Creates the platform accounts; finding them already there (`exists`) is success.
+/// Blocking: call it before the server starts.
+pub fn ensure_platform_accounts(ledger: &Ledger) -> Result<(), PaymentError> {
+    let submission = Submission {
+        accounts: platform_accounts()?,
+        ..Submission::default()
+    };
+    let result = ledger
+        .submit_blocking(submission)
+        .map_err(|error| internal("creating platform accounts", error))?;
+    let all_there = result.accounts.iter().all(|result| {
+        matches!(
+            result,
+            CreateAccountResult::Ok | CreateAccountResult::Exists
+        )
+    });
+    if !all_there || result.accounts.len() != 2 {
+        return Err(internal(
+            "creating platform accounts",
+            format!("{:?}", result.accounts),
+        ));
+    }
+    Ok(())
+}
+
+/// A positive amount in a currency that has wallets: "12.34" + "USD".
+pub fn parse_amount(amount_text: &str, currency_text: &str) -> Result<Money, PaymentError> {
+    let currency: Currency = currency_text
+        .parse()
+        .map_err(|_| PaymentError::UnknownCurrency)?;
+    if currency != WALLET_CURRENCY {
+        return Err(PaymentError::CurrencyNotSupported);
+    }
+    let amount = Money::parse_major(amount_text, currency).map_err(|error| match error {
+        MoneyError::TooPrecise => PaymentError::AmountTooPrecise,
+        MoneyError::Overflow => PaymentError::AmountTooLarge,
+        MoneyError::UnknownCurrency => PaymentError::UnknownCurrency,
+        MoneyError::Malformed | MoneyError::CurrencyMismatch => PaymentError::AmountMalformed,
+    })?;
+    if !amount.is_positive() {
+        return Err(PaymentError::AmountMustBePositive);
+    }
+    Ok(amount)
+}
+
+/// A client's idempotency key: 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<IdempotencyKey, PaymentError> {
+        let length_ok = (1..=IDEMPOTENCY_KEY_CHARS_MAX).contains(&text.len());
+        if length_ok && text.bytes().all(|byte| byte.is_ascii_graphic()) {
+            Ok(IdempotencyKey(text.to_owned()))
+        } else {
+            Err(PaymentError::IdempotencyKeyInvalid)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A payment note: at most 280 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note(String);
+
+impl Note {
+    pub fn parse(text: &str) -> Result<Note, PaymentError> {
+        if text.chars().count() > NOTE_CHARS_MAX {
+            return Err(PaymentError::NoteTooLong);
+        }
+        Ok(Note(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A P2P payment request, parsed.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    pub to: Handle,
+    pub amount: Money,
+    pub note: Note,
+}
+
+impl PaymentRequest {
+    /// SHA-256 over the canonical form: lowercase handle, minor units, currency, note.
+    fn fingerprint(&self) -> Result<String, PaymentError> {
+        let canonical = serde_json::json!({
+            "to": self.to.as_str(),
+            "amount_minor": self.amount.minor_units(),
+            "currency": self.amount.currency().code(),
+            "note": self.note.as_str(),
+        });
+        let bytes = serde_json::to_vec(&canonical).map_err(|e| internal("canonical", e))?;
+        Ok(hex::encode(Sha256::digest(bytes)))
+    }
+}
+
+/// A payment as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub id: String,
+    /// The payer's handle.
+    pub from: String,
+    /// The payee's handle.
+    pub to: String,
+    pub amount: String,
+    pub currency: String,
+    pub note: String,
+    pub status: String,
+    pub transfer_id: String,
+    pub created_at: String,
+}
+
+/// A payment as the `payments` collection stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PaymentDocument {
+    payer: String,
+    payee: String,
+    amount_minor: i64,
+    created_at_ns: u64,
+    view: PaymentView,
+}
+
+/// What the `idempotency` claim stores: the request's fingerprint and the answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    request_sha256: String,
+    status: u16,
+    response: PaymentView,
+}
+
+/// A payment answer: the first, or a replay of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOutcome {
+    pub status: u16,
+    pub payment: PaymentView,
+    pub replayed: bool,
+}
+
+fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    hasher.update(payer.get().to_be_bytes());
+    hasher.update(key.as_str().as_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0_u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
+
+fn idempotency_key(payer: PersonId, key: &IdempotencyKey) -> String {
+    format!("{payer}:{}", key.as_str())
+}
+
+async fn find_handle(
+    reader: &SharedReader,
+    handle: &Handle,
+) -> Result<Option<PersonId>, PaymentError> {
+    let stored =
+        identity::read_document(reader, COLLECTION_HANDLES, handle.as_str().to_owned()).await?;
+    let Some(body) = stored else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(body).map_err(|error| internal("stored id", error))?;
+    Ok(Some(PersonId::parse(&text)?))
+}
+
+/// Answers from a stored claim: a replay when the request is the same, else reuse.
+async fn answer_stored(
+    reader: &SharedReader,
+    claim_key: String,
+    fingerprint: &str,
+) -> Result<Option<PaymentOutcome>, PaymentError> {
+    let Some(body) = identity::read_document(reader, COLLECTION_IDEMPOTENCY, claim_key).await?
+    else {
+        return Ok(None);
+    };
+    let record: IdempotencyRecord =
+        serde_json::from_slice(&body).map_err(|error| internal("stored claim", error))?;
+    if record.request_sha256 != fingerprint {
+        return Err(PaymentError::IdempotencyKeyReused);
+    }
+    Ok(Some(PaymentOutcome {
+        status: record.status,
+        payment: record.response,
+        replayed: true,
+    }))
+}
+
+/// Pays `request.amount` from the payer's wallet to the payee's, once per key.
+#[tracing::instrument(skip_all, fields(payer = %payer.id))]
+pub async fn pay(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    payer: &Person,
+    request: PaymentRequest,
+    key: IdempotencyKey,
+    now_ns: u64,
+) -> Result<PaymentOutcome, PaymentError> {
+    let fingerprint = request.fingerprint()?;
+    let claim_key = idempotency_key(payer.id, &key);
+    if let Some(outcome) = answer_stored(reader, claim_key.clone(), &fingerprint).await? {
+        return Ok(outcome);
+    }
+    let payee = find_handle(reader, &request.to)
+        .await?
+        .ok_or(PaymentError::RecipientNotFound)?;
+    if payee == payer.id {
+        return Err(PaymentError::CannotPayYourself);
+    }
+    let transfer_id = TransferId::new(derived_u128(P2P_TRANSFER_ID_DOMAIN, payer.id, &key))
+        .map_err(|error| internal("transfer id", error))?;
+    let payment_id = derived_u128(P2P_PAYMENT_ID_DOMAIN, payer.id, &key);
+    let view = PaymentView {
+        id: format!("{payment_id:032x}"),
+        from: payer.handle.as_str().to_owned(),
+        to: request.to.as_str().to_owned(),
+        amount: request.amount.format_major(),
+        currency: request.amount.currency().code().to_owned(),
+        note: request.note.as_str().to_owned(),
+        status: STATUS_SUCCEEDED.to_owned(),
+        transfer_id: transfer_id.to_string(),
+        created_at: rfc3339_from_ns(now_ns),
+    };
+    let document = PaymentDocument {
+        payer: payer.id.to_string(),
+        payee: payee.to_string(),
+        amount_minor: request.amount.minor_units(),
+        created_at_ns: now_ns,
+        view: view.clone(),
+    };
+    let record = IdempotencyRecord {
+        request_sha256: fingerprint.clone(),
+        status: STATUS_CODE_CREATED,
+        response: view.clone(),
+    };
+    let transfer = TransferRequest::single(
+        transfer_id,
+        payer.id.wallet_id(WALLET_CURRENCY)?,
+        payee.wallet_id(WALLET_CURRENCY)?,
+        request.amount.minor_units(),
+        ledger_of(request.amount.currency()),
+        TRANSFER_CODE_P2P,
+    )
+    .with_reference(payment_id);
+    let document_json = to_json(&document)?;
+    let submission = Submission {
+        transfers: vec![transfer],
+        rows: vec![
+            BusinessRow::Create {
+                collection: COLLECTION_IDEMPOTENCY.to_owned(),
+                key: claim_key.clone(),
+                body: to_json(&record)?,
+            },
+            BusinessRow::Document {
+                collection: COLLECTION_PAYMENTS.to_owned(),
+                key: view.id.clone(),
+                body: document_json.clone(),
+            },
+            BusinessRow::Outbox {
+                topic: TOPIC_PAYMENT_SUCCEEDED.to_owned(),
+                payload: document_json,
+            },
+        ],
+        atomic: true,
+        ..Submission::default()
+    };
+    let result = ledger
+        .submit(submission)
+        .await
+        .map_err(|error| internal("submitting a payment", error))?;
+    if let Some((collection, _)) = &result.row_conflict {
+        if collection != COLLECTION_IDEMPOTENCY {
+            return Err(internal("unexpected row conflict", collection));
+        }
+        return answer_stored(reader, claim_key, &fingerprint)
+            .await?
+            .ok_or_else(|| internal("claim taken but unreadable", &view.id));
+    }
+    let [outcome] = result.transfers.as_slice() else {
+        return Err(internal("transfer results", result.transfers.len()));
+    };
+    match outcome.result {
+        CreateTransferResult::Ok => {}
+        CreateTransferResult::ExceedsCredits => return Err(PaymentError::InsufficientFunds),
+        other => return Err(internal("payment transfer", format!("{other:?}"))),
+    }
+    tracing::info!(payment = %view.id, transfer = %transfer_id, "payment succeeded");
+    Ok(PaymentOutcome {
+        status: STATUS_CODE_CREATED,
+        payment: view,
+        replayed: false,
+    })
+}
+
+/// A payment the viewer is a party to (payer or payee); anything else is not found.
+pub async fn payment_for(
+    reader: &SharedReader,
+    viewer: PersonId,
+    payment_id: &str,
+) -> Result<PaymentView, PaymentError> {
+    let valid_id =
+        payment_id.len() == 32 && payment_id.bytes().all(|byte| byte.is_ascii_hexdigit());
+    if !valid_id {
+        return Err(PaymentError::PaymentNotFound);
+    }
+    let key = payment_id.to_ascii_lowercase();
+    let Some(body) = identity::read_document(reader, COLLECTION_PAYMENTS, key).await? else {
+        return Err(PaymentError::PaymentNotFound);
+    };
+    let document: PaymentDocument =
+        serde_json::from_slice(&body).map_err(|error| internal("stored payment", error))?;
+    let viewer = viewer.to_string();
+    if document.payer != viewer && document.payee != viewer {
+        return Err(PaymentError::PaymentNotFound);
+    }
+    Ok(document.view)
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, PaymentError> {
+    serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn amounts_parse_positive_usd_only() {
+        assert_eq!(parse_amount("12.34", "USD").unwrap().minor_units(), 1234);
+        let cases = [
+            ("12.345", "USD", "amount_too_precise"),
+            ("abc", "USD", "amount_malformed"),
+            ("0", "USD", "amount_must_be_positive"),
+            ("-1.00", "USD", "amount_must_be_positive"),
+            ("1.00", "XXX", "unknown_currency"),
+            ("1.00", "EUR", "currency_not_supported"),
+        ];
+        for (amount, currency, code) in cases {
+            let error = parse_amount(amount, currency).unwrap_err();
+            assert_eq!(error.code(), code, "{amount} {currency}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_and_notes_have_bounds() {
+        assert!(IdempotencyKey::parse("abc-123").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in ["", "has space", "tab\t", "é"] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad}");
+        }
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(Note::parse(&"é".repeat(280)).is_ok());
+        assert_eq!(
+            Note::parse(&"n".repeat(281)),
+            Err(PaymentError::NoteTooLong)
+        );
+    }
+
+    #[test]
+    fn derived_ids_depend_on_payer_and_key() {
+        let payer = PersonId::random();
+        let key = IdempotencyKey::parse("key-1").unwrap();
+        let other_key = IdempotencyKey::parse("key-2").unwrap();
+        let id = derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &key);
+        assert_eq!(id, derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &key));
+        assert_ne!(id, derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &other_key));
+        assert_ne!(id, derived_u128(P2P_PAYMENT_ID_DOMAIN, payer, &key));
+    }
+
+    #[test]
+    fn platform_accounts_are_fixed() {
+        let accounts = platform_accounts().unwrap();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts[0].code, AccountCode::ProcessorClearing);
+        assert_eq!(accounts[0].flags, AccountFlags::NONE);
+        assert_eq!(accounts[1].code, AccountCode::PlatformRevenue);
+    }
+}
