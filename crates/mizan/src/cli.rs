@@ -148,9 +148,16 @@ fn serve(location: &Location, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
-        // Opening the store blocks, but nothing else runs yet; bound first so a taken
-        // port fails before the store is touched.
-        let state = mizan_api::AppState::start(location, config.clone())?;
+        // Bound first, so a taken port fails before the store is touched. Starting
+        // blocks (it opens the store and waits for the ledger writer to create the
+        // platform accounts), so it runs off the async worker threads.
+        let start_location = location.clone();
+        let start_config = config.clone();
+        let state = tokio::task::spawn_blocking(move || {
+            mizan_api::AppState::start(&start_location, start_config)
+        })
+        .await
+        .context("starting the server state")??;
         mizan_api::serve(listener, state, mizan_api::shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
