@@ -21,7 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::routes::{docs, health, identity, metrics, payments};
+use crate::routes::{docs, health, identity, metrics, payments, requests};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/funding", post(payments::fund))
         .route("/v1/payments", post(payments::create_payment))
         .route("/v1/payments/{id}", get(payments::get_payment))
+        .route("/v1/payments/{id}/receipt", get(requests::receipt))
+        .route("/v1/requests", post(requests::create_request))
+        .route(
+            "/v1/requests/{id}",
+            get(requests::get_request).delete(requests::cancel_request),
+        )
+        .route("/v1/requests/{id}/pay", post(requests::pay_request))
+        .route("/v1/requests/{id}/decline", post(requests::decline_request))
+        .route("/v1/splits", post(requests::create_split))
+        .route("/v1/activity", get(requests::activity))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {

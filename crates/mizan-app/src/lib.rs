@@ -2,9 +2,11 @@
 //!
 //! - [`identity`]: people sign up and log in; one USD wallet per person; sessions.
 //! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
+//! - [`requests`]: money requests, splits, the activity feed and receipts.
 //! - [`funding`]: money entering a wallet from a card, through a processor.
 
 pub mod funding;
 pub mod identity;
 pub mod payments;
+pub mod requests;
 pub mod time;

@@ -78,6 +78,22 @@ pub enum PaymentError {
     InsufficientFunds,
     #[error("no such payment")]
     PaymentNotFound,
+    #[error("you cannot request money from yourself")]
+    CannotRequestFromYourself,
+    #[error("no such request")]
+    RequestNotFound,
+    #[error("the request is no longer open")]
+    RequestNotOpen,
+    #[error("only the other party of the request may do that")]
+    RequestActionNotAllowed,
+    #[error("a split is shared with 1 to 20 distinct other people")]
+    SplitPeopleInvalid,
+    #[error("the cursor is not one this API gave out")]
+    InvalidCursor,
+    #[error("a limit is a whole number from 1 to 100")]
+    InvalidLimit,
+    #[error("an activity type is \"payment\" or \"funding\"")]
+    InvalidActivityType,
     #[error("a card number is 12 to 19 digits")]
     CardNumberInvalid,
     #[error("the card was declined: {0}")]
@@ -105,6 +121,14 @@ impl PaymentError {
             PaymentError::CannotPayYourself => "cannot_pay_yourself",
             PaymentError::InsufficientFunds => "insufficient_funds",
             PaymentError::PaymentNotFound => "payment_not_found",
+            PaymentError::CannotRequestFromYourself => "cannot_request_from_yourself",
+            PaymentError::RequestNotFound => "request_not_found",
+            PaymentError::RequestNotOpen => "request_not_open",
+            PaymentError::RequestActionNotAllowed => "request_action_not_allowed",
+            PaymentError::SplitPeopleInvalid => "split_people_invalid",
+            PaymentError::InvalidCursor => "invalid_cursor",
+            PaymentError::InvalidLimit => "invalid_limit",
+            PaymentError::InvalidActivityType => "invalid_type",
             PaymentError::CardNumberInvalid => "card_number_invalid",
             PaymentError::CardDeclined(_) => "card_declined",
             PaymentError::Internal(_) => "internal_error",
@@ -121,12 +145,20 @@ impl PaymentError {
             PaymentError::UnknownCurrency | PaymentError::CurrencyNotSupported => Some("currency"),
             PaymentError::NoteTooLong => Some("note"),
             PaymentError::RecipientNotFound | PaymentError::CannotPayYourself => Some("to"),
+            PaymentError::CannotRequestFromYourself => Some("from"),
+            PaymentError::SplitPeopleInvalid => Some("with"),
+            PaymentError::InvalidCursor => Some("cursor"),
+            PaymentError::InvalidLimit => Some("limit"),
+            PaymentError::InvalidActivityType => Some("type"),
             PaymentError::CardNumberInvalid => Some("card_number"),
             PaymentError::IdempotencyKeyRequired
             | PaymentError::IdempotencyKeyInvalid
             | PaymentError::IdempotencyKeyReused
             | PaymentError::InsufficientFunds
             | PaymentError::PaymentNotFound
+            | PaymentError::RequestNotFound
+            | PaymentError::RequestNotOpen
+            | PaymentError::RequestActionNotAllowed
             | PaymentError::CardDeclined(_)
             | PaymentError::Internal(_) => None,
         }
@@ -304,12 +336,12 @@ pub struct PaymentView {
 
 /// A payment as the `payments` collection stores it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PaymentDocument {
-    payer: String,
-    payee: String,
-    amount_minor: i64,
-    created_at_ns: u64,
-    view: PaymentView,
+pub(crate) struct PaymentDocument {
+    pub(crate) payer: String,
+    pub(crate) payee: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) created_at_ns: u64,
+    pub(crate) view: PaymentView,
 }
 
 /// What the `idempotency` claim stores: the request's fingerprint and the answer.
@@ -328,7 +360,7 @@ pub struct PaymentOutcome {
     pub replayed: bool,
 }
 
-fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
+pub(crate) fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
     let mut hasher = Sha256::new();
     hasher.update(domain);
     hasher.update(payer.get().to_be_bytes());
@@ -339,11 +371,11 @@ fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
     u128::from_be_bytes(first)
 }
 
-fn idempotency_key(payer: PersonId, key: &IdempotencyKey) -> String {
+pub(crate) fn idempotency_key(payer: PersonId, key: &IdempotencyKey) -> String {
     format!("{payer}:{}", key.as_str())
 }
 
-async fn find_handle(
+pub(crate) async fn find_handle(
     reader: &SharedReader,
     handle: &Handle,
 ) -> Result<Option<PersonId>, PaymentError> {

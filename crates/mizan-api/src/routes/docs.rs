@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{identity, payments};
+use crate::routes::{identity, payments, requests};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -41,6 +41,14 @@ impl utoipa::Modify for BearerAuth {
         crate::routes::payments::fund,
         crate::routes::payments::create_payment,
         crate::routes::payments::get_payment,
+        crate::routes::requests::receipt,
+        crate::routes::requests::create_request,
+        crate::routes::requests::get_request,
+        crate::routes::requests::pay_request,
+        crate::routes::requests::decline_request,
+        crate::routes::requests::cancel_request,
+        crate::routes::requests::create_split,
+        crate::routes::requests::activity,
         openapi_json,
         docs_page
     ),
@@ -55,7 +63,14 @@ impl utoipa::Modify for BearerAuth {
         payments::FundingRequest,
         payments::FundingBody,
         payments::PaymentCreateRequest,
-        payments::PaymentBody
+        payments::PaymentBody,
+        requests::RequestCreateRequest,
+        requests::RequestBody,
+        requests::SplitCreateRequest,
+        requests::SplitBody,
+        requests::ActivityItemBody,
+        requests::ActivityBody,
+        requests::ReceiptBody
     )),
     modifiers(&BearerAuth)
 )]

@@ -5,3 +5,4 @@ pub mod health;
 pub mod identity;
 pub mod metrics;
 pub mod payments;
+pub mod requests;

@@ -44,16 +44,25 @@ impl From<PaymentError> for ApiError {
             | PaymentError::NoteTooLong
             | PaymentError::CardNumberInvalid
             | PaymentError::IdempotencyKeyRequired
-            | PaymentError::IdempotencyKeyInvalid => {
+            | PaymentError::IdempotencyKeyInvalid
+            | PaymentError::SplitPeopleInvalid
+            | PaymentError::InvalidCursor
+            | PaymentError::InvalidLimit
+            | PaymentError::InvalidActivityType => {
                 refused(StatusCode::BAD_REQUEST, "Invalid field", error)
             }
-            PaymentError::RecipientNotFound | PaymentError::PaymentNotFound => {
-                refused(StatusCode::NOT_FOUND, "Not found", error)
-            }
+            PaymentError::RecipientNotFound
+            | PaymentError::PaymentNotFound
+            | PaymentError::RequestNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
             PaymentError::IdempotencyKeyReused
             | PaymentError::CannotPayYourself
+            | PaymentError::CannotRequestFromYourself
             | PaymentError::InsufficientFunds => {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "Payment refused", error)
+            }
+            PaymentError::RequestNotOpen => refused(StatusCode::CONFLICT, "Request closed", error),
+            PaymentError::RequestActionNotAllowed => {
+                refused(StatusCode::FORBIDDEN, "Not allowed", error)
             }
             PaymentError::CardDeclined(_) => {
                 refused(StatusCode::PAYMENT_REQUIRED, "Card declined", error)
@@ -135,7 +144,7 @@ impl From<PaymentView> for PaymentBody {
     }
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
+pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
     let token = session_token(headers)?;
     Ok(identity::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?)
 }
@@ -183,7 +192,7 @@ pub async fn fund(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     let value = headers
         .get(IDEMPOTENCY_KEY_HEADER)
         .ok_or(PaymentError::IdempotencyKeyRequired)?;

@@ -1,0 +1,440 @@
+//! Money requests (`/v1/requests…`), splits (`POST /v1/splits`), the wallet activity
+//! feed (`GET /v1/activity`) and payment receipts (`GET /v1/payments/{id}/receipt`).
+//! Handlers parse into domain types first, then call `mizan_app::requests`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mizan_app::identity::Handle;
+use mizan_app::payments::{self, Note, PaymentError};
+use mizan_app::requests::{
+    self, ActivityItem, ActivityQuery, Answer, Closing, NewRequest, NewSplit, RequestView,
+};
+use mizan_core::{Clock, SystemClock};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, Problem};
+use crate::routes::identity::{ledger, JsonBody};
+use crate::routes::payments::{caller, idempotency_key, PaymentBody, IDEMPOTENT_REPLAYED_HEADER};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCreateRequest {
+    /// The handle of the person asked to pay.
+    pub from: String,
+    /// Major units, e.g. "12.34".
+    pub amount: String,
+    /// ISO 4217; only "USD" for now.
+    pub currency: String,
+    /// At most 280 characters.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RequestBody {
+    pub id: String,
+    /// The payer's handle (who is asked).
+    pub from: String,
+    /// The requester's handle (who is owed).
+    pub to: String,
+    pub amount: String,
+    pub currency: String,
+    pub note: String,
+    /// "open", "paid", "declined" or "cancelled".
+    pub status: String,
+    /// The payment that settled the request, once "paid".
+    pub payment_id: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+impl From<RequestView> for RequestBody {
+    fn from(view: RequestView) -> RequestBody {
+        RequestBody {
+            id: view.id,
+            from: view.from,
+            to: view.to,
+            amount: view.amount,
+            currency: view.currency,
+            note: view.note,
+            status: view.status,
+            payment_id: view.payment_id,
+            created_at: view.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitCreateRequest {
+    /// The whole bill the caller paid, major units.
+    pub amount: String,
+    /// ISO 4217; only "USD" for now.
+    pub currency: String,
+    /// At most 280 characters.
+    #[serde(default)]
+    pub note: String,
+    /// The handles owing equal shares (1–20, distinct, not the caller).
+    pub with: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SplitBody {
+    /// One request id per person, in the order of `with`.
+    pub request_ids: Vec<String>,
+    pub requests: Vec<RequestBody>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityParams {
+    /// 1–100, default 20.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// "payment" or "funding".
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivityItemBody {
+    pub transfer_id: String,
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+    /// "in" or "out".
+    pub direction: String,
+    pub amount: String,
+    pub currency: String,
+    /// The other person's handle, or "card funding".
+    pub counterparty: String,
+    pub note: String,
+}
+
+impl From<ActivityItem> for ActivityItemBody {
+    fn from(item: ActivityItem) -> ActivityItemBody {
+        ActivityItemBody {
+            transfer_id: item.transfer_id,
+            timestamp: item.timestamp,
+            direction: item.direction,
+            amount: item.amount,
+            currency: item.currency,
+            counterparty: item.counterparty,
+            note: item.note,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivityBody {
+    /// Newest first.
+    pub items: Vec<ActivityItemBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptBody {
+    pub payment: PaymentBody,
+    /// The ledger transfer (32 hex digits).
+    pub transfer_id: String,
+    /// When the ledger committed the transfer, RFC 3339 UTC.
+    pub timestamp: String,
+    /// The transfer's hash in the ledger's hash chain (64 hex digits).
+    pub hash: String,
+}
+
+fn answer_response<T: Serialize>(answer: Answer<T>, body: impl Serialize) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
+    let mut response = (status, Json(body)).into_response();
+    if answer.replayed {
+        response.headers_mut().insert(
+            HeaderName::from_static(IDEMPOTENT_REPLAYED_HEADER),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+fn request_response(answer: Answer<RequestView>) -> Response {
+    let body = RequestBody::from(answer.body.clone());
+    answer_response(answer, body)
+}
+
+/// Asks another person for money, once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/requests",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters.")),
+    request_body = RequestCreateRequest,
+    responses(
+        (status = 201, description = "The open request (also for a replay, with `Idempotent-Replayed: true`)", body = RequestBody),
+        (status = 400, description = "`invalid_body`, `idempotency_key_required`, `idempotency_key_invalid`, an amount or currency code, or `note_too_long` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`recipient_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused` or `cannot_request_from_yourself`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<RequestCreateRequest>,
+) -> Result<Response, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let key = idempotency_key(&headers)?;
+    let amount = payments::parse_amount(&request.amount, &request.currency)?;
+    let from = Handle::parse(&request.from).map_err(|_| PaymentError::RecipientNotFound)?;
+    let note = Note::parse(&request.note)?;
+    let request = NewRequest { from, amount, note };
+    let ledger = ledger(&state)?;
+    let answer = requests::create_request(
+        &ledger,
+        &state.reader(),
+        &person,
+        request,
+        key,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    Ok(request_response(answer))
+}
+
+/// A request the caller made or was asked to pay; any other id answers 404.
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request id (32 hex digits)")),
+    responses(
+        (status = 200, description = "The request", body = RequestBody),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`request_not_found`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn get_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RequestBody>, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let view = requests::request_for(&state.reader(), person.id, &id).await?;
+    Ok(Json(RequestBody::from(view)))
+}
+
+/// Pays a request the caller was asked to pay: one atomic submission, once per key.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/pay",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The request id"),
+        ("Idempotency-Key" = String, Header, description = "Required; a retry with the same key answers the stored result with `Idempotent-Replayed: true`.")
+    ),
+    responses(
+        (status = 201, description = "The request, now `paid`, with its `payment_id`", body = RequestBody),
+        (status = 400, description = "`idempotency_key_required` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`request_action_not_allowed` (the requester cannot pay their own request)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`request_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`request_not_open`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn pay_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let key = idempotency_key(&headers)?;
+    let ledger = ledger(&state)?;
+    let answer = requests::pay_request(
+        &ledger,
+        &state.reader(),
+        &person,
+        &id,
+        key,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    Ok(request_response(answer))
+}
+
+async fn close(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    closing: Closing,
+) -> Result<Json<RequestBody>, ApiError> {
+    let person = caller(state, headers).await?;
+    let ledger = ledger(state)?;
+    let view = requests::close_request(&ledger, &state.reader(), &person, id, closing).await?;
+    drop(ledger);
+    Ok(Json(RequestBody::from(view)))
+}
+
+/// Declines a request the caller was asked to pay.
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/decline",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The request, now `declined`", body = RequestBody),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`request_action_not_allowed` (only the payer declines)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`request_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`request_not_open`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn decline_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RequestBody>, ApiError> {
+    close(&state, &headers, &id, Closing::Decline).await
+}
+
+/// Cancels a request the caller made.
+#[utoipa::path(
+    delete,
+    path = "/v1/requests/{id}",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The request id")),
+    responses(
+        (status = 200, description = "The request, now `cancelled`", body = RequestBody),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`request_action_not_allowed` (only the requester cancels)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`request_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`request_not_open`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn cancel_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<RequestBody>, ApiError> {
+    close(&state, &headers, &id, Closing::Cancel).await
+}
+
+/// Splits a bill the caller paid: one request per listed person, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/splits",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters.")),
+    request_body = SplitCreateRequest,
+    responses(
+        (status = 201, description = "The requests, equal shares with the remainder on the first", body = SplitBody),
+        (status = 400, description = "`invalid_body`, `idempotency_key_required`, an amount or currency code, `note_too_long` or `split_people_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`recipient_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused` or `cannot_request_from_yourself`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create_split(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<SplitCreateRequest>,
+) -> Result<Response, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let key = idempotency_key(&headers)?;
+    let amount = payments::parse_amount(&request.amount, &request.currency)?;
+    let note = Note::parse(&request.note)?;
+    let with = request
+        .with
+        .iter()
+        .map(|handle| Handle::parse(handle).map_err(|_| PaymentError::RecipientNotFound))
+        .collect::<Result<Vec<_>, _>>()?;
+    let split = NewSplit { amount, note, with };
+    let ledger = ledger(&state)?;
+    let answer = requests::create_split(
+        &ledger,
+        &state.reader(),
+        &person,
+        split,
+        key,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    let requests: Vec<RequestBody> = answer.body.iter().cloned().map(RequestBody::from).collect();
+    let body = SplitBody {
+        request_ids: requests.iter().map(|request| request.id.clone()).collect(),
+        requests,
+    };
+    Ok(answer_response(answer, body))
+}
+
+/// The caller's wallet history, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/activity",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(ActivityParams),
+    responses(
+        (status = 200, description = "A page of activity", body = ActivityBody),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor` or `invalid_type` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn activity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<ActivityParams>,
+) -> Result<Json<ActivityBody>, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let query = ActivityQuery::parse(
+        params.limit.as_deref(),
+        params.cursor.as_deref(),
+        params.kind.as_deref(),
+    )?;
+    let page = requests::activity(&state.reader(), person.id, query).await?;
+    Ok(Json(ActivityBody {
+        items: page.items.into_iter().map(ActivityItemBody::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// A payment with its ledger transfer id, commit time and hash; payer and payee only.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}/receipt",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The payment id (32 hex digits)")),
+    responses(
+        (status = 200, description = "The receipt", body = ReceiptBody),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`payment_not_found`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ReceiptBody>, ApiError> {
+    let person = caller(&state, &headers).await?;
+    let receipt = requests::receipt_for(&state.reader(), person.id, &id).await?;
+    Ok(Json(ReceiptBody {
+        payment: PaymentBody::from(receipt.payment),
+        transfer_id: receipt.transfer_id,
+        timestamp: receipt.timestamp,
+        hash: receipt.hash,
+    }))
+}
