@@ -2,53 +2,14 @@
 //! Sign-up, log-in, `/v1/me` and log-out against the real server over TCP, on a fresh
 //! SQLite store per test.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
-use mizan_api::{AppState, Problem, ServerConfig};
+use common::*;
 use mizan_ledger::{AccountCode, LedgerReader};
 use mizan_store::Location;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-struct TestApp {
-    address: SocketAddr,
-    client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<Result<(), mizan_api::ServeError>>,
-    data: tempfile::TempDir,
-}
-
-async fn spawn_app() -> TestApp {
-    let data = tempfile::tempdir().unwrap();
-    let location = Location::from_config(data.path(), None);
-    let state =
-        tokio::task::spawn_blocking(move || AppState::start(&location, ServerConfig::default()))
-            .await
-            .unwrap()
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (shutdown, signal) = oneshot::channel::<()>();
-    let signal = async move {
-        let _ = signal.await;
-    };
-    let server = tokio::spawn(mizan_api::serve(listener, state, signal));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        shutdown: Some(shutdown),
-        server,
-        data,
-    }
-}
 
 impl TestApp {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
     async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
@@ -76,26 +37,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-
-    /// Stops the server and the writer; the store stays on disk for inspection.
-    async fn stop(mut self) -> tempfile::TempDir {
-        self.shutdown.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.server)
-            .await
-            .expect("server did not stop")
-            .unwrap()
-            .unwrap();
-        self.data
-    }
-}
-
-async fn problem(response: reqwest::Response) -> Problem {
-    let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(content_type, "application/problem+json");
-    response.json().await.unwrap()
 }
 
 fn open_reader(data: &tempfile::TempDir) -> Box<dyn LedgerReader> {
@@ -103,8 +44,6 @@ fn open_reader(data: &tempfile::TempDir) -> Box<dyn LedgerReader> {
         .open_reader()
         .unwrap()
 }
-
-const PASSWORD: &str = "correct horse battery";
 
 #[tokio::test]
 async fn signup_login_me_logout() {
