@@ -522,22 +522,37 @@ pub async fn payment_for(
     viewer: PersonId,
     payment_id: &str,
 ) -> Result<PaymentView, PaymentError> {
-    let valid_id =
-        payment_id.len() == 32 && payment_id.bytes().all(|byte| byte.is_ascii_hexdigit());
-    if !valid_id {
-        return Err(PaymentError::PaymentNotFound);
-    }
-    let key = payment_id.to_ascii_lowercase();
-    let Some(body) = identity::read_document(reader, COLLECTION_PAYMENTS, key).await? else {
-        return Err(PaymentError::PaymentNotFound);
-    };
-    let document: PaymentDocument =
-        serde_json::from_slice(&body).map_err(|error| internal("stored payment", error))?;
+    let document: PaymentDocument = read_by_id(
+        reader,
+        COLLECTION_PAYMENTS,
+        payment_id,
+        PaymentError::PaymentNotFound,
+    )
+    .await?;
     let viewer = viewer.to_string();
     if document.payer != viewer && document.payee != viewer {
         return Err(PaymentError::PaymentNotFound);
     }
     Ok(document.view)
+}
+
+/// The document stored under a 32-hex-digit id; any other id, or none stored, is
+/// `not_found`.
+pub(crate) async fn read_by_id<T: serde::de::DeserializeOwned>(
+    reader: &SharedReader,
+    collection: &'static str,
+    id: &str,
+    not_found: PaymentError,
+) -> Result<T, PaymentError> {
+    let valid_id = id.len() == 32 && id.bytes().all(|byte| byte.is_ascii_hexdigit());
+    if !valid_id {
+        return Err(not_found);
+    }
+    let key = id.to_ascii_lowercase();
+    let Some(body) = identity::read_document(reader, collection, key).await? else {
+        return Err(not_found);
+    };
+    serde_json::from_slice(&body).map_err(|error| internal("a stored document", error))
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, PaymentError> {

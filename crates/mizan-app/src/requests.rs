@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{self, lock, Handle, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, find_handle, internal, to_json, IdempotencyKey, Note, PaymentDocument,
-    PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS, STATUS_CODE_CREATED,
-    STATUS_SUCCEEDED, TRANSFER_CODE_FUNDING, TRANSFER_CODE_P2P,
+    derived_u128, find_handle, internal, read_by_id, to_json, IdempotencyKey, Note,
+    PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
+    STATUS_CODE_CREATED, STATUS_SUCCEEDED, TRANSFER_CODE_FUNDING, TRANSFER_CODE_P2P,
 };
 use crate::time::rfc3339_from_ns;
 
@@ -362,17 +362,13 @@ async fn read_request(
     viewer: PersonId,
     request_id: &str,
 ) -> Result<RequestDocument, PaymentError> {
-    let valid_id =
-        request_id.len() == 32 && request_id.bytes().all(|byte| byte.is_ascii_hexdigit());
-    if !valid_id {
-        return Err(PaymentError::RequestNotFound);
-    }
-    let key = request_id.to_ascii_lowercase();
-    let Some(body) = identity::read_document(reader, COLLECTION_REQUESTS, key).await? else {
-        return Err(PaymentError::RequestNotFound);
-    };
-    let document: RequestDocument =
-        serde_json::from_slice(&body).map_err(|error| internal("stored request", error))?;
+    let document: RequestDocument = read_by_id(
+        reader,
+        COLLECTION_REQUESTS,
+        request_id,
+        PaymentError::RequestNotFound,
+    )
+    .await?;
     let viewer = viewer.to_string();
     if document.requester != viewer && document.payer != viewer {
         return Err(PaymentError::RequestNotFound);

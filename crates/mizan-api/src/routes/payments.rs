@@ -210,9 +210,23 @@ fn payment_request(request: &PaymentCreateRequest) -> Result<PaymentRequest, Api
 }
 
 fn outcome_response(outcome: PaymentOutcome) -> Result<Response, ApiError> {
-    let status = StatusCode::from_u16(outcome.status).map_err(|_| ApiError::Internal)?;
-    let mut response = (status, Json(PaymentBody::from(outcome.payment))).into_response();
-    if outcome.replayed {
+    idempotent_response(
+        outcome.status,
+        outcome.replayed,
+        PaymentBody::from(outcome.payment),
+    )
+}
+
+/// The answer of an idempotent POST: its stored status and body, and on a replay
+/// the `Idempotent-Replayed: true` header.
+pub(crate) fn idempotent_response(
+    status: u16,
+    replayed: bool,
+    body: impl Serialize,
+) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(status).map_err(|_| ApiError::Internal)?;
+    let mut response = (status, Json(body)).into_response();
+    if replayed {
         response.headers_mut().insert(
             HeaderName::from_static(IDEMPOTENT_REPLAYED_HEADER),
             HeaderValue::from_static("true"),

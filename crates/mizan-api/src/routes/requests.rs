@@ -3,8 +3,8 @@
 //! Handlers parse into domain types first, then call `mizan_app::requests`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use mizan_app::identity::Handle;
 use mizan_app::payments::{self, Note, PaymentError};
@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
-use crate::routes::payments::{caller, idempotency_key, PaymentBody, IDEMPOTENT_REPLAYED_HEADER};
+use crate::routes::payments::{caller, idempotency_key, idempotent_response, PaymentBody};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -149,19 +149,11 @@ pub struct ReceiptBody {
     pub hash: String,
 }
 
-fn answer_response<T: Serialize>(answer: Answer<T>, body: impl Serialize) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::CREATED);
-    let mut response = (status, Json(body)).into_response();
-    if answer.replayed {
-        response.headers_mut().insert(
-            HeaderName::from_static(IDEMPOTENT_REPLAYED_HEADER),
-            HeaderValue::from_static("true"),
-        );
-    }
-    response
+fn answer_response<T>(answer: Answer<T>, body: impl Serialize) -> Result<Response, ApiError> {
+    idempotent_response(answer.status, answer.replayed, body)
 }
 
-fn request_response(answer: Answer<RequestView>) -> Response {
+fn request_response(answer: Answer<RequestView>) -> Result<Response, ApiError> {
     let body = RequestBody::from(answer.body.clone());
     answer_response(answer, body)
 }
@@ -204,7 +196,7 @@ pub async fn create_request(
     )
     .await?;
     drop(ledger);
-    Ok(request_response(answer))
+    request_response(answer)
 }
 
 /// A request the caller made or was asked to pay; any other id answers 404.
@@ -268,7 +260,7 @@ pub async fn pay_request(
     )
     .await?;
     drop(ledger);
-    Ok(request_response(answer))
+    request_response(answer)
 }
 
 async fn close(
@@ -377,7 +369,7 @@ pub async fn create_split(
         request_ids: requests.iter().map(|request| request.id.clone()).collect(),
         requests,
     };
-    Ok(answer_response(answer, body))
+    answer_response(answer, body)
 }
 
 /// The caller's wallet history, newest first, a page at a time.
