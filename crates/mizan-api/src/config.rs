@@ -17,6 +17,15 @@ pub const REQUEST_BODY_BYTES_MAX_DEFAULT: usize = 64 * 1024;
 /// How long, after the shutdown signal, in-flight requests may take to finish.
 pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
 
+pub const WEBHOOK_RETRY_BASE_MS_DEFAULT: u64 = 10_000;
+/// Ten attempts at a 10 s base: the last retry comes about 85 minutes after the first.
+pub const WEBHOOK_ATTEMPTS_MAX_DEFAULT: u32 = 10;
+pub const WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+pub const WEBHOOK_POLL_MS_DEFAULT: u64 = 200;
+
+/// Shortest operator token accepted: a guessable one would open the operator routes.
+pub const OPERATOR_TOKEN_CHARS_MIN: usize = 24;
+
 /// Largest config file the server reads.
 const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
@@ -52,6 +61,17 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Key that will sign session tokens (`MIZAN_SESSION_SIGNING_KEY`); never printed.
     pub session_signing_key: Option<Secret<String>>,
+    /// The bearer token of the operator routes (`/v1/apps`), `MIZAN_OPERATOR_TOKEN`;
+    /// without one those routes answer 401. Never printed.
+    pub operator_token: Option<Secret<String>>,
+    /// Webhook delivery: first retry delay (doubling per attempt, capped at an hour).
+    pub webhook_retry_base_ms: u64,
+    /// Webhook delivery: attempts before a delivery is marked failed.
+    pub webhook_attempts_max: u32,
+    /// Webhook delivery: how long one attempt may take.
+    pub webhook_timeout_ms: u64,
+    /// Webhook delivery: how often the worker looks for new outbox events.
+    pub webhook_poll_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +82,11 @@ impl Default for ServerConfig {
             request_body_bytes_max: REQUEST_BODY_BYTES_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS_DEFAULT,
             session_signing_key: None,
+            operator_token: None,
+            webhook_retry_base_ms: WEBHOOK_RETRY_BASE_MS_DEFAULT,
+            webhook_attempts_max: WEBHOOK_ATTEMPTS_MAX_DEFAULT,
+            webhook_timeout_ms: WEBHOOK_TIMEOUT_MS_DEFAULT,
+            webhook_poll_ms: WEBHOOK_POLL_MS_DEFAULT,
         }
     }
 }
@@ -141,6 +166,15 @@ impl ServerConfig {
         }
         if let Some(value) = env("MIZAN_SESSION_SIGNING_KEY") {
             self.session_signing_key = Some(Secret::new(value));
+        }
+        if let Some(value) = env("MIZAN_OPERATOR_TOKEN") {
+            if value.len() < OPERATOR_TOKEN_CHARS_MIN {
+                return Err(ConfigError::Env {
+                    name: "MIZAN_OPERATOR_TOKEN",
+                    reason: format!("shorter than {OPERATOR_TOKEN_CHARS_MIN} characters"),
+                });
+            }
+            self.operator_token = Some(Secret::new(value));
         }
         Ok(())
     }

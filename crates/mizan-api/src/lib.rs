@@ -5,6 +5,7 @@
 //! - [`state`]: [`AppState`], which owns the ledger writer for the server's lifetime.
 //! - [`metrics`]: Prometheus metrics for HTTP and the ledger.
 //! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`, `/v1/docs`.
+//! - [`webhooks`]: the worker that delivers outbox events to apps' endpoints.
 //! - [`server`]: the router and [`serve`], shared by the `mizan serve` binary and tests.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::{LogFormat, ServerConfig};
 pub use error::{ApiError, Problem};

@@ -21,7 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::routes::{docs, health, identity, metrics, payments, requests};
+use crate::routes::{apps, docs, health, identity, metrics, payments, requests};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,29 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/decline", post(requests::decline_request))
         .route("/v1/splits", post(requests::create_split))
         .route("/v1/activity", get(requests::activity))
+        .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
+        .route("/v1/app/link-requests", post(apps::create_link_request))
+        .route("/v1/app/tokens", post(apps::create_app_token))
+        .route(
+            "/v1/app/webhook-endpoints",
+            post(apps::create_endpoint).get(apps::list_endpoints),
+        )
+        .route("/v1/app/webhook-deliveries", get(apps::list_deliveries))
+        .route(
+            "/v1/app/webhook-deliveries/{id}/replay",
+            post(apps::replay_delivery),
+        )
+        .route("/v1/me/link-requests", get(apps::my_link_requests))
+        .route(
+            "/v1/me/link-requests/{id}/approve",
+            post(apps::approve_link_request),
+        )
+        .route(
+            "/v1/me/link-requests/{id}/decline",
+            post(apps::decline_link_request),
+        )
+        .route("/v1/me/apps", get(apps::my_apps))
+        .route("/v1/me/apps/{app_id}", delete(apps::revoke_app))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {
@@ -109,6 +132,8 @@ where
         tracing::info!(%address, "listening");
     }
     let grace_ms = state.config().shutdown_grace_ms;
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (signalled, on_signal) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -133,6 +158,10 @@ where
     // After an expired grace, a request still running keeps its task (and anything it
     // cloned) until it ends; the writer joins once the last `Ledger` clone is dropped,
     // so handlers must not keep a `Ledger` beyond their request.
+    let _ = stop_webhooks.send(true);
+    if let Err(error) = webhook_worker.await {
+        tracing::error!(%error, "the webhook worker panicked");
+    }
     tracing::info!("HTTP server stopped; stopping the ledger writer");
     let stopped = state.shutdown().await;
     served?;

@@ -23,6 +23,7 @@ pub const CARD_NUMBER_DIGITS_MAX: usize = 19;
 pub const FUNDING_PENDING_TIMEOUT_SECONDS: u32 = 3_600;
 pub const COLLECTION_FUNDINGS: &str = "fundings";
 pub const TOPIC_FUNDING_SUCCEEDED: &str = "funding.succeeded";
+pub const TOPIC_FUNDING_FAILED: &str = "funding.failed";
 
 /// A card number: 12–19 digits. Prints as `***`; only [`CardNumber::last4`] leaves it.
 #[derive(Debug, Clone)]
@@ -119,7 +120,7 @@ async fn submit_one(
     ledger: &Ledger,
     transfer: TransferRequest,
     document: &FundingDocument,
-    event: bool,
+    event: Option<(&str, u64)>,
 ) -> Result<CreateTransferResult, PaymentError> {
     let body = to_json(document)?;
     let mut rows = vec![BusinessRow::Document {
@@ -127,11 +128,8 @@ async fn submit_one(
         key: document.id.clone(),
         body: body.clone(),
     }];
-    if event {
-        rows.push(BusinessRow::Outbox {
-            topic: TOPIC_FUNDING_SUCCEEDED.to_owned(),
-            payload: body,
-        });
+    if let Some((topic, now_ns)) = event {
+        rows.push(crate::outbox::event_row(topic, &body, now_ns));
     }
     let submission = Submission {
         transfers: vec![transfer],
@@ -183,7 +181,7 @@ pub async fn fund(
     )
     .with_flags(TransferFlags::PENDING)
     .with_timeout(FUNDING_PENDING_TIMEOUT_SECONDS);
-    let created = submit_one(ledger, pending, &document, false).await?;
+    let created = submit_one(ledger, pending, &document, None).await?;
     if created != CreateTransferResult::Ok {
         return Err(internal("funding pending transfer", format!("{created:?}")));
     }
@@ -197,7 +195,12 @@ pub async fn fund(
         }
     }
     let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, post, 0);
-    let resolved = submit_one(ledger, resolution, &document, post).await?;
+    let topic = if post {
+        TOPIC_FUNDING_SUCCEEDED
+    } else {
+        TOPIC_FUNDING_FAILED
+    };
+    let resolved = submit_one(ledger, resolution, &document, Some((topic, now_ns))).await?;
     if resolved != CreateTransferResult::Ok {
         return Err(internal("funding resolution", format!("{resolved:?}")));
     }

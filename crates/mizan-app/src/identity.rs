@@ -367,10 +367,7 @@ pub async fn signup(
                 key: id_hex,
                 body: phc.into_bytes(),
             },
-            BusinessRow::Outbox {
-                topic: TOPIC_PERSON_CREATED.to_owned(),
-                payload: document,
-            },
+            crate::outbox::event_row(TOPIC_PERSON_CREATED, &document, now_ns),
         ],
         atomic: true,
     };
@@ -538,9 +535,15 @@ pub async fn authenticate(
     now_ns: u64,
 ) -> Result<Person, IdentityError> {
     let (_, session) = live_session(reader, token, now_ns).await?;
-    let body = read_document(reader, COLLECTION_PEOPLE, session.person.clone())
+    person_by_id(reader, PersonId::parse(&session.person)?).await
+}
+
+/// The person with this id; a missing one is an internal error (ids come from the
+/// store, never from a request).
+pub async fn person_by_id(reader: &SharedReader, id: PersonId) -> Result<Person, IdentityError> {
+    let body = read_document(reader, COLLECTION_PEOPLE, id.to_string())
         .await?
-        .ok_or_else(|| internal("session of a missing person", &session.person))?;
+        .ok_or_else(|| internal("a missing person", id))?;
     let document: PersonDocument =
         serde_json::from_slice(&body).map_err(|error| internal("stored person", error))?;
     Ok(Person {
@@ -549,6 +552,14 @@ pub async fn authenticate(
         email: Email::parse(&document.email).map_err(|e| internal("stored email", e))?,
         created_at_ns: document.created_at_ns,
     })
+}
+
+/// The person a handle belongs to, if any.
+pub async fn person_by_handle(
+    reader: &SharedReader,
+    handle: &Handle,
+) -> Result<Option<PersonId>, IdentityError> {
+    find_person(reader, handle.as_str()).await
 }
 
 /// Revokes the session a token names; the token authenticates nothing afterwards.

@@ -5,8 +5,11 @@
 //! - [`requests`]: money requests, splits, the activity feed and receipts.
 //! - [`funding`]: money entering a wallet from a card, through a processor.
 
+pub mod apps;
 pub mod funding;
 pub mod identity;
+pub mod outbox;
 pub mod payments;
 pub mod requests;
 pub mod time;
+pub mod webhooks;

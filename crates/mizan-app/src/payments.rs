@@ -480,10 +480,7 @@ pub async fn pay(
                 key: view.id.clone(),
                 body: document_json.clone(),
             },
-            BusinessRow::Outbox {
-                topic: TOPIC_PAYMENT_SUCCEEDED.to_owned(),
-                payload: document_json,
-            },
+            crate::outbox::event_row(TOPIC_PAYMENT_SUCCEEDED, &document_json, now_ns),
         ],
         atomic: true,
         ..Submission::default()

@@ -198,10 +198,7 @@ fn request_rows(
             key: view.id.clone(),
             body: body.clone(),
         },
-        BusinessRow::Outbox {
-            topic: TOPIC_REQUEST_CREATED.to_owned(),
-            payload: body,
-        },
+        crate::outbox::event_row(TOPIC_REQUEST_CREATED, &body, now_ns),
     ];
     Ok(Created { view, rows })
 }
@@ -391,6 +388,7 @@ fn closing_rows(
     mut document: RequestDocument,
     status: &str,
     topic: &str,
+    now_ns: u64,
 ) -> Result<(RequestView, Vec<BusinessRow>), PaymentError> {
     document.view.status = status.to_owned();
     let body = to_json(&document)?;
@@ -405,10 +403,7 @@ fn closing_rows(
             key: document.view.id.clone(),
             body: body.clone(),
         },
-        BusinessRow::Outbox {
-            topic: topic.to_owned(),
-            payload: body,
-        },
+        crate::outbox::event_row(topic, &body, now_ns),
     ];
     Ok((document.view, rows))
 }
@@ -430,6 +425,7 @@ pub async fn close_request(
     person: &Person,
     request_id: &str,
     closing: Closing,
+    now_ns: u64,
 ) -> Result<RequestView, PaymentError> {
     let document = read_request(reader, person.id, request_id).await?;
     let (allowed_party, status, topic) = match closing {
@@ -446,7 +442,7 @@ pub async fn close_request(
     if document.view.status != STATUS_OPEN {
         return Err(PaymentError::RequestNotOpen);
     }
-    let (view, rows) = closing_rows(document, status, topic)?;
+    let (view, rows) = closing_rows(document, status, topic, now_ns)?;
     let submission = Submission {
         rows,
         atomic: true,
@@ -511,7 +507,7 @@ pub async fn pay_request(
         view: payment.clone(),
     })?;
     document.view.payment_id = Some(payment.id.clone());
-    let (view, closing) = closing_rows(document, STATUS_PAID, TOPIC_REQUEST_PAID)?;
+    let (view, closing) = closing_rows(document, STATUS_PAID, TOPIC_REQUEST_PAID, now_ns)?;
     let record = StoredAnswer {
         request_sha256: request_sha256.clone(),
         status: STATUS_CODE_CREATED,

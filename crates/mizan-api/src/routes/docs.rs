@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{identity, payments, requests};
+use crate::routes::{apps, identity, payments, requests};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -49,6 +49,19 @@ impl utoipa::Modify for BearerAuth {
         crate::routes::requests::cancel_request,
         crate::routes::requests::create_split,
         crate::routes::requests::activity,
+        crate::routes::apps::create_app,
+        crate::routes::apps::list_apps,
+        crate::routes::apps::create_link_request,
+        crate::routes::apps::create_app_token,
+        crate::routes::apps::my_link_requests,
+        crate::routes::apps::approve_link_request,
+        crate::routes::apps::decline_link_request,
+        crate::routes::apps::my_apps,
+        crate::routes::apps::revoke_app,
+        crate::routes::apps::create_endpoint,
+        crate::routes::apps::list_endpoints,
+        crate::routes::apps::list_deliveries,
+        crate::routes::apps::replay_delivery,
         openapi_json,
         docs_page
     ),
@@ -70,7 +83,18 @@ impl utoipa::Modify for BearerAuth {
         requests::SplitBody,
         requests::ActivityItemBody,
         requests::ActivityBody,
-        requests::ReceiptBody
+        requests::ReceiptBody,
+        apps::AppCreateRequest,
+        apps::AppBody,
+        apps::LinkRequestCreate,
+        apps::LinkRequestBody,
+        apps::AppTokenCreate,
+        apps::AppTokenBody,
+        apps::LinkBody,
+        apps::EndpointCreate,
+        apps::EndpointBody,
+        apps::DeliveryBody,
+        apps::DeliveriesPage
     )),
     modifiers(&BearerAuth)
 )]

@@ -251,9 +251,9 @@ pub async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<PersonBody>, ApiError> {
-    let token = session_token(&headers)?;
     let person =
-        identity::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?;
+        crate::routes::payments::caller(&state, &headers, mizan_app::apps::Scope::WalletRead)
+            .await?;
     Ok(Json(person_body(&state, &person).await?))
 }
 

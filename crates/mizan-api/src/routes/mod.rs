@@ -1,5 +1,6 @@
 //! One module per group of endpoints.
 
+pub mod apps;
 pub mod docs;
 pub mod health;
 pub mod identity;

@@ -6,8 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mizan_app::apps::{self, Scope};
 use mizan_app::funding::{self, CardNumber};
-use mizan_app::identity::{self, Handle, Person};
+use mizan_app::identity::{Handle, Person};
 use mizan_app::payments::{
     self, IdempotencyKey, Note, PaymentError, PaymentOutcome, PaymentRequest, PaymentView,
 };
@@ -144,9 +145,16 @@ impl From<PaymentView> for PaymentBody {
     }
 }
 
-pub(crate) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
+/// The person a request acts for — by their own session, or by an app token that
+/// holds `scope` (else 403 `insufficient_scope`).
+pub(crate) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<Person, ApiError> {
     let token = session_token(headers)?;
-    Ok(identity::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?)
+    let caller = apps::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?;
+    Ok(caller.require(scope)?.clone())
 }
 
 /// Puts money in the caller's wallet from a card (sandbox processor).
@@ -168,7 +176,7 @@ pub async fn fund(
     headers: HeaderMap,
     JsonBody(request): JsonBody<FundingRequest>,
 ) -> Result<(StatusCode, Json<FundingBody>), ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
     let card = CardNumber::parse(request.card_number)?;
     let ledger = ledger(&state)?;
@@ -258,7 +266,7 @@ pub async fn create_payment(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PaymentCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let request = payment_request(&request)?;
     let ledger = ledger(&state)?;
@@ -293,7 +301,7 @@ pub async fn get_payment(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentBody>, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
     let view = payments::payment_for(&state.reader(), person.id, &id).await?;
     Ok(Json(PaymentBody::from(view)))
 }

@@ -19,6 +19,7 @@ use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{caller, idempotency_key, idempotent_response, PaymentBody};
 use crate::state::AppState;
+use mizan_app::apps::Scope;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +180,7 @@ pub async fn create_request(
     headers: HeaderMap,
     JsonBody(request): JsonBody<RequestCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
     let from = Handle::parse(&request.from).map_err(|_| PaymentError::RecipientNotFound)?;
@@ -217,7 +218,7 @@ pub async fn get_request(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<RequestBody>, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
     let view = requests::request_for(&state.reader(), person.id, &id).await?;
     Ok(Json(RequestBody::from(view)))
 }
@@ -247,7 +248,7 @@ pub async fn pay_request(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let ledger = ledger(&state)?;
     let answer = requests::pay_request(
@@ -269,9 +270,17 @@ async fn close(
     id: &str,
     closing: Closing,
 ) -> Result<Json<RequestBody>, ApiError> {
-    let person = caller(state, headers).await?;
+    let person = caller(state, headers, Scope::PaymentsWrite).await?;
     let ledger = ledger(state)?;
-    let view = requests::close_request(&ledger, &state.reader(), &person, id, closing).await?;
+    let view = requests::close_request(
+        &ledger,
+        &state.reader(),
+        &person,
+        id,
+        closing,
+        SystemClock.now_ns(),
+    )
+    .await?;
     drop(ledger);
     Ok(Json(RequestBody::from(view)))
 }
@@ -343,7 +352,7 @@ pub async fn create_split(
     headers: HeaderMap,
     JsonBody(request): JsonBody<SplitCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
     let note = Note::parse(&request.note)?;
@@ -390,7 +399,7 @@ pub async fn activity(
     headers: HeaderMap,
     Query(params): Query<ActivityParams>,
 ) -> Result<Json<ActivityBody>, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
     let query = ActivityQuery::parse(
         params.limit.as_deref(),
         params.cursor.as_deref(),
@@ -421,7 +430,7 @@ pub async fn receipt(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ReceiptBody>, ApiError> {
-    let person = caller(&state, &headers).await?;
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
     let receipt = requests::receipt_for(&state.reader(), person.id, &id).await?;
     Ok(Json(ReceiptBody {
         payment: PaymentBody::from(receipt.payment),

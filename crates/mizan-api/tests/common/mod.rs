@@ -25,13 +25,31 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerConfig::default()).await
+}
+
+/// The operator token [`test_config`] sets.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+/// Defaults, plus an operator token and fast webhook retries.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        operator_token: Some(mizan_core::Secret::new(OPERATOR_TOKEN.to_owned())),
+        webhook_retry_base_ms: 50,
+        webhook_attempts_max: 4,
+        webhook_timeout_ms: 2_000,
+        webhook_poll_ms: 20,
+        ..ServerConfig::default()
+    }
+}
+
+pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let location = Location::from_config(data.path(), None);
-    let state =
-        tokio::task::spawn_blocking(move || AppState::start(&location, ServerConfig::default()))
-            .await
-            .unwrap()
-            .unwrap();
+    let state = tokio::task::spawn_blocking(move || AppState::start(&location, config))
+        .await
+        .unwrap()
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (shutdown, signal) = oneshot::channel::<()>();
