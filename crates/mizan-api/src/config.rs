@@ -22,6 +22,8 @@ pub const WEBHOOK_RETRY_BASE_MS_DEFAULT: u64 = 10_000;
 pub const WEBHOOK_ATTEMPTS_MAX_DEFAULT: u32 = 10;
 pub const WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 pub const WEBHOOK_POLL_MS_DEFAULT: u64 = 200;
+/// $100.00: payments from this amount up need a fresh second factor (with TOTP on).
+pub const STEP_UP_THRESHOLD_MINOR_DEFAULT: i64 = 10_000;
 
 /// Shortest operator token accepted: a guessable one would open the operator routes.
 pub const OPERATOR_TOKEN_CHARS_MIN: usize = 24;
@@ -72,6 +74,9 @@ pub struct ServerConfig {
     pub webhook_timeout_ms: u64,
     /// Webhook delivery: how often the worker looks for new outbox events.
     pub webhook_poll_ms: u64,
+    /// Payments at or above this many minor units (USD cents) need a session that
+    /// proved its second factor in the last five minutes, when the person has TOTP on.
+    pub step_up_threshold_minor: i64,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             webhook_attempts_max: WEBHOOK_ATTEMPTS_MAX_DEFAULT,
             webhook_timeout_ms: WEBHOOK_TIMEOUT_MS_DEFAULT,
             webhook_poll_ms: WEBHOOK_POLL_MS_DEFAULT,
+            step_up_threshold_minor: STEP_UP_THRESHOLD_MINOR_DEFAULT,
         }
     }
 }

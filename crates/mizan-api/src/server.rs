@@ -21,7 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::routes::{apps, docs, health, identity, metrics, payments, requests};
+use crate::routes::{apps, docs, health, identity, metrics, payments, requests, security};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(docs::openapi_json))
         .route("/v1/docs", get(docs::docs_page))
         .route("/v1/people", post(identity::signup))
-        .route("/v1/sessions", post(identity::login))
+        .route(
+            "/v1/sessions",
+            post(identity::login).get(security::list_sessions),
+        )
         .route("/v1/sessions/current", delete(identity::logout))
+        .route("/v1/sessions/current/step-up", post(security::step_up))
+        .route("/v1/sessions/{id}", delete(security::revoke_session))
+        .route("/v1/me/password", post(security::change_password))
+        .route("/v1/me/totp", post(security::begin_totp))
+        .route("/v1/me/totp/confirm", post(security::confirm_totp))
         .route("/v1/me", get(identity::me))
         .route("/v1/funding", post(payments::fund))
         .route("/v1/payments", post(payments::create_payment))

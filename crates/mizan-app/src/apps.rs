@@ -282,6 +282,10 @@ pub struct Caller {
     /// `None` for the person's own session.
     pub app_id: Option<String>,
     scopes: BTreeSet<Scope>,
+    /// The person's own session (its stored key); `None` for an app token.
+    pub session_key: Option<String>,
+    /// When the session last proved the second factor; never for an app token.
+    pub stepped_up_at_ns: Option<u64>,
 }
 
 impl Caller {
@@ -662,11 +666,13 @@ pub async fn authenticate(
     now_ns: u64,
 ) -> Result<Caller, AppError> {
     if !token.starts_with(APP_TOKEN_PREFIX) {
-        let person = identity::authenticate(reader, token, now_ns).await?;
+        let (person, session) = identity::authenticate_session(reader, token, now_ns).await?;
         return Ok(Caller {
             person,
             app_id: None,
             scopes: Scope::ALL.into_iter().collect(),
+            session_key: Some(session.key),
+            stepped_up_at_ns: session.stepped_up_at_ns,
         });
     }
     if token.len() > 2 * SECRET_BYTES + 8 {
@@ -695,6 +701,8 @@ pub async fn authenticate(
         person,
         app_id: Some(document.app_id),
         scopes,
+        session_key: None,
+        stepped_up_at_ns: None,
     })
 }
 
@@ -752,6 +760,8 @@ mod tests {
             person: person.clone(),
             app_id: None,
             scopes: BTreeSet::new(),
+            session_key: Some("k".to_owned()),
+            stepped_up_at_ns: None,
         };
         assert!(session.require(Scope::PaymentsWrite).is_ok());
         assert!(session.require_session().is_ok());
@@ -759,6 +769,8 @@ mod tests {
             person,
             app_id: Some(random_id()),
             scopes: [Scope::WalletRead].into_iter().collect(),
+            session_key: None,
+            stepped_up_at_ns: None,
         };
         assert!(app.require(Scope::WalletRead).is_ok());
         assert_eq!(

@@ -41,6 +41,10 @@ pub const COLLECTION_EMAILS: &str = "emails";
 pub const COLLECTION_PEOPLE: &str = "people";
 pub const COLLECTION_CREDENTIALS: &str = "credentials";
 pub const COLLECTION_SESSIONS: &str = "sessions";
+/// Each person's sessions, keyed `person:session id`, for listing and revoking.
+pub const COLLECTION_PERSON_SESSIONS: &str = "person_sessions";
+/// Most sessions a person's list shows (and a password change revokes) in one go.
+pub const SESSIONS_LISTED_MAX: usize = 100;
 pub const TOPIC_PERSON_CREATED: &str = "person.created";
 
 /// The reader the API shares between requests.
@@ -62,6 +66,10 @@ pub enum IdentityError {
     InvalidCredentials,
     #[error("missing, unknown, expired or revoked session")]
     Unauthenticated,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("no such session")]
+    SessionNotFound,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -78,6 +86,8 @@ impl IdentityError {
             IdentityError::EmailTaken => "email_taken",
             IdentityError::InvalidCredentials => "invalid_credentials",
             IdentityError::Unauthenticated => "unauthenticated",
+            IdentityError::WrongPassword => "wrong_password",
+            IdentityError::SessionNotFound => "session_not_found",
             IdentityError::Internal(_) => "internal_error",
         }
     }
@@ -88,8 +98,10 @@ impl IdentityError {
             IdentityError::InvalidHandle | IdentityError::HandleTaken => Some("handle"),
             IdentityError::InvalidEmail | IdentityError::EmailTaken => Some("email"),
             IdentityError::WeakPassword => Some("password"),
+            IdentityError::WrongPassword => Some("current_password"),
             IdentityError::InvalidCredentials
             | IdentityError::Unauthenticated
+            | IdentityError::SessionNotFound
             | IdentityError::Internal(_) => None,
         }
     }
@@ -238,6 +250,28 @@ struct SessionDocument {
     expires_at_ns: u64,
     #[serde(default)]
     revoked: bool,
+    /// When this session last proved the second factor (TOTP step-up).
+    #[serde(default)]
+    stepped_up_at_ns: Option<u64>,
+}
+
+/// A session as its person sees it in their list; `id` is the SHA-256 of the token
+/// (the key it is stored under), which cannot be turned back into the token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: String,
+    pub created_at_ns: u64,
+    pub expires_at_ns: u64,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// The session a request came with.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The stored key (the token's SHA-256), also its id in the person's list.
+    pub key: String,
+    pub stepped_up_at_ns: Option<u64>,
 }
 
 /// A session just created: the token leaves the server once, here.
@@ -482,13 +516,24 @@ async fn create_session(
         created_at_ns: now_ns,
         expires_at_ns,
         revoked: false,
+        stepped_up_at_ns: None,
     })?;
+    let key = token_hash(&token);
+    let summary = SessionSummary {
+        id: key.clone(),
+        created_at_ns: now_ns,
+        expires_at_ns,
+        revoked: false,
+    };
     let submission = Submission {
-        rows: vec![BusinessRow::Create {
-            collection: COLLECTION_SESSIONS.to_owned(),
-            key: token_hash(&token),
-            body,
-        }],
+        rows: vec![
+            BusinessRow::Create {
+                collection: COLLECTION_SESSIONS.to_owned(),
+                key,
+                body,
+            },
+            summary_row(person, &summary)?,
+        ],
         atomic: true,
         ..Submission::default()
     };
@@ -534,8 +579,176 @@ pub async fn authenticate(
     token: &str,
     now_ns: u64,
 ) -> Result<Person, IdentityError> {
-    let (_, session) = live_session(reader, token, now_ns).await?;
-    person_by_id(reader, PersonId::parse(&session.person)?).await
+    Ok(authenticate_session(reader, token, now_ns).await?.0)
+}
+
+/// The person a session token belongs to, and that session.
+pub async fn authenticate_session(
+    reader: &SharedReader,
+    token: &str,
+    now_ns: u64,
+) -> Result<(Person, SessionInfo), IdentityError> {
+    let (key, session) = live_session(reader, token, now_ns).await?;
+    let person = person_by_id(reader, PersonId::parse(&session.person)?).await?;
+    Ok((
+        person,
+        SessionInfo {
+            key,
+            stepped_up_at_ns: session.stepped_up_at_ns,
+        },
+    ))
+}
+
+fn summary_row(person: PersonId, summary: &SessionSummary) -> Result<BusinessRow, IdentityError> {
+    Ok(BusinessRow::Document {
+        collection: COLLECTION_PERSON_SESSIONS.to_owned(),
+        key: format!("{person}:{}", summary.id),
+        body: to_json(summary)?,
+    })
+}
+
+/// The rows that revoke the session stored under `key` (the session and its summary).
+async fn revocation_rows(
+    reader: &SharedReader,
+    person: PersonId,
+    key: &str,
+) -> Result<Vec<BusinessRow>, IdentityError> {
+    let Some(body) = read_document(reader, COLLECTION_SESSIONS, key.to_owned()).await? else {
+        return Err(IdentityError::SessionNotFound);
+    };
+    let mut session: SessionDocument =
+        serde_json::from_slice(&body).map_err(|error| internal("stored session", error))?;
+    if session.person != person.to_string() {
+        return Err(IdentityError::SessionNotFound);
+    }
+    session.revoked = true;
+    let summary = SessionSummary {
+        id: key.to_owned(),
+        created_at_ns: session.created_at_ns,
+        expires_at_ns: session.expires_at_ns,
+        revoked: true,
+    };
+    Ok(vec![
+        BusinessRow::Document {
+            collection: COLLECTION_SESSIONS.to_owned(),
+            key: key.to_owned(),
+            body: to_json(&session)?,
+        },
+        summary_row(person, &summary)?,
+    ])
+}
+
+/// The person's sessions that are neither revoked nor expired (at most
+/// [`SESSIONS_LISTED_MAX`]).
+pub async fn sessions_of(
+    reader: &SharedReader,
+    person: PersonId,
+    now_ns: u64,
+) -> Result<Vec<SessionSummary>, IdentityError> {
+    let reader = reader.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        lock(&reader).documents_with_prefix(
+            COLLECTION_PERSON_SESSIONS,
+            &format!("{person}:"),
+            None,
+            SESSIONS_LISTED_MAX,
+        )
+    })
+    .await
+    .map_err(|error| internal("reading task", error))?
+    .map_err(|error| internal("reading sessions", error))?;
+    let mut sessions = Vec::with_capacity(rows.len());
+    for (_, body) in rows {
+        let summary: SessionSummary =
+            serde_json::from_slice(&body).map_err(|error| internal("stored summary", error))?;
+        if !summary.revoked && now_ns < summary.expires_at_ns {
+            sessions.push(summary);
+        }
+    }
+    sessions.sort_by_key(|summary| std::cmp::Reverse(summary.created_at_ns));
+    Ok(sessions)
+}
+
+/// Revokes one of the person's sessions by id.
+pub async fn revoke_session(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    person: PersonId,
+    session_id: &str,
+) -> Result<(), IdentityError> {
+    let valid = session_id.len() == 64 && session_id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(IdentityError::SessionNotFound);
+    }
+    let rows = revocation_rows(reader, person, session_id).await?;
+    submit_rows(ledger, rows).await
+}
+
+async fn submit_rows(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<(), IdentityError> {
+    ledger
+        .submit(Submission {
+            rows,
+            atomic: true,
+            ..Submission::default()
+        })
+        .await
+        .map_err(|error| internal("submitting", error))?;
+    Ok(())
+}
+
+/// Changes the password after checking the current one, and signs out every other
+/// session (a stolen session must not outlive the password it was opened with).
+pub async fn change_password(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    person: PersonId,
+    current_session_key: Option<&str>,
+    current: Secret<String>,
+    new: Password,
+    now_ns: u64,
+) -> Result<(), IdentityError> {
+    let phc = read_document(reader, COLLECTION_CREDENTIALS, person.to_string())
+        .await?
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|error| internal("stored credential", error))?;
+    let known = phc.is_some();
+    if !(verify_password(current, phc).await? && known) {
+        return Err(IdentityError::WrongPassword);
+    }
+    let new_phc = hash_password(new).await?;
+    let mut rows = vec![BusinessRow::Document {
+        collection: COLLECTION_CREDENTIALS.to_owned(),
+        key: person.to_string(),
+        body: new_phc.into_bytes(),
+    }];
+    for session in sessions_of(reader, person, now_ns).await? {
+        if Some(session.id.as_str()) != current_session_key {
+            rows.extend(revocation_rows(reader, person, &session.id).await?);
+        }
+    }
+    submit_rows(ledger, rows).await?;
+    tracing::info!(%person, "password changed");
+    Ok(())
+}
+
+/// The row that marks the session stored under `key` as having stepped up now.
+pub(crate) async fn stepped_up_session_row(
+    reader: &SharedReader,
+    key: &str,
+    now_ns: u64,
+) -> Result<BusinessRow, IdentityError> {
+    let Some(body) = read_document(reader, COLLECTION_SESSIONS, key.to_owned()).await? else {
+        return Err(IdentityError::Unauthenticated);
+    };
+    let mut session: SessionDocument =
+        serde_json::from_slice(&body).map_err(|error| internal("stored session", error))?;
+    session.stepped_up_at_ns = Some(now_ns);
+    Ok(BusinessRow::Document {
+        collection: COLLECTION_SESSIONS.to_owned(),
+        key: key.to_owned(),
+        body: to_json(&session)?,
+    })
 }
 
 /// The person with this id; a missing one is an internal error (ids come from the
@@ -570,22 +783,10 @@ pub async fn logout(
     token: &str,
     now_ns: u64,
 ) -> Result<(), IdentityError> {
-    let (key, mut session) = live_session(reader, token, now_ns).await?;
-    session.revoked = true;
-    let submission = Submission {
-        rows: vec![BusinessRow::Document {
-            collection: COLLECTION_SESSIONS.to_owned(),
-            key,
-            body: to_json(&session)?,
-        }],
-        atomic: true,
-        ..Submission::default()
-    };
-    ledger
-        .submit(submission)
-        .await
-        .map_err(|error| internal("submitting a logout", error))?;
-    Ok(())
+    let (key, session) = live_session(reader, token, now_ns).await?;
+    let person = PersonId::parse(&session.person)?;
+    let rows = revocation_rows(reader, person, &key).await?;
+    submit_rows(ledger, rows).await
 }
 
 /// The posted balance of a person's wallet.

@@ -12,4 +12,5 @@ pub mod outbox;
 pub mod payments;
 pub mod requests;
 pub mod time;
+pub mod totp;
 pub mod webhooks;

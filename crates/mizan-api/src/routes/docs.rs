@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{apps, identity, payments, requests};
+use crate::routes::{apps, identity, payments, requests, security};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -38,6 +38,12 @@ impl utoipa::Modify for BearerAuth {
         crate::routes::identity::login,
         crate::routes::identity::me,
         crate::routes::identity::logout,
+        crate::routes::security::list_sessions,
+        crate::routes::security::revoke_session,
+        crate::routes::security::change_password,
+        crate::routes::security::begin_totp,
+        crate::routes::security::confirm_totp,
+        crate::routes::security::step_up,
         crate::routes::payments::fund,
         crate::routes::payments::create_payment,
         crate::routes::payments::get_payment,
@@ -84,6 +90,10 @@ impl utoipa::Modify for BearerAuth {
         requests::ActivityItemBody,
         requests::ActivityBody,
         requests::ReceiptBody,
+        security::SessionItem,
+        security::PasswordChange,
+        security::TotpEnrolmentBody,
+        security::TotpCode,
         apps::AppCreateRequest,
         apps::AppBody,
         apps::LinkRequestCreate,

@@ -66,6 +66,18 @@ impl From<IdentityError> for ApiError {
                 detail: error.to_string(),
             },
             IdentityError::InvalidCredentials => ApiError::InvalidCredentials,
+            IdentityError::WrongPassword => ApiError::InvalidField {
+                code,
+                field: "current_password",
+                detail: error.to_string(),
+            },
+            IdentityError::SessionNotFound => ApiError::Refused {
+                status: StatusCode::NOT_FOUND,
+                code,
+                title: "Not found",
+                field: None,
+                detail: error.to_string(),
+            },
             IdentityError::Unauthenticated => ApiError::Unauthenticated,
             IdentityError::Internal(detail) => {
                 tracing::error!(%detail, "identity use case failed");

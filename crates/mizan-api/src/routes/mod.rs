@@ -7,3 +7,4 @@ pub mod identity;
 pub mod metrics;
 pub mod payments;
 pub mod requests;
+pub mod security;

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, session_token, JsonBody};
+use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -266,9 +267,11 @@ pub async fn create_payment(
     headers: HeaderMap,
     JsonBody(request): JsonBody<PaymentCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let caller = any_caller(&state, &headers).await?;
+    let person = caller.require(Scope::PaymentsWrite)?.clone();
     let key = idempotency_key(&headers)?;
     let request = payment_request(&request)?;
+    require_step_up(&state, &caller, request.amount.minor_units()).await?;
     let ledger = ledger(&state)?;
     let outcome = payments::pay(
         &ledger,

@@ -21,6 +21,8 @@ use crate::routes::payments::{caller, idempotency_key, idempotent_response, Paym
 use crate::state::AppState;
 use mizan_app::apps::Scope;
 
+use crate::routes::security::{any_caller, require_step_up};
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestCreateRequest {
@@ -248,8 +250,12 @@ pub async fn pay_request(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let caller = any_caller(&state, &headers).await?;
+    let person = caller.require(Scope::PaymentsWrite)?.clone();
     let key = idempotency_key(&headers)?;
+    let view = requests::request_for(&state.reader(), person.id, &id).await?;
+    let amount = mizan_app::payments::parse_amount(&view.amount, &view.currency)?;
+    require_step_up(&state, &caller, amount.minor_units()).await?;
     let ledger = ledger(&state)?;
     let answer = requests::pay_request(
         &ledger,
