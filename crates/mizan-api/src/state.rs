@@ -12,6 +12,7 @@ use std::time::Duration;
 use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::payments;
 use mizan_core::SystemClock;
+use mizan_ledger::store::ClosedReader;
 use mizan_ledger::{Ledger, LedgerError, LedgerReader, StoreError, WriterConfig};
 use mizan_store::Location;
 
@@ -147,9 +148,21 @@ impl AppState {
         let Some(writer) = writer else {
             return Ok(());
         };
-        match tokio::task::spawn_blocking(move || writer.join()).await {
+        let joined = match tokio::task::spawn_blocking(move || writer.join()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(StateError::WriterPanicked),
+        };
+        // Close the reader here, on a blocking thread: a PostgreSQL client dropped on
+        // an async worker (where the last `AppState` clone may go) would panic.
+        let reader = self.inner.reader.clone();
+        let closed = tokio::task::spawn_blocking(move || {
+            let open = std::mem::replace(&mut *lock(&reader), Box::new(ClosedReader));
+            drop(open);
+        })
+        .await;
+        if closed.is_err() {
+            tracing::error!("closing the ledger reader panicked");
         }
+        joined
     }
 }

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use mizan_ledger::{AccountCode, LedgerReader};
-use mizan_store::Location;
 use serde_json::{json, Value};
 
 impl TestApp {
@@ -39,10 +38,8 @@ impl TestApp {
     }
 }
 
-fn open_reader(data: &tempfile::TempDir) -> Box<dyn LedgerReader> {
-    Location::from_config(data.path(), None)
-        .open_reader()
-        .unwrap()
+fn open_reader(store: &TestStore) -> Box<dyn LedgerReader> {
+    store.location.open_reader().unwrap()
 }
 
 #[tokio::test]

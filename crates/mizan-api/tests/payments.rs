@@ -77,8 +77,8 @@ async fn funding_credits_the_wallet_and_declines_move_nothing() {
     let response = app.fund("not-a-token", "1.00", CARD_OK).await;
     assert_eq!(response.status(), 401);
 
-    let data = app.stop().await;
-    for entry in std::fs::read_dir(data.path()).unwrap() {
+    let store = app.stop().await;
+    for entry in std::fs::read_dir(store.data.path()).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         for card in [CARD_OK, CARD_INSUFFICIENT_FUNDS, CARD_STOLEN] {

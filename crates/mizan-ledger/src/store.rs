@@ -28,6 +28,8 @@ pub enum StoreError {
     InvalidQuery(&'static str),
     #[error("a business row conflicts with an existing one: {0}")]
     Conflict(String),
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// A row of business data committed atomically with a submission's transfers.
@@ -161,6 +163,64 @@ pub trait LedgerReader: Send {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError>;
+}
+
+/// A reader that answers every call with [`StoreError::Closed`]: what a server swaps
+/// in for its real reader at shutdown, so the real one (whose PostgreSQL client must
+/// not be dropped on an async worker thread) is closed on a blocking thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClosedReader;
+
+impl LedgerReader for ClosedReader {
+    fn accounts(&mut self, _: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn transfers(&mut self, _: &[TransferId]) -> Result<Vec<Transfer>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn pending_status(&mut self, _: TransferId) -> Result<Option<PendingStatus>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn account_history(
+        &mut self,
+        _: AccountId,
+        _: &HistoryFilter,
+    ) -> Result<HistoryPage, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn balances_at(&mut self, _: AccountId, _: u64) -> Result<Balances, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn chain_head(&mut self) -> Result<ChainHead, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn scan_transfers(&mut self, _: &mut TransferVisitor<'_>) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn begin_snapshot(&mut self) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn end_snapshot(&mut self) -> Result<(), StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn document(&mut self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn documents_with_prefix(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Err(StoreError::Closed)
+    }
+    fn outbox(&mut self, _: u64, _: usize) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError> {
+        Err(StoreError::Closed)
+    }
 }
 
 /// Replays transfers (oldest first) into account balances. Shared by the stores'

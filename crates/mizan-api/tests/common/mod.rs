@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mizan_api::{AppState, Problem, ServerConfig};
+use mizan_store::postgres::testing::{create_test_database, TestDatabase};
 use mizan_store::Location;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -21,7 +22,57 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), mizan_api::ServeError>>,
+    store: TestStore,
+}
+
+/// Where a test server keeps its ledger: a fresh SQLite file in a temp dir, or — when
+/// `MIZAN_TEST_API_STORE=postgres` (`scripts/test` runs the suite both ways) — a
+/// fresh PostgreSQL database on `MIZAN_TEST_POSTGRES_URL`, dropped afterwards.
+pub struct TestStore {
     pub data: tempfile::TempDir,
+    pub location: Location,
+    database: Option<TestDatabase>,
+}
+
+impl Drop for TestStore {
+    /// Drops the PostgreSQL database on a thread of its own: its synchronous client
+    /// must not run on the test's async runtime.
+    fn drop(&mut self) {
+        if let Some(database) = self.database.take() {
+            let _ = std::thread::spawn(move || drop(database)).join();
+        }
+    }
+}
+
+impl TestStore {
+    pub fn fresh() -> TestStore {
+        let data = tempfile::tempdir().unwrap();
+        let postgres = std::env::var("MIZAN_TEST_API_STORE").is_ok_and(|store| store == "postgres");
+        if postgres {
+            let admin = std::env::var("MIZAN_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let database = create_test_database(&admin).unwrap();
+            let location = Location::from_config(data.path(), Some(&database.url));
+            TestStore {
+                data,
+                location,
+                database: Some(database),
+            }
+        } else {
+            let location = Location::from_config(data.path(), None);
+            TestStore {
+                data,
+                location,
+                database: None,
+            }
+        }
+    }
+
+    /// A reader on the store (after the server stopped, or beside it). Call it off
+    /// the async runtime (`spawn_blocking`): it may be a PostgreSQL client.
+    pub fn reader(&self) -> Box<dyn mizan_ledger::LedgerReader> {
+        self.location.open_reader().unwrap()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -44,8 +95,8 @@ pub fn test_config() -> ServerConfig {
 }
 
 pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
-    let data = tempfile::tempdir().unwrap();
-    let location = Location::from_config(data.path(), None);
+    let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
+    let location = store.location.clone();
     let state = tokio::task::spawn_blocking(move || AppState::start(&location, config))
         .await
         .unwrap()
@@ -62,7 +113,7 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
         client: reqwest::Client::new(),
         shutdown: Some(shutdown),
         server,
-        data,
+        store,
     }
 }
 
@@ -123,15 +174,15 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Stops the server and the writer; the store stays on disk for inspection.
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    /// Stops the server and the writer; the store stays for inspection.
+    pub async fn stop(mut self) -> TestStore {
         self.shutdown.take().unwrap().send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(30), self.server)
             .await
             .expect("server did not stop")
             .unwrap()
             .unwrap();
-        self.data
+        self.store
     }
 }
 
