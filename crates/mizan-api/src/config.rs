@@ -24,6 +24,9 @@ pub const WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 pub const WEBHOOK_POLL_MS_DEFAULT: u64 = 200;
 /// $100.00: payments from this amount up need a fresh second factor (with TOTP on).
 pub const STEP_UP_THRESHOLD_MINOR_DEFAULT: i64 = 10_000;
+pub const RATE_LIMIT_IP_PER_MINUTE_DEFAULT: u32 = 1_200;
+pub const RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT: u32 = 600;
+pub const RATE_LIMIT_APP_PER_MINUTE_DEFAULT: u32 = 6_000;
 
 /// Shortest operator token accepted: a guessable one would open the operator routes.
 pub const OPERATOR_TOKEN_CHARS_MIN: usize = 24;
@@ -77,6 +80,12 @@ pub struct ServerConfig {
     /// Payments at or above this many minor units (USD cents) need a session that
     /// proved its second factor in the last five minutes, when the person has TOTP on.
     pub step_up_threshold_minor: i64,
+    /// Requests a minute from one client IP (0: no limit); a burst of a sixth on top.
+    pub rate_limit_ip_per_minute: u32,
+    /// Requests a minute by one person's sessions (0: no limit).
+    pub rate_limit_person_per_minute: u32,
+    /// Requests a minute by one app, its key and its tokens together (0: no limit).
+    pub rate_limit_app_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +102,9 @@ impl Default for ServerConfig {
             webhook_timeout_ms: WEBHOOK_TIMEOUT_MS_DEFAULT,
             webhook_poll_ms: WEBHOOK_POLL_MS_DEFAULT,
             step_up_threshold_minor: STEP_UP_THRESHOLD_MINOR_DEFAULT,
+            rate_limit_ip_per_minute: RATE_LIMIT_IP_PER_MINUTE_DEFAULT,
+            rate_limit_person_per_minute: RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT,
+            rate_limit_app_per_minute: RATE_LIMIT_APP_PER_MINUTE_DEFAULT,
         }
     }
 }

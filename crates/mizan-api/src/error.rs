@@ -46,6 +46,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("missing, unknown, expired or revoked session")]
     Unauthenticated,
+    #[error("too many requests; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
     /// A use case refused the request (a payment, a funding): its own status and code.
     #[error("{detail}")]
     Refused {
@@ -91,6 +93,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Refused { status, .. } => *status,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -111,6 +114,7 @@ impl ApiError {
             | ApiError::Refused { code, .. } => code,
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthenticated => "unauthenticated",
+            ApiError::RateLimited { .. } => "rate_limited",
         }
     }
 
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "Invalid credentials",
             ApiError::Unauthenticated => "Unauthenticated",
             ApiError::Refused { title, .. } => title,
+            ApiError::RateLimited { .. } => "Too many requests",
         }
     }
 
@@ -148,7 +153,8 @@ impl ApiError {
             | ApiError::Internal
             | ApiError::InvalidBody
             | ApiError::InvalidCredentials
-            | ApiError::Unauthenticated => None,
+            | ApiError::Unauthenticated
+            | ApiError::RateLimited { .. } => None,
         }
     }
 
@@ -187,6 +193,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
+        if let ApiError::RateLimited { retry_after_s } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if self == ApiError::Unauthenticated {
             response
                 .headers_mut()

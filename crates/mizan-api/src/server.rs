@@ -21,6 +21,7 @@ use tracing::Level;
 
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
+use crate::rate_limit::RateKey;
 use crate::routes::{apps, docs, health, identity, metrics, payments, requests, security};
 use crate::state::{AppState, StateError};
 
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
             body_limit_bytes,
             problem_responses,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
@@ -147,9 +149,12 @@ where
         shutdown.await;
         let _ = signalled.send(());
     };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .into_future();
     let grace_expired = async move {
         match on_signal.await {
             Ok(()) => tokio::time::sleep(Duration::from_millis(grace_ms)).await,
@@ -239,6 +244,22 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
         route = %route_label(request),
         path = %request.uri().path(),
     )
+}
+
+/// Counts every request but the operational probes against its client IP.
+async fn limit_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let probe = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let (false, Some(ip)) = (probe, peer) {
+        let now_ns = mizan_core::Clock::now_ns(&mizan_core::SystemClock);
+        if let Err(retry_after_s) = state.rate_limits().ip.check(RateKey::Ip(ip), now_ns) {
+            return ApiError::RateLimited { retry_after_s }.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {

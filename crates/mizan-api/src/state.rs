@@ -18,6 +18,7 @@ use mizan_store::Location;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
 
 /// Longest a readiness probe waits for the database.
 const READINESS_TIMEOUT_MS: u64 = 2_000;
@@ -52,6 +53,15 @@ struct Inner {
     reader: Arc<Mutex<Box<dyn LedgerReader>>>,
     metrics: Metrics,
     processor: Arc<dyn Processor>,
+    limits: RateLimits,
+}
+
+/// The three rate limiters every request passes.
+#[derive(Debug)]
+pub struct RateLimits {
+    pub ip: RateLimiter,
+    pub person: RateLimiter,
+    pub app: RateLimiter,
 }
 
 /// Locks, ignoring poison: every value behind these locks stays valid if a holder panics.
@@ -78,13 +88,18 @@ impl AppState {
         let reader = location.open_reader().map_err(open_error)?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                config,
                 ledger: Mutex::new(Some(ledger)),
                 writer: Mutex::new(Some(writer)),
                 queue_submissions_max,
                 reader: Arc::new(Mutex::new(reader)),
                 metrics: Metrics::new()?,
                 processor: Arc::new(SandboxProcessor),
+                limits: RateLimits {
+                    ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
+                    person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
+                    app: RateLimiter::per_minute(config.rate_limit_app_per_minute),
+                },
+                config,
             }),
         })
     }
@@ -101,6 +116,10 @@ impl AppState {
     /// The card processor funding charges go through (the sandbox for now).
     pub fn processor(&self) -> Arc<dyn Processor> {
         self.inner.processor.clone()
+    }
+
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.inner.limits
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -234,3 +234,59 @@ async fn large_payments_need_a_fresh_second_factor_once_totp_is_on() {
     assert_eq!(problem(refused).await.code, "step_up_required");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_person() {
+    // 12 a minute per IP: a burst of 2, then one every 5 s.
+    let app = spawn_app_with(mizan_api::ServerConfig {
+        rate_limit_ip_per_minute: 12,
+        ..test_config()
+    })
+    .await;
+    let docs = || app.client.get(app.url("/v1/openapi.json")).send();
+    assert_eq!(docs().await.unwrap().status(), 200);
+    assert_eq!(docs().await.unwrap().status(), 200);
+    let limited = docs().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    assert_eq!(problem(limited).await.code, "rate_limited");
+    // Probes are never limited.
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.stop().await;
+
+    // 6 a minute per person: a burst of 1. One person's limit leaves another alone.
+    let app = spawn_app_with(mizan_api::ServerConfig {
+        rate_limit_ip_per_minute: 0,
+        rate_limit_person_per_minute: 6,
+        ..test_config()
+    })
+    .await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(me(sara.clone()).await.status(), 200);
+    let limited = me(sara.clone()).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(me(omar).await.status(), 200);
+    // Her other session shares her limit.
+    let other = token(&app, "sara").await;
+    assert_eq!(me(other).await.status(), 429);
+    app.stop().await;
+}

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Problem};
+use crate::rate_limit::RateKey;
 use crate::routes::identity::{ledger, session_token, JsonBody};
 use crate::state::AppState;
 
@@ -110,7 +111,13 @@ pub(crate) async fn calling_app(
     headers: &HeaderMap,
 ) -> Result<AppView, ApiError> {
     let key = session_token(headers)?;
-    Ok(apps::authenticate_app(&state.reader(), key.expose()).await?)
+    let app = apps::authenticate_app(&state.reader(), key.expose()).await?;
+    state
+        .rate_limits()
+        .app
+        .check(RateKey::App(app.id.clone()), SystemClock.now_ns())
+        .map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    Ok(app)
 }
 
 /// The person of a request made with their own session; an app token gets 403.
@@ -118,8 +125,7 @@ pub(crate) async fn session_person(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Person, ApiError> {
-    let token = session_token(headers)?;
-    let caller = apps::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?;
+    let caller = crate::routes::security::any_caller(state, headers).await?;
     Ok(caller.require_session()?.clone())
 }
 

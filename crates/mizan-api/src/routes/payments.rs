@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mizan_app::apps::{self, Scope};
+use mizan_app::apps::Scope;
 use mizan_app::funding::{self, CardNumber};
 use mizan_app::identity::{Handle, Person};
 use mizan_app::payments::{
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
-use crate::routes::identity::{ledger, session_token, JsonBody};
+use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
@@ -153,8 +153,7 @@ pub(crate) async fn caller(
     headers: &HeaderMap,
     scope: Scope,
 ) -> Result<Person, ApiError> {
-    let token = session_token(headers)?;
-    let caller = apps::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?;
+    let caller = any_caller(state, headers).await?;
     Ok(caller.require(scope)?.clone())
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
+use crate::rate_limit::RateKey;
 use crate::routes::identity::{ledger, session_token, JsonBody};
 use crate::state::AppState;
 
@@ -50,9 +51,21 @@ impl From<TotpError> for ApiError {
 }
 
 /// The caller, whoever they are (session or app token), with its session details.
+/// Every request on behalf of a person comes through here: authenticated, then
+/// counted against the person (own session) or the app (app token).
 pub(crate) async fn any_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = session_token(headers)?;
-    Ok(apps::authenticate(&state.reader(), token.expose(), SystemClock.now_ns()).await?)
+    let now_ns = SystemClock.now_ns();
+    let caller = apps::authenticate(&state.reader(), token.expose(), now_ns).await?;
+    let limits = state.rate_limits();
+    let counted = match &caller.app_id {
+        None => limits
+            .person
+            .check(RateKey::Person(caller.person.id.get()), now_ns),
+        Some(app) => limits.app.check(RateKey::App(app.clone()), now_ns),
+    };
+    counted.map_err(|retry_after_s| ApiError::RateLimited { retry_after_s })?;
+    Ok(caller)
 }
 
 /// The caller, who must be a person on their own session.

@@ -76,15 +76,19 @@ impl TestStore {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(ServerConfig::default()).await
+    spawn_app_with(test_config()).await
 }
 
 /// The operator token [`test_config`] sets.
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
-/// Defaults, plus an operator token and fast webhook retries.
+/// Defaults, plus an operator token and fast webhook retries; no rate limits (the
+/// tests that check them set their own).
 pub fn test_config() -> ServerConfig {
     ServerConfig {
+        rate_limit_ip_per_minute: 0,
+        rate_limit_person_per_minute: 0,
+        rate_limit_app_per_minute: 0,
         operator_token: Some(mizan_core::Secret::new(OPERATOR_TOKEN.to_owned())),
         webhook_retry_base_ms: 50,
         webhook_attempts_max: 4,
