@@ -25,6 +25,7 @@ pub const WEBHOOK_POLL_MS_DEFAULT: u64 = 200;
 /// $100.00: payments from this amount up need a fresh second factor (with TOTP on).
 pub const STEP_UP_THRESHOLD_MINOR_DEFAULT: i64 = 10_000;
 pub const RATE_LIMIT_IP_PER_MINUTE_DEFAULT: u32 = 1_200;
+pub const READERS_DEFAULT: usize = 4;
 pub const RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT: u32 = 600;
 pub const RATE_LIMIT_APP_PER_MINUTE_DEFAULT: u32 = 6_000;
 
@@ -86,6 +87,8 @@ pub struct ServerConfig {
     pub rate_limit_person_per_minute: u32,
     /// Requests a minute by one app, its key and its tokens together (0: no limit).
     pub rate_limit_app_per_minute: u32,
+    /// Ledger readers requests share (SQLite WAL readers or PostgreSQL connections).
+    pub readers: usize,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             rate_limit_ip_per_minute: RATE_LIMIT_IP_PER_MINUTE_DEFAULT,
             rate_limit_person_per_minute: RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT,
             rate_limit_app_per_minute: RATE_LIMIT_APP_PER_MINUTE_DEFAULT,
+            readers: READERS_DEFAULT,
         }
     }
 }

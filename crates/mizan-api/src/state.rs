@@ -12,8 +12,9 @@ use std::time::Duration;
 use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::payments;
 use mizan_core::SystemClock;
-use mizan_ledger::store::ClosedReader;
-use mizan_ledger::{Ledger, LedgerError, LedgerReader, StoreError, WriterConfig};
+use mizan_app::identity::SharedReader;
+use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
 use mizan_store::Location;
 
 use crate::config::ServerConfig;
@@ -50,7 +51,7 @@ struct Inner {
     ledger: Mutex<Option<Ledger>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     queue_submissions_max: usize,
-    reader: Arc<Mutex<Box<dyn LedgerReader>>>,
+    reader: SharedReader,
     metrics: Metrics,
     processor: Arc<dyn Processor>,
     limits: RateLimits,
@@ -85,13 +86,19 @@ impl AppState {
         let (ledger, writer) = Ledger::start(store, Arc::new(SystemClock), writer_config)?;
         payments::ensure_platform_accounts(&ledger)
             .map_err(|error| StateError::PlatformAccounts(error.to_string()))?;
-        let reader = location.open_reader().map_err(open_error)?;
+        let readers = (0..config.readers.clamp(1, READERS_MAX))
+            .map(|_| location.open_reader())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(open_error)?;
         Ok(AppState {
             inner: Arc::new(Inner {
                 ledger: Mutex::new(Some(ledger)),
                 writer: Mutex::new(Some(writer)),
                 queue_submissions_max,
-                reader: Arc::new(Mutex::new(reader)),
+                reader: Arc::new(ReaderPool::new(
+                    readers,
+                    matches!(location, Location::Sqlite(_)),
+                )),
                 metrics: Metrics::new()?,
                 processor: Arc::new(SandboxProcessor),
                 limits: RateLimits {
@@ -109,7 +116,7 @@ impl AppState {
     }
 
     /// The reader shared by every request; lock it only inside `spawn_blocking`.
-    pub fn reader(&self) -> Arc<Mutex<Box<dyn LedgerReader>>> {
+    pub fn reader(&self) -> SharedReader {
         self.inner.reader.clone()
     }
 
@@ -147,7 +154,7 @@ impl AppState {
             return Err("ledger writer queue full");
         }
         let reader = self.inner.reader.clone();
-        let read = tokio::task::spawn_blocking(move || lock(&reader).chain_head().map(|_| ()));
+        let read = tokio::task::spawn_blocking(move || reader.lock().chain_head().map(|_| ()));
         match tokio::time::timeout(Duration::from_millis(READINESS_TIMEOUT_MS), read).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(error))) => {
@@ -174,11 +181,7 @@ impl AppState {
         // Close the reader here, on a blocking thread: a PostgreSQL client dropped on
         // an async worker (where the last `AppState` clone may go) would panic.
         let reader = self.inner.reader.clone();
-        let closed = tokio::task::spawn_blocking(move || {
-            let open = std::mem::replace(&mut *lock(&reader), Box::new(ClosedReader));
-            drop(open);
-        })
-        .await;
+        let closed = tokio::task::spawn_blocking(move || reader.close()).await;
         if closed.is_err() {
             tracing::error!("closing the ledger reader panicked");
         }

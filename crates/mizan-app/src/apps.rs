@@ -326,17 +326,18 @@ async fn read_prefix<T: serde::de::DeserializeOwned>(
     prefix: String,
 ) -> Result<Vec<T>, AppError> {
     let reader = reader.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        identity::lock(&reader).documents_with_prefix(
-            collection,
-            &prefix,
-            None,
-            LINKS_PER_PERSON_MAX.min(DOCUMENTS_PAGE_LIMIT_MAX),
-        )
-    })
-    .await
-    .map_err(|error| internal("reading task", error))?
-    .map_err(|error| internal("reading documents", error))?;
+    let rows = reader
+        .read(move |r| {
+            r.documents_with_prefix(
+                collection,
+                &prefix,
+                None,
+                LINKS_PER_PERSON_MAX.min(DOCUMENTS_PAGE_LIMIT_MAX),
+            )
+        })
+        .await
+        .map_err(|error| internal("reading task", error))?
+        .map_err(|error| internal("reading documents", error))?;
     rows.iter()
         .map(|(_, body)| serde_json::from_slice(body).map_err(|e| internal(collection, e)))
         .collect()

@@ -7,15 +7,15 @@
 //! tokens are returned once and stored only as SHA-256 hashes.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
 use mizan_core::{AccountId, Currency, Money, Secret};
 use mizan_ledger::{
-    ledger_of, AccountCode, AccountFlags, BusinessRow, CreateAccountResult, Ledger, LedgerReader,
-    NewAccount, Submission,
+    ledger_of, AccountCode, AccountFlags, BusinessRow, CreateAccountResult, Ledger, NewAccount,
+    Submission,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,7 +48,7 @@ pub const SESSIONS_LISTED_MAX: usize = 100;
 pub const TOPIC_PERSON_CREATED: &str = "person.created";
 
 /// The reader the API shares between requests.
-pub type SharedReader = Arc<Mutex<Box<dyn LedgerReader>>>;
+pub type SharedReader = Arc<crate::readers::ReaderPool>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
@@ -426,19 +426,14 @@ pub async fn signup(
     Ok(person)
 }
 
-pub(crate) fn lock(reader: &Mutex<Box<dyn LedgerReader>>) -> MutexGuard<'_, Box<dyn LedgerReader>> {
-    reader
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 pub(crate) async fn read_document(
     reader: &SharedReader,
     collection: &'static str,
     key: String,
 ) -> Result<Option<Vec<u8>>, IdentityError> {
     let reader = reader.clone();
-    tokio::task::spawn_blocking(move || lock(&reader).document(collection, &key))
+    reader
+        .read(move |r| r.document(collection, &key))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading a document", error))
@@ -646,17 +641,18 @@ pub async fn sessions_of(
     now_ns: u64,
 ) -> Result<Vec<SessionSummary>, IdentityError> {
     let reader = reader.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        lock(&reader).documents_with_prefix(
-            COLLECTION_PERSON_SESSIONS,
-            &format!("{person}:"),
-            None,
-            SESSIONS_LISTED_MAX,
-        )
-    })
-    .await
-    .map_err(|error| internal("reading task", error))?
-    .map_err(|error| internal("reading sessions", error))?;
+    let rows = reader
+        .read(move |r| {
+            r.documents_with_prefix(
+                COLLECTION_PERSON_SESSIONS,
+                &format!("{person}:"),
+                None,
+                SESSIONS_LISTED_MAX,
+            )
+        })
+        .await
+        .map_err(|error| internal("reading task", error))?
+        .map_err(|error| internal("reading sessions", error))?;
     let mut sessions = Vec::with_capacity(rows.len());
     for (_, body) in rows {
         let summary: SessionSummary =
@@ -796,7 +792,8 @@ pub async fn wallet_balance(
 ) -> Result<Money, IdentityError> {
     let wallet = person.wallet_id(WALLET_CURRENCY)?;
     let reader = reader.clone();
-    let accounts = tokio::task::spawn_blocking(move || lock(&reader).accounts(&[wallet]))
+    let accounts = reader
+        .read(move |r| r.accounts(&[wallet]))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading the wallet", error))?;

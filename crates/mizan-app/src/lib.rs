@@ -10,6 +10,7 @@ pub mod funding;
 pub mod identity;
 pub mod outbox;
 pub mod payments;
+pub mod readers;
 pub mod requests;
 pub mod time;
 pub mod totp;

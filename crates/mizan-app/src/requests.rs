@@ -13,7 +13,7 @@ use mizan_ledger::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::identity::{self, lock, Handle, Person, PersonId, SharedReader, WALLET_CURRENCY};
+use crate::identity::{self, Handle, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, find_handle, internal, read_by_id, to_json, IdempotencyKey, Note,
     PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
@@ -667,7 +667,8 @@ pub async fn activity(
         ..HistoryFilter::default()
     };
     let shared = reader.clone();
-    let page = tokio::task::spawn_blocking(move || lock(&shared).account_history(wallet, &filter))
+    let page = shared
+        .read(move |r| r.account_history(wallet, &filter))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading history", error))?;
@@ -747,7 +748,8 @@ pub async fn receipt_for(
         .parse()
         .map_err(|error| internal("stored transfer id", error))?;
     let shared = reader.clone();
-    let transfers = tokio::task::spawn_blocking(move || lock(&shared).transfers(&[transfer_id]))
+    let transfers = shared
+        .read(move |r| r.transfers(&[transfer_id]))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading the transfer", error))?;

@@ -206,17 +206,18 @@ async fn read_prefix<T: serde::de::DeserializeOwned>(
     limit: usize,
 ) -> Result<Vec<T>, WebhookError> {
     let reader = reader.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        identity::lock(&reader).documents_with_prefix(
-            collection,
-            &prefix,
-            after.as_deref(),
-            limit.clamp(1, DOCUMENTS_PAGE_LIMIT_MAX),
-        )
-    })
-    .await
-    .map_err(|error| internal("reading task", error))?
-    .map_err(|error| internal("reading documents", error))?;
+    let rows = reader
+        .read(move |r| {
+            r.documents_with_prefix(
+                collection,
+                &prefix,
+                after.as_deref(),
+                limit.clamp(1, DOCUMENTS_PAGE_LIMIT_MAX),
+            )
+        })
+        .await
+        .map_err(|error| internal("reading task", error))?
+        .map_err(|error| internal("reading documents", error))?;
     rows.iter()
         .map(|(_, body)| serde_json::from_slice(body).map_err(|e| internal(collection, e)))
         .collect()
@@ -358,7 +359,8 @@ pub async fn outbox_page(
     limit: usize,
 ) -> Result<Vec<(u64, String, Vec<u8>)>, WebhookError> {
     let reader = reader.clone();
-    tokio::task::spawn_blocking(move || identity::lock(&reader).outbox(after, limit))
+    reader
+        .read(move |r| r.outbox(after, limit))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading the outbox", error))

@@ -21,7 +21,7 @@
 mod baseline;
 mod history;
 mod machine;
-mod report;
+pub(crate) mod report;
 mod workload;
 
 use std::path::PathBuf;

@@ -68,6 +68,8 @@ pub struct ServeArgs {
 pub enum BenchCommand {
     /// Ledger throughput and latency on each store, next to a naive baseline.
     Ledger(crate::bench::LedgerBenchArgs),
+    /// P2P payments over real HTTP (a `mizan serve` child) next to a trivial endpoint.
+    Http(crate::bench_http::HttpBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +132,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Ledger(args),
         } => crate::bench::run(&location, &args),
+        Command::Bench {
+            command: BenchCommand::Http(args),
+        } => crate::bench_http::run(&args),
     }
 }
 

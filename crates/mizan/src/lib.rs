@@ -14,6 +14,7 @@ macro_rules! say {
 }
 
 pub mod bench;
+pub mod bench_http;
 pub mod cli;
 pub mod demo;
 pub mod load;
