@@ -10,10 +10,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mizan_app::funding::{Processor, SandboxProcessor};
-use mizan_app::payments;
-use mizan_core::SystemClock;
 use mizan_app::identity::SharedReader;
+use mizan_app::payments;
 use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
 use mizan_store::Location;
 

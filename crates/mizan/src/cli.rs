@@ -46,6 +46,16 @@ pub enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Sanctions screening against the OFAC SDN list.
+    Sanctions {
+        #[command(subcommand)]
+        command: crate::sanctions::SanctionsCommand,
+    },
+    /// Vault master keys.
+    Keys {
+        #[command(subcommand)]
+        command: crate::keys::KeysCommand,
+    },
     /// Benchmarks; print one line per measurement (or JSON).
     Bench {
         #[command(subcommand)]
@@ -70,6 +80,10 @@ pub enum BenchCommand {
     Ledger(crate::bench::LedgerBenchArgs),
     /// P2P payments over real HTTP (a `mizan serve` child) next to a trivial endpoint.
     Http(crate::bench_http::HttpBenchArgs),
+    /// Sanctions screening throughput and latency against the full SDN list.
+    Sanctions(crate::sanctions::BenchArgs),
+    /// Vault seal/open throughput and master-key rotation.
+    Vault(crate::keys::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +149,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Http(args),
         } => crate::bench_http::run(&args),
+        Command::Bench {
+            command: BenchCommand::Vault(args),
+        } => crate::keys::bench(&location, &args),
+        Command::Bench {
+            command: BenchCommand::Sanctions(args),
+        } => crate::sanctions::bench(&args),
+        Command::Sanctions { command } => crate::sanctions::run(&command),
+        Command::Keys { command } => crate::keys::run(&location, &command),
     }
 }
 

@@ -17,7 +17,9 @@ pub mod bench;
 pub mod bench_http;
 pub mod cli;
 pub mod demo;
+pub mod keys;
 pub mod load;
+pub mod sanctions;
 
 #[doc(hidden)]
 pub fn write_line(line: std::fmt::Arguments<'_>) {

@@ -1,0 +1,2 @@
+//! Compliance for a licensed money transmitter.
+pub mod sanctions;
