@@ -431,12 +431,19 @@ pub(crate) async fn read_document(
     collection: &'static str,
     key: String,
 ) -> Result<Option<Vec<u8>>, IdentityError> {
-    let reader = reader.clone();
-    reader
-        .read(move |r| r.document(collection, &key))
+    if let Some(body) = reader.cached(collection, &key) {
+        return Ok(Some(body.to_vec()));
+    }
+    let lookup = key.clone();
+    let body = reader
+        .read(move |r| r.document(collection, &lookup))
         .await
         .map_err(|error| internal("reading task", error))?
-        .map_err(|error| internal("reading a document", error))
+        .map_err(|error| internal("reading a document", error))?;
+    if let Some(body) = &body {
+        reader.remember(collection, key, body);
+    }
+    Ok(body)
 }
 
 /// The person a handle or an e-mail belongs to, if any.

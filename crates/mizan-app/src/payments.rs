@@ -422,9 +422,10 @@ pub async fn pay(
 ) -> Result<PaymentOutcome, PaymentError> {
     let fingerprint = request.fingerprint()?;
     let claim_key = idempotency_key(payer.id, &key);
-    if let Some(outcome) = answer_stored(reader, claim_key.clone(), &fingerprint).await? {
-        return Ok(outcome);
-    }
+    // No read of the claim first: the submission claims the key with a `Create`, and
+    // a taken key makes the writer skip the whole submission (nothing moves) and
+    // answer `row_conflict`, after which the stored answer is read below. A retry
+    // costs one submission; a first request saves a read.
     let payee = find_handle(reader, &request.to)
         .await?
         .ok_or(PaymentError::RecipientNotFound)?;

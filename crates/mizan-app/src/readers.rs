@@ -2,6 +2,7 @@
 //! by side (SQLite in WAL mode lets readers proceed together; on PostgreSQL each is
 //! its own connection) instead of queueing on one.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -10,8 +11,21 @@ use mizan_ledger::LedgerReader;
 
 /// Most readers one pool holds.
 pub const READERS_MAX: usize = 64;
+/// Collections whose documents are written once and never rewritten, so a read can
+/// be kept in memory: a handle names the same person forever, and a person
+/// document holds only what never changes (id, handle, e-mail, sign-up time).
+/// A collection that ever gets updated must leave this list.
+pub const IMMUTABLE_COLLECTIONS: [&str; 2] = ["handles", "people"];
+/// Most write-once documents kept; the cache starts over when full.
+pub const IMMUTABLE_CACHE_MAX: usize = 100_000;
+
+/// Write-once documents by (collection, key).
+type ImmutableCache = HashMap<(&'static str, String), Arc<[u8]>>;
 
 pub struct ReaderPool {
+    /// Documents of collections that are written once and never changed, by
+    /// (collection, key); found ones only (a missing key may appear later).
+    immutable: Mutex<ImmutableCache>,
     readers: Vec<Mutex<Box<dyn LedgerReader>>>,
     next: AtomicUsize,
     /// Read on the calling (async) thread: right for SQLite, whose point reads take
@@ -41,6 +55,7 @@ impl ReaderPool {
             readers.push(Box::new(ClosedReader));
         }
         ReaderPool {
+            immutable: Mutex::new(HashMap::new()),
             readers: readers.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             inline,
@@ -86,6 +101,28 @@ impl ReaderPool {
         lock_ignoring_poison(&self.readers[start % count])
     }
 
+    /// A write-once document read before (see [`IMMUTABLE_COLLECTIONS`]).
+    pub fn cached(&self, collection: &'static str, key: &str) -> Option<Arc<[u8]>> {
+        if !IMMUTABLE_COLLECTIONS.contains(&collection) {
+            return None;
+        }
+        lock_ignoring_poison(&self.immutable)
+            .get(&(collection, key.to_owned()))
+            .cloned()
+    }
+
+    /// Keeps a write-once document just read; other collections are ignored.
+    pub fn remember(&self, collection: &'static str, key: String, body: &[u8]) {
+        if !IMMUTABLE_COLLECTIONS.contains(&collection) {
+            return;
+        }
+        let mut cache = lock_ignoring_poison(&self.immutable);
+        if cache.len() >= IMMUTABLE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert((collection, key), Arc::from(body));
+    }
+
     /// Swaps every reader for a [`ClosedReader`] and drops the real ones here (a
     /// PostgreSQL client must be dropped off the async runtime). Blocking.
     pub fn close(&self) {
@@ -113,6 +150,12 @@ mod tests {
         drop((first, second));
         pool.close();
         assert!(matches!(pool.lock().chain_head(), Err(StoreError::Closed)));
+        // Only write-once collections are remembered.
+        pool.remember("handles", "sara".into(), b"id");
+        pool.remember("sessions", "token".into(), b"id");
+        assert_eq!(pool.cached("handles", "sara").as_deref(), Some(&b"id"[..]));
+        assert_eq!(pool.cached("sessions", "token"), None);
+        assert_eq!(pool.cached("handles", "omar"), None);
         assert_eq!(ReaderPool::new(Vec::new(), false).len(), 1);
     }
 }

@@ -42,6 +42,10 @@ const INSERT_ROWS_MAX: usize = 512;
 const UPDATE_ROWS_MAX: usize = 1_024;
 /// Page cache per connection, in KiB (negative `cache_size` means KiB).
 const CACHE_SIZE_KIB: i64 = 1_048_576;
+/// Memory-mapped bytes of the database file per reader. A reader's page cache is
+/// dropped whenever the writer commits (SQLite resets it when the WAL changed), so
+/// without a map every read after a commit copies its pages in again.
+const READER_MMAP_BYTES: i64 = 1 << 30;
 /// WAL pages before an automatic checkpoint; large so checkpoints are rare and long.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 100_000;
 /// Rows fetched per step while scanning all transfers.
@@ -853,7 +857,7 @@ impl SqliteReader {
         .map_err(database_error)?;
         connection
             .execute_batch(&format!(
-                "PRAGMA cache_size = -{}; PRAGMA busy_timeout = 5000;",
+                "PRAGMA cache_size = -{}; PRAGMA busy_timeout = 5000; PRAGMA mmap_size = {READER_MMAP_BYTES};",
                 CACHE_SIZE_KIB / 4
             ))
             .map_err(database_error)?;
@@ -1072,11 +1076,9 @@ impl LedgerReader for SqliteReader {
     fn pending_status(&mut self, id: TransferId) -> Result<Option<PendingStatus>, StoreError> {
         let status: Option<i64> = self
             .connection
-            .query_row(
-                "SELECT status FROM pending_transfers WHERE id = ?1",
-                [id_bytes(id.get())],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT status FROM pending_transfers WHERE id = ?1")
+            .map_err(database_error)?
+            .query_row([id_bytes(id.get())], |row| row.get(0))
             .optional()
             .map_err(database_error)?;
         status
@@ -1231,12 +1233,12 @@ impl LedgerReader for SqliteReader {
     }
 
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // Cached: requests read documents all the time, and parsing the SQL again
+        // each time cost more than the lookup.
         self.connection
-            .query_row(
-                "SELECT body FROM documents WHERE collection = ?1 AND key = ?2",
-                params![collection, key],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT body FROM documents WHERE collection = ?1 AND key = ?2")
+            .map_err(database_error)?
+            .query_row(params![collection, key], |row| row.get(0))
             .optional()
             .map_err(database_error)
     }
