@@ -252,3 +252,76 @@ async fn payments_are_visible_to_their_parties_only() {
     assert_eq!(app.get_payment("bad-token", id).await.status(), 401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_funding_retry_never_charges_twice() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let first = app.fund_with_key(&sara, "10.00", CARD_OK, "top-up-1").await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = app.fund_with_key(&sara, "10.00", CARD_OK, "top-up-1").await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(app.balance(&sara).await, "10.00");
+
+    // The same key for another amount is refused and moves nothing.
+    let reused = app.fund_with_key(&sara, "99.00", CARD_OK, "top-up-1").await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem(reused).await.code, "idempotency_key_reused");
+    // No key, no funding.
+    let response = app
+        .client
+        .post(app.url("/v1/funding"))
+        .bearer_auth(&sara)
+        .json(&json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response).await.code, "idempotency_key_required");
+
+    // A decline replays as the same decline.
+    for _ in 0..2 {
+        let declined = app
+            .fund_with_key(&sara, "5.00", CARD_INSUFFICIENT_FUNDS, "top-up-2")
+            .await;
+        assert_eq!(declined.status(), 402);
+        assert_eq!(problem(declined).await.code, "card_declined");
+    }
+
+    // Twenty concurrent requests under one key: one funding, the rest replay it
+    // or are told it is still in progress.
+    let attempts: Vec<_> = (0..20)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/v1/funding");
+            let token = sara.clone();
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "top-up-3")
+                    .json(&json!({"amount": "7.00", "currency": "USD", "card_number": CARD_OK}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|status| [201, 409].contains(status)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&201), "{statuses:?}");
+    assert_eq!(app.balance(&sara).await, "17.00");
+    app.stop().await;
+}

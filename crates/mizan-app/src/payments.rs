@@ -70,6 +70,8 @@ pub enum PaymentError {
     IdempotencyKeyInvalid,
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    IdempotencyRequestInProgress,
     #[error("no person has that handle")]
     RecipientNotFound,
     #[error("you cannot pay yourself")]
@@ -117,6 +119,7 @@ impl PaymentError {
             PaymentError::IdempotencyKeyRequired => "idempotency_key_required",
             PaymentError::IdempotencyKeyInvalid => "idempotency_key_invalid",
             PaymentError::IdempotencyKeyReused => "idempotency_key_reused",
+            PaymentError::IdempotencyRequestInProgress => "idempotency_request_in_progress",
             PaymentError::RecipientNotFound => "recipient_not_found",
             PaymentError::CannotPayYourself => "cannot_pay_yourself",
             PaymentError::InsufficientFunds => "insufficient_funds",
@@ -154,6 +157,7 @@ impl PaymentError {
             PaymentError::IdempotencyKeyRequired
             | PaymentError::IdempotencyKeyInvalid
             | PaymentError::IdempotencyKeyReused
+            | PaymentError::IdempotencyRequestInProgress
             | PaymentError::InsufficientFunds
             | PaymentError::PaymentNotFound
             | PaymentError::RequestNotFound

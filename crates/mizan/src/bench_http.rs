@@ -256,6 +256,7 @@ async fn setup(client: &reqwest::Client, base: &str, people: usize) -> anyhow::R
             let response = client
                 .post(format!("{base}/v1/funding"))
                 .bearer_auth(&token)
+                .header("Idempotency-Key", "bench-funding")
                 .json(&funding)
                 .send()
                 .await?;

@@ -63,6 +63,9 @@ impl From<PaymentError> for ApiError {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "Payment refused", error)
             }
             PaymentError::RequestNotOpen => refused(StatusCode::CONFLICT, "Request closed", error),
+            PaymentError::IdempotencyRequestInProgress => {
+                refused(StatusCode::CONFLICT, "Request in progress", error)
+            }
             PaymentError::RequestActionNotAllowed => {
                 refused(StatusCode::FORBIDDEN, "Not allowed", error)
             }
@@ -163,9 +166,14 @@ pub(crate) async fn caller(
     path = "/v1/funding",
     tag = "payments",
     security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. A retry with the same key and body answers the stored result (a decline replays as the same 402) and never charges twice.")
+    ),
     request_body = FundingRequest,
     responses(
-        (status = 201, description = "The funding succeeded; the wallet is credited", body = FundingBody),
+        (status = 201, description = "The funding succeeded; the wallet is credited (also for a replay, with `Idempotent-Replayed: true`)", body = FundingBody),
+        (status = 409, description = "`idempotency_request_in_progress`: the first request with this key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `card_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`card_declined`; `detail` names the reason (`insufficient_funds`, `stolen_card`)", body = Problem, content_type = "application/problem+json")
@@ -175,29 +183,32 @@ pub async fn fund(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<FundingRequest>,
-) -> Result<(StatusCode, Json<FundingBody>), ApiError> {
+) -> Result<Response, ApiError> {
     let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let key = idempotency_key(&headers)?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
     let card = CardNumber::parse(request.card_number)?;
     let ledger = ledger(&state)?;
     let processor = state.processor();
-    let funding = funding::fund(
+    let outcome = funding::fund(
         &ledger,
+        &state.reader(),
         processor.as_ref(),
         person.id,
         amount,
         card,
+        key,
         SystemClock.now_ns(),
     )
     .await?;
     drop(ledger);
     let body = FundingBody {
-        id: funding.id,
+        id: outcome.funding.id,
         status: payments::STATUS_SUCCEEDED.to_owned(),
-        amount: funding.amount.format_major(),
-        currency: funding.amount.currency().code().to_owned(),
+        amount: outcome.funding.amount.format_major(),
+        currency: outcome.funding.amount.currency().code().to_owned(),
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    idempotent_response(payments::STATUS_CODE_CREATED, outcome.replayed, body)
 }
 
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {

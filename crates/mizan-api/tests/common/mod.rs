@@ -167,11 +167,24 @@ impl TestApp {
         me["wallet"]["balance"].as_str().unwrap().to_owned()
     }
 
+    /// Funds with a fresh Idempotency-Key.
     pub async fn fund(&self, token: &str, amount: &str, card: &str) -> reqwest::Response {
+        let key = format!("fund-{}", rand::random::<u64>());
+        self.fund_with_key(token, amount, card, &key).await
+    }
+
+    pub async fn fund_with_key(
+        &self,
+        token: &str,
+        amount: &str,
+        card: &str,
+        key: &str,
+    ) -> reqwest::Response {
         let body = json!({"amount": amount, "currency": "USD", "card_number": card});
         self.client
             .post(self.url("/v1/funding"))
             .bearer_auth(token)
+            .header("Idempotency-Key", key)
             .json(&body)
             .send()
             .await
