@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use mizan_app::cashout::{Payouts, SandboxPayouts};
 use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
@@ -54,6 +55,7 @@ struct Inner {
     reader: SharedReader,
     metrics: Metrics,
     processor: Arc<dyn Processor>,
+    payouts: Arc<dyn Payouts>,
     limits: RateLimits,
 }
 
@@ -101,6 +103,7 @@ impl AppState {
                 )),
                 metrics: Metrics::new()?,
                 processor: Arc::new(SandboxProcessor),
+                payouts: Arc::new(SandboxPayouts),
                 limits: RateLimits {
                     ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
@@ -123,6 +126,11 @@ impl AppState {
     /// The card processor funding charges go through (the sandbox for now).
     pub fn processor(&self) -> Arc<dyn Processor> {
         self.inner.processor.clone()
+    }
+
+    /// The payout rail cash-outs go through (the sandbox for now).
+    pub fn payouts(&self) -> Arc<dyn Payouts> {
+        self.inner.payouts.clone()
     }
 
     pub fn rate_limits(&self) -> &RateLimits {

@@ -77,6 +77,7 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/me/totp", Access::Session),
     route("POST", "/v1/me/totp/confirm", Access::Session),
     route("POST", "/v1/funding", Access::Write),
+    route("POST", "/v1/cashouts", Access::Write),
     route("POST", "/v1/payments", Access::Write),
     owned("GET", "/v1/payments/{id}", Access::Read),
     owned("GET", "/v1/payments/{id}/receipt", Access::Read),
@@ -164,6 +165,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"current_password": "wrong password", "new_password": "another password"})
         }
         "/v1/funding" => json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK}),
+        "/v1/cashouts" => {
+            json!({"amount": "1.00", "currency": "USD", "routing_number": "011000015", "account_number": "000123456789"})
+        }
         "/v1/payments" => json!({"to": "omar", "amount": "1.00", "currency": "USD"}),
         "/v1/requests" => json!({"from": "omar", "amount": "1.00", "currency": "USD"}),
         "/v1/splits" => json!({"amount": "2.00", "currency": "USD", "with": ["omar"]}),

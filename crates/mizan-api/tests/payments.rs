@@ -325,3 +325,102 @@ async fn a_funding_retry_never_charges_twice() {
     assert_eq!(app.balance(&sara).await, "17.00");
     app.stop().await;
 }
+
+async fn cash_out(
+    app: &TestApp,
+    token: &str,
+    amount: &str,
+    account: &str,
+    key: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/cashouts"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"amount": amount, "currency": "USD", "routing_number": "011000015", "account_number": account}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cash_out_settles_once_and_a_return_gives_the_money_back() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    assert_eq!(app.fund(&sara, "50.00", CARD_OK).await.status(), 201);
+
+    let settled = cash_out(&app, &sara, "20.00", "000123456789", "out-1").await;
+    assert_eq!(settled.status(), 201);
+    let settled: Value = settled.json().await.unwrap();
+    assert_eq!(settled["status"], "settled");
+    assert_eq!(app.balance(&sara).await, "30.00");
+    let again = cash_out(&app, &sara, "20.00", "000123456789", "out-1").await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.balance(&sara).await, "30.00");
+
+    // A return voids the hold: the money is back, and a retry replays the return.
+    for _ in 0..2 {
+        let returned = cash_out(&app, &sara, "10.00", "000123450000", "out-2").await;
+        assert_eq!(returned.status(), 422);
+        let problem = problem(returned).await;
+        assert_eq!(problem.code, "cashout_returned");
+        assert!(
+            problem.detail.contains("account_closed"),
+            "{}",
+            problem.detail
+        );
+        assert_eq!(app.balance(&sara).await, "30.00");
+    }
+
+    // More than the wallet holds: refused, nothing held, the key stays free.
+    let too_much = cash_out(&app, &sara, "31.00", "000123456789", "out-3").await;
+    assert_eq!(problem(too_much).await.code, "insufficient_funds");
+    assert_eq!(
+        cash_out(&app, &sara, "30.00", "000123456789", "out-3")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(app.balance(&sara).await, "0.00");
+
+    for (routing, account, code) in [
+        ("011000016", "000123456789", "routing_number_invalid"),
+        ("011000015", "12", "account_number_invalid"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/cashouts"))
+            .bearer_auth(&sara)
+            .header("Idempotency-Key", "bad")
+            .json(&json!({"amount": "1.00", "currency": "USD", "routing_number": routing, "account_number": account}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(problem(response).await.code, code);
+    }
+
+    // The activity shows the settled cash-out, not the returned one's hold.
+    let activity: Value = app
+        .client
+        .get(app.url("/v1/activity?type=cashout"))
+        .bearer_auth(&sara)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = activity["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{activity}");
+    assert!(items
+        .iter()
+        .all(|item| item["counterparty"] == "bank cash-out" && item["direction"] == "out"));
+    let store = app.stop().await;
+    // The account number is never stored.
+    for entry in std::fs::read_dir(store.data.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(12).any(|window| window == b"000123456789"));
+    }
+}

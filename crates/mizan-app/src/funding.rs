@@ -115,7 +115,7 @@ pub struct Funding {
     pub amount: Money,
 }
 
-fn random_transfer_id() -> Result<TransferId, PaymentError> {
+pub(crate) fn random_transfer_id() -> Result<TransferId, PaymentError> {
     loop {
         let raw: u128 = rand::random();
         if raw != 0 && raw != u128::MAX {
@@ -124,25 +124,30 @@ fn random_transfer_id() -> Result<TransferId, PaymentError> {
     }
 }
 
-/// How a funding submission went: its transfer's result, or the key was taken.
+/// How an intent's submission went: its transfer's result, or the key was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Held {
+pub(crate) enum Held {
     Claimed(CreateTransferResult),
     KeyTaken,
 }
 
-async fn submit_one(
+/// One submission of a processor intent (a funding, a cash-out): its transfer, its
+/// document under `collection/id`, extra rows (the idempotency claim) and, when
+/// given, an outbox event carrying the document.
+pub(crate) async fn submit_intent<D: Serialize>(
     ledger: &Ledger,
     transfer: TransferRequest,
-    document: &FundingDocument,
+    collection: &str,
+    id: &str,
+    document: &D,
     extra_rows: Vec<BusinessRow>,
     event: Option<(&str, u64)>,
 ) -> Result<Held, PaymentError> {
     let body = to_json(document)?;
     let mut rows = extra_rows;
     rows.push(BusinessRow::Document {
-        collection: COLLECTION_FUNDINGS.to_owned(),
-        key: document.id.clone(),
+        collection: collection.to_owned(),
+        key: id.to_owned(),
         body: body.clone(),
     });
     if let Some((topic, now_ns)) = event {
@@ -157,27 +162,52 @@ async fn submit_one(
     let result = ledger
         .submit(submission)
         .await
-        .map_err(|error| internal("submitting a funding", error))?;
+        .map_err(|error| internal("submitting an intent", error))?;
     if result.row_conflict.is_some() {
         return Ok(Held::KeyTaken);
     }
     match result.transfers.as_slice() {
         [outcome] => Ok(Held::Claimed(outcome.result)),
-        other => Err(internal("funding results", other.len())),
+        other => Err(internal("intent results", other.len())),
     }
 }
 
-/// What the `idempotency` claim of a funding stores: the request's fingerprint,
-/// the funding it started, and the answer once the processor gave one.
+/// What the `idempotency` claim of a processor intent (a funding, a cash-out) stores:
+/// the request's fingerprint, the intent it started, and the answer once there is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct FundingClaim {
-    request_sha256: String,
-    funding_id: String,
-    amount_minor: i64,
-    /// `None` while the processor call is in flight (or was cut off by a crash).
-    decline_reason: Option<DeclineReason>,
-    resolved: bool,
+pub(crate) struct IntentClaim<R> {
+    pub(crate) request_sha256: String,
+    pub(crate) intent_id: String,
+    pub(crate) amount_minor: i64,
+    /// Why the processor refused, once it did.
+    pub(crate) failure: Option<R>,
+    /// False while the processor call is in flight (or was cut off by a crash).
+    pub(crate) resolved: bool,
 }
+
+impl<R: Copy> IntentClaim<R> {
+    /// The stored answer to a retry: the intent id when it succeeded, the refusal
+    /// (as `refused` makes it) when not; in progress while unresolved; reuse when the
+    /// request differs.
+    pub(crate) fn answer(
+        &self,
+        fingerprint: &str,
+        refused: impl Fn(R) -> PaymentError,
+    ) -> Result<(String, i64), PaymentError> {
+        if self.request_sha256 != fingerprint {
+            return Err(PaymentError::IdempotencyKeyReused);
+        }
+        if !self.resolved {
+            return Err(PaymentError::IdempotencyRequestInProgress);
+        }
+        match self.failure {
+            Some(reason) => Err(refused(reason)),
+            None => Ok((self.intent_id.clone(), self.amount_minor)),
+        }
+    }
+}
+
+type FundingClaim = IntentClaim<DeclineReason>;
 
 /// A funding answer: the first, or a replay of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,22 +228,13 @@ fn fingerprint(person: PersonId, amount: Money, card: &CardNumber) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// Answers from a stored claim: a replay when the request is the same (a decline
-/// replays as the same decline), in progress while unresolved, else reuse.
+/// Answers a retry from its stored claim.
 fn answer_claim(claim: &FundingClaim, fingerprint: &str) -> Result<FundingOutcome, PaymentError> {
-    if claim.request_sha256 != fingerprint {
-        return Err(PaymentError::IdempotencyKeyReused);
-    }
-    if !claim.resolved {
-        return Err(PaymentError::IdempotencyRequestInProgress);
-    }
-    if let Some(reason) = claim.decline_reason {
-        return Err(PaymentError::CardDeclined(reason));
-    }
+    let (id, amount_minor) = claim.answer(fingerprint, PaymentError::CardDeclined)?;
     Ok(FundingOutcome {
         funding: Funding {
-            id: claim.funding_id.clone(),
-            amount: Money::from_minor(claim.amount_minor, WALLET_CURRENCY),
+            id,
+            amount: Money::from_minor(amount_minor, WALLET_CURRENCY),
         },
         replayed: true,
     })
@@ -259,9 +280,9 @@ pub async fn fund(
     };
     let mut claim = FundingClaim {
         request_sha256: request_sha256.clone(),
-        funding_id: document.id.clone(),
+        intent_id: document.id.clone(),
         amount_minor: amount.minor_units(),
-        decline_reason: None,
+        failure: None,
         resolved: false,
     };
     let pending = TransferRequest::single(
@@ -279,7 +300,16 @@ pub async fn fund(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
-    let held = submit_one(ledger, pending, &document, vec![claim_row], None).await?;
+    let held = submit_intent(
+        ledger,
+        pending,
+        COLLECTION_FUNDINGS,
+        &document.id,
+        &document,
+        vec![claim_row],
+        None,
+    )
+    .await?;
     match held {
         Held::Claimed(CreateTransferResult::Ok) => {}
         Held::Claimed(other) => {
@@ -301,7 +331,7 @@ pub async fn fund(
         ChargeDecision::Declined(reason) => {
             document.status = FundingStatus::Declined;
             document.decline_reason = Some(reason);
-            claim.decline_reason = Some(reason);
+            claim.failure = Some(reason);
         }
     }
     claim.resolved = true;
@@ -316,9 +346,11 @@ pub async fn fund(
         TOPIC_FUNDING_FAILED
     };
     let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, post, 0);
-    let resolved = submit_one(
+    let resolved = submit_intent(
         ledger,
         resolution,
+        COLLECTION_FUNDINGS,
+        &document.id,
         &document,
         vec![claim_row],
         Some((topic, now_ns)),

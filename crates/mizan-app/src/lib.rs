@@ -6,6 +6,7 @@
 //! - [`funding`]: money entering a wallet from a card, through a processor.
 
 pub mod apps;
+pub mod cashout;
 pub mod funding;
 pub mod identity;
 pub mod outbox;

@@ -94,12 +94,18 @@ pub enum PaymentError {
     InvalidCursor,
     #[error("a limit is a whole number from 1 to 100")]
     InvalidLimit,
-    #[error("an activity type is \"payment\" or \"funding\"")]
+    #[error("an activity type is \"payment\", \"funding\" or \"cashout\"")]
     InvalidActivityType,
     #[error("a card number is 12 to 19 digits")]
     CardNumberInvalid,
     #[error("the card was declined: {0}")]
     CardDeclined(DeclineReason),
+    #[error("a routing number is 9 digits with a valid ABA checksum")]
+    RoutingNumberInvalid,
+    #[error("an account number is 4 to 17 digits")]
+    AccountNumberInvalid,
+    #[error("the bank returned the transfer ({0}); the money is back in the wallet")]
+    CashoutReturned(crate::cashout::ReturnReason),
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -134,6 +140,9 @@ impl PaymentError {
             PaymentError::InvalidActivityType => "invalid_type",
             PaymentError::CardNumberInvalid => "card_number_invalid",
             PaymentError::CardDeclined(_) => "card_declined",
+            PaymentError::RoutingNumberInvalid => "routing_number_invalid",
+            PaymentError::AccountNumberInvalid => "account_number_invalid",
+            PaymentError::CashoutReturned(_) => "cashout_returned",
             PaymentError::Internal(_) => "internal_error",
         }
     }
@@ -154,6 +163,8 @@ impl PaymentError {
             PaymentError::InvalidLimit => Some("limit"),
             PaymentError::InvalidActivityType => Some("type"),
             PaymentError::CardNumberInvalid => Some("card_number"),
+            PaymentError::RoutingNumberInvalid => Some("routing_number"),
+            PaymentError::AccountNumberInvalid => Some("account_number"),
             PaymentError::IdempotencyKeyRequired
             | PaymentError::IdempotencyKeyInvalid
             | PaymentError::IdempotencyKeyReused
@@ -164,6 +175,7 @@ impl PaymentError {
             | PaymentError::RequestNotOpen
             | PaymentError::RequestActionNotAllowed
             | PaymentError::CardDeclined(_)
+            | PaymentError::CashoutReturned(_)
             | PaymentError::Internal(_) => None,
         }
     }

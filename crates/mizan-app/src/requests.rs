@@ -570,6 +570,7 @@ pub async fn pay_request(
 pub enum ActivityType {
     Payment,
     Funding,
+    Cashout,
 }
 
 impl ActivityType {
@@ -577,6 +578,7 @@ impl ActivityType {
         match text {
             "payment" => Some(ActivityType::Payment),
             "funding" => Some(ActivityType::Funding),
+            "cashout" => Some(ActivityType::Cashout),
             _ => None,
         }
     }
@@ -585,6 +587,7 @@ impl ActivityType {
         match self {
             ActivityType::Payment => TRANSFER_CODE_P2P,
             ActivityType::Funding => TRANSFER_CODE_FUNDING,
+            ActivityType::Cashout => crate::cashout::TRANSFER_CODE_CASHOUT,
         }
     }
 }
@@ -707,6 +710,9 @@ pub async fn activity(
             }
             None if transfer.code == TRANSFER_CODE_FUNDING => {
                 ("card funding".to_owned(), String::new())
+            }
+            None if transfer.code == crate::cashout::TRANSFER_CODE_CASHOUT => {
+                ("bank cash-out".to_owned(), String::new())
             }
             None => ("platform".to_owned(), String::new()),
         };

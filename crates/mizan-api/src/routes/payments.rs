@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mizan_app::apps::Scope;
+use mizan_app::cashout::{self, BankAccount};
 use mizan_app::funding::{self, CardNumber};
 use mizan_app::identity::{Handle, Person};
 use mizan_app::payments::{
@@ -45,6 +46,8 @@ impl From<PaymentError> for ApiError {
             | PaymentError::CurrencyNotSupported
             | PaymentError::NoteTooLong
             | PaymentError::CardNumberInvalid
+            | PaymentError::RoutingNumberInvalid
+            | PaymentError::AccountNumberInvalid
             | PaymentError::IdempotencyKeyRequired
             | PaymentError::IdempotencyKeyInvalid
             | PaymentError::SplitPeopleInvalid
@@ -68,6 +71,9 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::RequestActionNotAllowed => {
                 refused(StatusCode::FORBIDDEN, "Not allowed", error)
+            }
+            PaymentError::CashoutReturned(_) => {
+                refused(StatusCode::UNPROCESSABLE_ENTITY, "Cash-out returned", error)
             }
             PaymentError::CardDeclined(_) => {
                 refused(StatusCode::PAYMENT_REQUIRED, "Card declined", error)
@@ -207,6 +213,83 @@ pub async fn fund(
         status: payments::STATUS_SUCCEEDED.to_owned(),
         amount: outcome.funding.amount.format_major(),
         currency: outcome.funding.amount.currency().code().to_owned(),
+    };
+    idempotent_response(payments::STATUS_CODE_CREATED, outcome.replayed, body)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CashoutRequest {
+    /// Major units, e.g. "25.00".
+    pub amount: String,
+    /// ISO 4217; only "USD" for now.
+    pub currency: String,
+    /// 9 digits with a valid ABA checksum.
+    pub routing_number: String,
+    /// 4–17 digits; never stored or logged (only the last four are kept).
+    #[schema(value_type = String)]
+    pub account_number: Secret<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CashoutBody {
+    pub id: String,
+    /// Always "settled" (a return answers 422 `cashout_returned`).
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+/// Sends money from the caller's wallet to a bank account (sandbox rail), exactly
+/// once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/cashouts",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. A retry answers the stored result.")
+    ),
+    request_body = CashoutRequest,
+    responses(
+        (status = 201, description = "Settled; the wallet is debited (also for a replay, with `Idempotent-Replayed: true`)", body = CashoutBody),
+        (status = 400, description = "`invalid_body`, `idempotency_key_required`, an amount or currency code, `routing_number_invalid` or `account_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn cash_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<CashoutRequest>,
+) -> Result<Response, ApiError> {
+    let caller = any_caller(&state, &headers).await?;
+    let person = caller.require(Scope::PaymentsWrite)?.clone();
+    let key = idempotency_key(&headers)?;
+    let amount = payments::parse_amount(&request.amount, &request.currency)?;
+    let account = BankAccount::parse(&request.routing_number, request.account_number)?;
+    require_step_up(&state, &caller, amount.minor_units()).await?;
+    let ledger = ledger(&state)?;
+    let payouts = state.payouts();
+    let outcome = cashout::cash_out(
+        &ledger,
+        &state.reader(),
+        payouts.as_ref(),
+        person.id,
+        amount,
+        account,
+        key,
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    let body = CashoutBody {
+        id: outcome.id,
+        status: "settled".to_owned(),
+        amount: outcome.amount.format_major(),
+        currency: outcome.amount.currency().code().to_owned(),
     };
     idempotent_response(payments::STATUS_CODE_CREATED, outcome.replayed, body)
 }

@@ -1,0 +1,340 @@
+//! Cash-out: money leaving a wallet for a bank account, through a [`Payouts`] rail.
+//!
+//! The mirror of funding: the first submission holds the amount (pending wallet →
+//! processor clearing, so the wallet's available balance drops at once and it cannot
+//! be spent twice), claims the `Idempotency-Key` and writes the cash-out `pending`;
+//! on settlement the hold posts, on a return it is voided and the money is back. A
+//! hold the server never resolves (a crash) expires after
+//! [`CASHOUT_PENDING_TIMEOUT_SECONDS`]: the money returns to the wallet rather than
+//! vanish. Only the account's last four digits are stored.
+
+use mizan_core::{AccountId, Money, Secret, TransferId};
+use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger};
+use mizan_ledger::{TransferFlags, TransferRequest};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::funding::{random_transfer_id, submit_intent, Held, IntentClaim};
+use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
+use crate::payments::{
+    derived_u128, idempotency_key, internal, to_json, IdempotencyKey, PaymentError,
+    COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD,
+};
+
+pub const COLLECTION_CASHOUTS: &str = "cashouts";
+pub const TOPIC_CASHOUT_SETTLED: &str = "cashout.settled";
+pub const TOPIC_CASHOUT_RETURNED: &str = "cashout.returned";
+pub const TRANSFER_CODE_CASHOUT: u16 = 3;
+/// A bank transfer settles within days; an unresolved hold is voided after a week.
+pub const CASHOUT_PENDING_TIMEOUT_SECONDS: u32 = 7 * 24 * 3_600;
+pub const ACCOUNT_DIGITS_MIN: usize = 4;
+pub const ACCOUNT_DIGITS_MAX: usize = 17;
+const CASHOUT_TRANSFER_ID_DOMAIN: &[u8] = b"mizan.cashout.v1";
+
+/// A US bank account: a 9-digit routing number (with its ABA checksum) and a
+/// 4–17 digit account number, which prints as `***`.
+#[derive(Debug, Clone)]
+pub struct BankAccount {
+    routing: String,
+    account: Secret<String>,
+}
+
+impl BankAccount {
+    pub fn parse(routing: &str, account: Secret<String>) -> Result<BankAccount, PaymentError> {
+        let digits = |text: &str| text.bytes().all(|byte| byte.is_ascii_digit());
+        if routing.len() != 9 || !digits(routing) || !aba_checksum_ok(routing) {
+            return Err(PaymentError::RoutingNumberInvalid);
+        }
+        let number = account.expose();
+        if !(ACCOUNT_DIGITS_MIN..=ACCOUNT_DIGITS_MAX).contains(&number.len()) || !digits(number) {
+            return Err(PaymentError::AccountNumberInvalid);
+        }
+        Ok(BankAccount {
+            routing: routing.to_owned(),
+            account,
+        })
+    }
+
+    pub fn last4(&self) -> String {
+        let number = self.account.expose();
+        number[number.len() - 4..].to_owned()
+    }
+
+    pub fn routing(&self) -> &str {
+        &self.routing
+    }
+}
+
+/// The ABA routing number checksum: 3·(d1+d4+d7) + 7·(d2+d5+d8) + (d3+d6+d9) ≡ 0 (mod 10).
+fn aba_checksum_ok(routing: &str) -> bool {
+    let weights = [3, 7, 1, 3, 7, 1, 3, 7, 1];
+    let sum: u32 = routing
+        .bytes()
+        .zip(weights)
+        .map(|(byte, weight)| u32::from(byte - b'0') * weight)
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Why a bank sent a payout back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnReason {
+    AccountClosed,
+    NoAccount,
+}
+
+impl std::fmt::Display for ReturnReason {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            ReturnReason::AccountClosed => "account_closed",
+            ReturnReason::NoAccount => "no_account",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutDecision {
+    Settled,
+    Returned(ReturnReason),
+}
+
+/// A payout rail (ACH, RTP…). `intent` is the rail-side idempotency key.
+pub trait Payouts: Send + Sync {
+    fn payout(&self, intent: &str, account: &BankAccount, amount: Money) -> PayoutDecision;
+}
+
+/// The deterministic sandbox, by account number: ending `0000` → returned
+/// (`account_closed`), ending `9999` → returned (`no_account`), anything else settles.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxPayouts;
+
+impl Payouts for SandboxPayouts {
+    fn payout(&self, _intent: &str, account: &BankAccount, _amount: Money) -> PayoutDecision {
+        match account.last4().as_str() {
+            "0000" => PayoutDecision::Returned(ReturnReason::AccountClosed),
+            "9999" => PayoutDecision::Returned(ReturnReason::NoAccount),
+            _ => PayoutDecision::Settled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CashoutStatus {
+    Pending,
+    Settled,
+    Returned,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CashoutDocument {
+    id: String,
+    person: String,
+    amount_minor: i64,
+    currency: String,
+    routing: String,
+    account_last4: String,
+    status: CashoutStatus,
+    return_reason: Option<ReturnReason>,
+    pending_transfer_id: String,
+    created_at_ns: u64,
+}
+
+/// A cash-out that settled, first time or replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CashoutOutcome {
+    pub id: String,
+    pub amount: Money,
+    pub replayed: bool,
+}
+
+fn fingerprint(person: PersonId, amount: Money, account: &BankAccount) -> String {
+    let canonical = format!(
+        "cashout|{person}|{}|{}|{}|{}",
+        amount.minor_units(),
+        amount.currency().code(),
+        account.routing,
+        account.last4()
+    );
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Sends `amount` from the person's wallet to a bank account, once per key.
+#[tracing::instrument(skip_all, fields(%person))]
+#[allow(clippy::too_many_arguments)]
+pub async fn cash_out(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    payouts: &dyn Payouts,
+    person: PersonId,
+    amount: Money,
+    account: BankAccount,
+    key: IdempotencyKey,
+    now_ns: u64,
+) -> Result<CashoutOutcome, PaymentError> {
+    let request_sha256 = fingerprint(person, amount, &account);
+    let claim_key = idempotency_key(person, &key);
+    let pending_id = TransferId::new(derived_u128(CASHOUT_TRANSFER_ID_DOMAIN, person, &key))
+        .map_err(|error| internal("cash-out transfer id", error))?;
+    let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
+        .map_err(|error| internal("clearing account", error))?;
+    let mut document = CashoutDocument {
+        id: format!("{:032x}", pending_id.get()),
+        person: person.to_string(),
+        amount_minor: amount.minor_units(),
+        currency: amount.currency().code().to_owned(),
+        routing: account.routing.clone(),
+        account_last4: account.last4(),
+        status: CashoutStatus::Pending,
+        return_reason: None,
+        pending_transfer_id: pending_id.to_string(),
+        created_at_ns: now_ns,
+    };
+    let mut claim = IntentClaim::<ReturnReason> {
+        request_sha256: request_sha256.clone(),
+        intent_id: document.id.clone(),
+        amount_minor: amount.minor_units(),
+        failure: None,
+        resolved: false,
+    };
+    let hold = TransferRequest::single(
+        pending_id,
+        person.wallet_id(WALLET_CURRENCY)?,
+        clearing,
+        amount.minor_units(),
+        ledger_of(WALLET_CURRENCY),
+        TRANSFER_CODE_CASHOUT,
+    )
+    .with_flags(TransferFlags::PENDING)
+    .with_timeout(CASHOUT_PENDING_TIMEOUT_SECONDS);
+    let claim_row = BusinessRow::Create {
+        collection: COLLECTION_IDEMPOTENCY.to_owned(),
+        key: claim_key.clone(),
+        body: to_json(&claim)?,
+    };
+    let held = submit_intent(
+        ledger,
+        hold,
+        COLLECTION_CASHOUTS,
+        &document.id,
+        &document,
+        vec![claim_row],
+        None,
+    )
+    .await?;
+    match held {
+        Held::Claimed(CreateTransferResult::Ok) => {}
+        Held::Claimed(CreateTransferResult::ExceedsCredits) => {
+            return Err(PaymentError::InsufficientFunds)
+        }
+        Held::Claimed(other) => return Err(internal("cash-out hold", format!("{other:?}"))),
+        Held::KeyTaken => {
+            let stored = identity::read_document(reader, COLLECTION_IDEMPOTENCY, claim_key)
+                .await?
+                .ok_or_else(|| internal("claim taken but unreadable", &document.id))?;
+            let stored: IntentClaim<ReturnReason> =
+                serde_json::from_slice(&stored).map_err(|_| PaymentError::IdempotencyKeyReused)?;
+            let (id, amount_minor) =
+                stored.answer(&request_sha256, PaymentError::CashoutReturned)?;
+            return Ok(CashoutOutcome {
+                id,
+                amount: Money::from_minor(amount_minor, WALLET_CURRENCY),
+                replayed: true,
+            });
+        }
+    }
+    let decision = payouts.payout(&document.id, &account, amount);
+    let settled = decision == PayoutDecision::Settled;
+    if let PayoutDecision::Returned(reason) = decision {
+        document.status = CashoutStatus::Returned;
+        document.return_reason = Some(reason);
+        claim.failure = Some(reason);
+    } else {
+        document.status = CashoutStatus::Settled;
+    }
+    claim.resolved = true;
+    let claim_row = BusinessRow::Document {
+        collection: COLLECTION_IDEMPOTENCY.to_owned(),
+        key: claim_key,
+        body: to_json(&claim)?,
+    };
+    let topic = if settled {
+        TOPIC_CASHOUT_SETTLED
+    } else {
+        TOPIC_CASHOUT_RETURNED
+    };
+    let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, settled, 0);
+    let resolved = submit_intent(
+        ledger,
+        resolution,
+        COLLECTION_CASHOUTS,
+        &document.id,
+        &document,
+        vec![claim_row],
+        Some((topic, now_ns)),
+    )
+    .await?;
+    if resolved != Held::Claimed(CreateTransferResult::Ok) {
+        return Err(internal("cash-out resolution", format!("{resolved:?}")));
+    }
+    match decision {
+        PayoutDecision::Settled => {
+            tracing::info!(cashout = %document.id, "cash-out settled");
+            Ok(CashoutOutcome {
+                id: document.id,
+                amount,
+                replayed: false,
+            })
+        }
+        PayoutDecision::Returned(reason) => {
+            tracing::info!(cashout = %document.id, %reason, "cash-out returned");
+            Err(PaymentError::CashoutReturned(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn account(number: &str) -> Result<BankAccount, PaymentError> {
+        BankAccount::parse("011000015", Secret::new(number.to_owned()))
+    }
+
+    #[test]
+    fn routing_numbers_are_checked_and_accounts_never_print() {
+        let good = account("000123456789").unwrap();
+        assert_eq!(good.last4(), "6789");
+        assert!(!format!("{good:?}").contains("123456789"));
+        assert!(aba_checksum_ok("021000021"));
+        assert!(!aba_checksum_ok("021000022"));
+        for bad in ["12345678", "0110000150", "01100001x", "011000016"] {
+            let error = BankAccount::parse(bad, Secret::new("1234".into())).unwrap_err();
+            assert_eq!(error, PaymentError::RoutingNumberInvalid, "{bad}");
+        }
+        for bad in ["123", "123456789012345678", "12a4"] {
+            assert_eq!(
+                account(bad).unwrap_err(),
+                PaymentError::AccountNumberInvalid
+            );
+        }
+    }
+
+    #[test]
+    fn the_sandbox_decides_by_account_number() {
+        let amount = Money::from_minor(100, WALLET_CURRENCY);
+        let rail = SandboxPayouts;
+        let decide = |number: &str| rail.payout("i", &account(number).unwrap(), amount);
+        assert_eq!(decide("000123456789"), PayoutDecision::Settled);
+        assert_eq!(
+            decide("000123450000"),
+            PayoutDecision::Returned(ReturnReason::AccountClosed)
+        );
+        assert_eq!(
+            decide("000123459999"),
+            PayoutDecision::Returned(ReturnReason::NoAccount)
+        );
+    }
+}
