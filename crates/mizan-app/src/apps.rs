@@ -18,8 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use base64::Engine;
-use mizan_ledger::store::DOCUMENTS_PAGE_LIMIT_MAX;
-use mizan_ledger::{BusinessRow, Ledger, Submission};
+use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -325,19 +324,10 @@ async fn read_prefix<T: serde::de::DeserializeOwned>(
     collection: &'static str,
     prefix: String,
 ) -> Result<Vec<T>, AppError> {
-    let reader = reader.clone();
-    let rows = reader
-        .read(move |r| {
-            r.documents_with_prefix(
-                collection,
-                &prefix,
-                None,
-                LINKS_PER_PERSON_MAX.min(DOCUMENTS_PAGE_LIMIT_MAX),
-            )
-        })
-        .await
-        .map_err(|error| internal("reading task", error))?
-        .map_err(|error| internal("reading documents", error))?;
+    let rows =
+        crate::documents::with_prefix(reader, collection, prefix, None, LINKS_PER_PERSON_MAX)
+            .await
+            .map_err(|error| internal("reading documents", error))?;
     rows.iter()
         .map(|(_, body)| serde_json::from_slice(body).map_err(|e| internal(collection, e)))
         .collect()
@@ -348,15 +338,9 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
 }
 
 async fn submit(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<Option<String>, AppError> {
-    let result = ledger
-        .submit(Submission {
-            rows,
-            atomic: true,
-            ..Submission::default()
-        })
+    crate::documents::submit_rows(ledger, rows)
         .await
-        .map_err(|error| internal("submitting", error))?;
-    Ok(result.row_conflict.map(|(collection, _)| collection))
+        .map_err(|error| internal("submitting", error))
 }
 
 /// Registers an app (an operator's act) and returns its API key, once.

@@ -14,7 +14,7 @@ use mizan_ledger::{TransferFlags, TransferRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::funding::{random_transfer_id, submit_intent, Held, IntentClaim};
+use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution};
 use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, idempotency_key, internal, to_json, IdempotencyKey, PaymentError,
@@ -254,30 +254,21 @@ pub async fn cash_out(
         document.status = CashoutStatus::Settled;
     }
     claim.resolved = true;
-    let claim_row = BusinessRow::Document {
-        collection: COLLECTION_IDEMPOTENCY.to_owned(),
-        key: claim_key,
-        body: to_json(&claim)?,
-    };
     let topic = if settled {
         TOPIC_CASHOUT_SETTLED
     } else {
         TOPIC_CASHOUT_RETURNED
     };
-    let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, settled, 0);
-    let resolved = submit_intent(
-        ledger,
-        resolution,
-        COLLECTION_CASHOUTS,
-        &document.id,
-        &document,
-        vec![claim_row],
-        Some((topic, now_ns)),
-    )
-    .await?;
-    if resolved != Held::Claimed(CreateTransferResult::Ok) {
-        return Err(internal("cash-out resolution", format!("{resolved:?}")));
-    }
+    let resolution = Resolution {
+        pending_id,
+        post: settled,
+        collection: COLLECTION_CASHOUTS,
+        id: &document.id,
+        claim_key,
+        topic,
+        now_ns,
+    };
+    resolve_intent(ledger, resolution, &document, &claim).await?;
     match decision {
         PayoutDecision::Settled => {
             tracing::info!(cashout = %document.id, "cash-out settled");

@@ -172,6 +172,51 @@ pub(crate) async fn submit_intent<D: Serialize>(
     }
 }
 
+/// The second submission of a processor intent: post or void its hold, with the
+/// intent's document, its resolved claim and its event.
+pub(crate) struct Resolution<'a> {
+    pub(crate) pending_id: TransferId,
+    pub(crate) post: bool,
+    pub(crate) collection: &'a str,
+    pub(crate) id: &'a str,
+    pub(crate) claim_key: String,
+    pub(crate) topic: &'a str,
+    pub(crate) now_ns: u64,
+}
+
+pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
+    ledger: &Ledger,
+    resolution: Resolution<'_>,
+    document: &D,
+    claim: &IntentClaim<R>,
+) -> Result<(), PaymentError> {
+    let claim_row = BusinessRow::Document {
+        collection: COLLECTION_IDEMPOTENCY.to_owned(),
+        key: resolution.claim_key,
+        body: to_json(claim)?,
+    };
+    let transfer = TransferRequest::resolve(
+        random_transfer_id()?,
+        resolution.pending_id,
+        resolution.post,
+        0,
+    );
+    let resolved = submit_intent(
+        ledger,
+        transfer,
+        resolution.collection,
+        resolution.id,
+        document,
+        vec![claim_row],
+        Some((resolution.topic, resolution.now_ns)),
+    )
+    .await?;
+    if resolved != Held::Claimed(CreateTransferResult::Ok) {
+        return Err(internal("intent resolution", format!("{resolved:?}")));
+    }
+    Ok(())
+}
+
 /// What the `idempotency` claim of a processor intent (a funding, a cash-out) stores:
 /// the request's fingerprint, the intent it started, and the answer once there is one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -335,30 +380,21 @@ pub async fn fund(
         }
     }
     claim.resolved = true;
-    let claim_row = BusinessRow::Document {
-        collection: COLLECTION_IDEMPOTENCY.to_owned(),
-        key: claim_key,
-        body: to_json(&claim)?,
-    };
     let topic = if post {
         TOPIC_FUNDING_SUCCEEDED
     } else {
         TOPIC_FUNDING_FAILED
     };
-    let resolution = TransferRequest::resolve(random_transfer_id()?, pending_id, post, 0);
-    let resolved = submit_intent(
-        ledger,
-        resolution,
-        COLLECTION_FUNDINGS,
-        &document.id,
-        &document,
-        vec![claim_row],
-        Some((topic, now_ns)),
-    )
-    .await?;
-    if resolved != Held::Claimed(CreateTransferResult::Ok) {
-        return Err(internal("funding resolution", format!("{resolved:?}")));
-    }
+    let resolution = Resolution {
+        pending_id,
+        post,
+        collection: COLLECTION_FUNDINGS,
+        id: &document.id,
+        claim_key,
+        topic,
+        now_ns,
+    };
+    resolve_intent(ledger, resolution, &document, &claim).await?;
     match decision {
         ChargeDecision::Approved => {
             tracing::info!(funding = %document.id, "funding succeeded");

@@ -647,19 +647,15 @@ pub async fn sessions_of(
     person: PersonId,
     now_ns: u64,
 ) -> Result<Vec<SessionSummary>, IdentityError> {
-    let reader = reader.clone();
-    let rows = reader
-        .read(move |r| {
-            r.documents_with_prefix(
-                COLLECTION_PERSON_SESSIONS,
-                &format!("{person}:"),
-                None,
-                SESSIONS_LISTED_MAX,
-            )
-        })
-        .await
-        .map_err(|error| internal("reading task", error))?
-        .map_err(|error| internal("reading sessions", error))?;
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_PERSON_SESSIONS,
+        format!("{person}:"),
+        None,
+        SESSIONS_LISTED_MAX,
+    )
+    .await
+    .map_err(|error| internal("reading sessions", error))?;
     let mut sessions = Vec::with_capacity(rows.len());
     for (_, body) in rows {
         let summary: SessionSummary =
@@ -688,12 +684,7 @@ pub async fn revoke_session(
 }
 
 async fn submit_rows(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<(), IdentityError> {
-    ledger
-        .submit(Submission {
-            rows,
-            atomic: true,
-            ..Submission::default()
-        })
+    crate::documents::submit_rows(ledger, rows)
         .await
         .map_err(|error| internal("submitting", error))?;
     Ok(())

@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod cashout;
+mod documents;
 pub mod funding;
 pub mod identity;
 pub mod outbox;

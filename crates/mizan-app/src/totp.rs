@@ -12,7 +12,7 @@ use std::fmt;
 
 use hmac::{Hmac, Mac};
 use mizan_core::Secret;
-use mizan_ledger::{BusinessRow, Ledger, Submission};
+use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
@@ -165,15 +165,10 @@ fn document_row(person: &Person, document: &TotpDocument) -> Result<BusinessRow,
 }
 
 async fn submit(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<bool, TotpError> {
-    let result = ledger
-        .submit(Submission {
-            rows,
-            atomic: true,
-            ..Submission::default()
-        })
+    let conflict = crate::documents::submit_rows(ledger, rows)
         .await
         .map_err(|error| internal("submitting", error))?;
-    Ok(result.row_conflict.is_none())
+    Ok(conflict.is_none())
 }
 
 /// Whether the person has a second factor on.

@@ -205,18 +205,8 @@ async fn read_prefix<T: serde::de::DeserializeOwned>(
     after: Option<String>,
     limit: usize,
 ) -> Result<Vec<T>, WebhookError> {
-    let reader = reader.clone();
-    let rows = reader
-        .read(move |r| {
-            r.documents_with_prefix(
-                collection,
-                &prefix,
-                after.as_deref(),
-                limit.clamp(1, DOCUMENTS_PAGE_LIMIT_MAX),
-            )
-        })
+    let rows = crate::documents::with_prefix(reader, collection, prefix, after, limit)
         .await
-        .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading documents", error))?;
     rows.iter()
         .map(|(_, body)| serde_json::from_slice(body).map_err(|e| internal(collection, e)))
