@@ -57,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(identity::me))
         .route("/v1/funding", post(payments::fund))
         .route("/v1/cashouts", post(payments::cash_out))
+        .route(
+            "/v1/funding/{id}/challenge",
+            post(payments::answer_challenge),
+        )
         .route("/v1/payments", post(payments::create_payment))
         .route("/v1/payments/{id}", get(payments::get_payment))
         .route("/v1/payments/{id}/receipt", get(requests::receipt))

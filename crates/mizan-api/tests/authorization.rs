@@ -78,6 +78,7 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/me/totp/confirm", Access::Session),
     route("POST", "/v1/funding", Access::Write),
     route("POST", "/v1/cashouts", Access::Write),
+    owned("POST", "/v1/funding/{id}/challenge", Access::Write),
     route("POST", "/v1/payments", Access::Write),
     owned("GET", "/v1/payments/{id}", Access::Read),
     owned("GET", "/v1/payments/{id}/receipt", Access::Read),
@@ -121,6 +122,8 @@ struct World {
     link_request_id: String,
     chat_app_id: String,
     delivery_id: String,
+    /// A funding of Sara's waiting for its card challenge.
+    challenged_funding_id: String,
 }
 
 async fn send(
@@ -165,6 +168,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"current_password": "wrong password", "new_password": "another password"})
         }
         "/v1/funding" => json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK}),
+        "/v1/funding/{id}/challenge" => json!({"answer": "123456"}),
         "/v1/cashouts" => {
             json!({"amount": "1.00", "currency": "USD", "routing_number": "011000015", "account_number": "000123456789"})
         }
@@ -201,6 +205,10 @@ fn concrete(path: &str, world: &World) -> String {
         &format!("/v1/me/link-requests/{}", world.link_request_id),
     )
     .replace("{app_id}", &world.chat_app_id)
+    .replace(
+        "/v1/funding/{id}",
+        &format!("/v1/funding/{}", world.challenged_funding_id),
+    )
     .replace(
         "/v1/app/webhook-deliveries/{id}",
         &format!("/v1/app/webhook-deliveries/{}", world.delivery_id),
@@ -345,7 +353,13 @@ async fn build_world(app: &TestApp) -> World {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!delivery_id.is_empty(), "no delivery appeared");
+    let challenged = app
+        .fund_with_key(&sara, "3.00", "4000000000003220", "authz-3ds")
+        .await;
+    assert_eq!(challenged.status(), 202);
+    let challenged = json_of(challenged).await;
     World {
+        challenged_funding_id: challenged["id"].as_str().unwrap().to_owned(),
         sara_session_id: sessions[0]["id"].as_str().unwrap().to_owned(),
         sara,
         omar,

@@ -424,3 +424,96 @@ async fn cash_out_settles_once_and_a_return_gives_the_money_back() {
         assert!(!bytes.windows(12).any(|window| window == b"000123456789"));
     }
 }
+
+const CARD_CHALLENGE: &str = "4000000000003220";
+
+async fn answer(app: &TestApp, token: &str, funding: &str, answer: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/funding/{funding}/challenge")))
+        .bearer_auth(token)
+        .json(&json!({"answer": answer}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_card_challenge_holds_the_money_until_answered() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    let started = app
+        .fund_with_key(&sara, "40.00", CARD_CHALLENGE, "3ds-1")
+        .await;
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.unwrap();
+    assert_eq!(started["status"], "requires_action");
+    let id = started["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started["next_action"],
+        format!("POST /v1/funding/{id}/challenge")
+    );
+    // Held, not credited; a retry of the POST answers the same challenge.
+    assert_eq!(app.balance(&sara).await, "0.00");
+    let retry = app
+        .fund_with_key(&sara, "40.00", CARD_CHALLENGE, "3ds-1")
+        .await;
+    assert_eq!(retry.status(), 202);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+
+    // Nobody else can answer it.
+    let foreign = answer(&app, &omar, &id, "123456").await;
+    assert_eq!(problem(foreign).await.code, "funding_not_found");
+
+    let approved = answer(&app, &sara, &id, "123456").await;
+    assert_eq!(approved.status(), 201);
+    assert_eq!(app.balance(&sara).await, "40.00");
+    // Answered once; the original POST now replays the success.
+    let again = answer(&app, &sara, &id, "123456").await;
+    assert_eq!(problem(again).await.code, "funding_not_awaiting_challenge");
+    let replay = app
+        .fund_with_key(&sara, "40.00", CARD_CHALLENGE, "3ds-1")
+        .await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(app.balance(&sara).await, "40.00");
+
+    // A failed challenge voids the hold: nothing moves, the decline replays.
+    let started: Value = app
+        .fund_with_key(&sara, "15.00", CARD_CHALLENGE, "3ds-2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_owned();
+    let failed = answer(&app, &sara, &id, "000000").await;
+    assert_eq!(failed.status(), 402);
+    let failed = problem(failed).await;
+    assert!(
+        failed.detail.contains("authentication_failed"),
+        "{}",
+        failed.detail
+    );
+    assert_eq!(app.balance(&sara).await, "40.00");
+    let replay = app
+        .fund_with_key(&sara, "15.00", CARD_CHALLENGE, "3ds-2")
+        .await;
+    assert_eq!(replay.status(), 402);
+
+    // Two racing answers resolve it once.
+    let started: Value = app
+        .fund_with_key(&sara, "5.00", CARD_CHALLENGE, "3ds-3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_owned();
+    let (first, second) = tokio::join!(
+        answer(&app, &sara, &id, "123456"),
+        answer(&app, &sara, &id, "123456")
+    );
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    assert_eq!(app.balance(&sara).await, "45.00");
+    app.stop().await;
+}

@@ -197,6 +197,7 @@ pub async fn cash_out(
         amount_minor: amount.minor_units(),
         failure: None,
         resolved: false,
+        requires_action: false,
     };
     let hold = TransferRequest::single(
         pending_id,
@@ -235,11 +236,10 @@ pub async fn cash_out(
                 .ok_or_else(|| internal("claim taken but unreadable", &document.id))?;
             let stored: IntentClaim<ReturnReason> =
                 serde_json::from_slice(&stored).map_err(|_| PaymentError::IdempotencyKeyReused)?;
-            let (id, amount_minor) =
-                stored.answer(&request_sha256, PaymentError::CashoutReturned)?;
+            let answer = stored.answer(&request_sha256, PaymentError::CashoutReturned)?;
             return Ok(CashoutOutcome {
-                id,
-                amount: Money::from_minor(amount_minor, WALLET_CURRENCY),
+                id: answer.intent_id,
+                amount: Money::from_minor(answer.amount_minor, WALLET_CURRENCY),
                 replayed: true,
             });
         }
@@ -267,8 +267,11 @@ pub async fn cash_out(
         claim_key,
         topic,
         now_ns,
+        guard: None,
     };
-    resolve_intent(ledger, resolution, &document, &claim).await?;
+    if !resolve_intent(ledger, resolution, &document, &claim).await? {
+        return Err(internal("cash-out resolution", "claim conflict"));
+    }
     match decision {
         PayoutDecision::Settled => {
             tracing::info!(cashout = %document.id, "cash-out settled");

@@ -61,6 +61,8 @@ impl CardNumber {
 pub enum ChargeDecision {
     Approved,
     Declined(DeclineReason),
+    /// The issuer wants the cardholder to answer a challenge (3-D Secure) first.
+    ChallengeRequired,
 }
 
 /// A card processor. Implementations translate to and from one processor's API.
@@ -68,9 +70,21 @@ pub trait Processor: Send + Sync {
     /// Charges `card`. `intent` (the funding id) is the processor-side idempotency
     /// key: the same intent charged twice must charge once.
     fn charge(&self, intent: &str, card: &CardNumber, amount: Money) -> ChargeDecision;
+    /// Passes the cardholder's answer to the challenge of `intent`; approved or
+    /// declined, never another challenge.
+    fn complete_challenge(&self, intent: &str, answer: &str) -> ChargeDecision;
 }
 
-/// A deterministic processor for the sandbox and tests, by card number:
+/// The sandbox card whose charge asks for a challenge (3-D Secure-like).
+pub const SANDBOX_CHALLENGE_CARD: &str = "4000000000003220";
+/// The answer the sandbox issuer accepts; any other fails authentication.
+pub const SANDBOX_CHALLENGE_ANSWER: &str = "123456";
+/// Longest challenge answer accepted.
+pub const CHALLENGE_ANSWER_CHARS_MAX: usize = 64;
+pub const COLLECTION_FUNDING_CHALLENGES: &str = "funding_challenges";
+
+/// A deterministic processor for the sandbox and tests, by card number
+/// (`4000000000003220` asks for a challenge, answered `123456`):
 /// `4000000000009995` → insufficient funds, `4000000000009979` → stolen card,
 /// anything else (e.g. `4242424242424242`) → approved.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,7 +95,16 @@ impl Processor for SandboxProcessor {
         match card.expose() {
             "4000000000009995" => ChargeDecision::Declined(DeclineReason::InsufficientFunds),
             "4000000000009979" => ChargeDecision::Declined(DeclineReason::StolenCard),
+            SANDBOX_CHALLENGE_CARD => ChargeDecision::ChallengeRequired,
             _ => ChargeDecision::Approved,
+        }
+    }
+
+    fn complete_challenge(&self, _intent: &str, answer: &str) -> ChargeDecision {
+        if answer == SANDBOX_CHALLENGE_ANSWER {
+            ChargeDecision::Approved
+        } else {
+            ChargeDecision::Declined(DeclineReason::AuthenticationFailed)
         }
     }
 }
@@ -90,6 +113,8 @@ impl Processor for SandboxProcessor {
 #[serde(rename_all = "snake_case")]
 pub enum FundingStatus {
     Pending,
+    /// Waiting for the cardholder's challenge answer; the hold stays pending.
+    RequiresAction,
     Succeeded,
     Declined,
 }
@@ -106,6 +131,9 @@ struct FundingDocument {
     decline_reason: Option<DeclineReason>,
     pending_transfer_id: String,
     created_at_ns: u64,
+    /// The key's `idempotency` claim, so completing a challenge can resolve it.
+    #[serde(default)]
+    claim_key: String,
 }
 
 /// A funding that succeeded.
@@ -175,6 +203,8 @@ pub(crate) async fn submit_intent<D: Serialize>(
 /// The second submission of a processor intent: post or void its hold, with the
 /// intent's document, its resolved claim and its event.
 pub(crate) struct Resolution<'a> {
+    /// A `Create` row that must commit with the resolution (else nothing does).
+    pub(crate) guard: Option<BusinessRow>,
     pub(crate) pending_id: TransferId,
     pub(crate) post: bool,
     pub(crate) collection: &'a str,
@@ -189,12 +219,13 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     resolution: Resolution<'_>,
     document: &D,
     claim: &IntentClaim<R>,
-) -> Result<(), PaymentError> {
-    let claim_row = BusinessRow::Document {
+) -> Result<bool, PaymentError> {
+    let mut rows = vec![BusinessRow::Document {
         collection: COLLECTION_IDEMPOTENCY.to_owned(),
         key: resolution.claim_key,
         body: to_json(claim)?,
-    };
+    }];
+    rows.extend(resolution.guard);
     let transfer = TransferRequest::resolve(
         random_transfer_id()?,
         resolution.pending_id,
@@ -207,14 +238,15 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
         resolution.collection,
         resolution.id,
         document,
-        vec![claim_row],
+        rows,
         Some((resolution.topic, resolution.now_ns)),
     )
     .await?;
-    if resolved != Held::Claimed(CreateTransferResult::Ok) {
-        return Err(internal("intent resolution", format!("{resolved:?}")));
+    match resolved {
+        Held::Claimed(CreateTransferResult::Ok) => Ok(true),
+        Held::KeyTaken => Ok(false),
+        Held::Claimed(other) => Err(internal("intent resolution", format!("{other:?}"))),
     }
-    Ok(())
 }
 
 /// What the `idempotency` claim of a processor intent (a funding, a cash-out) stores:
@@ -228,6 +260,17 @@ pub(crate) struct IntentClaim<R> {
     pub(crate) failure: Option<R>,
     /// False while the processor call is in flight (or was cut off by a crash).
     pub(crate) resolved: bool,
+    /// Unresolved, waiting for the customer (a card challenge).
+    #[serde(default)]
+    pub(crate) requires_action: bool,
+}
+
+/// What a retry gets from a claim that holds an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimAnswer {
+    pub(crate) intent_id: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) requires_action: bool,
 }
 
 impl<R: Copy> IntentClaim<R> {
@@ -238,16 +281,20 @@ impl<R: Copy> IntentClaim<R> {
         &self,
         fingerprint: &str,
         refused: impl Fn(R) -> PaymentError,
-    ) -> Result<(String, i64), PaymentError> {
+    ) -> Result<ClaimAnswer, PaymentError> {
         if self.request_sha256 != fingerprint {
             return Err(PaymentError::IdempotencyKeyReused);
         }
-        if !self.resolved {
+        if !self.resolved && !self.requires_action {
             return Err(PaymentError::IdempotencyRequestInProgress);
         }
         match self.failure {
             Some(reason) => Err(refused(reason)),
-            None => Ok((self.intent_id.clone(), self.amount_minor)),
+            None => Ok(ClaimAnswer {
+                intent_id: self.intent_id.clone(),
+                amount_minor: self.amount_minor,
+                requires_action: !self.resolved,
+            }),
         }
     }
 }
@@ -258,6 +305,9 @@ type FundingClaim = IntentClaim<DeclineReason>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FundingOutcome {
     pub funding: Funding,
+    /// The cardholder must answer a challenge (`complete_challenge`) before the
+    /// money arrives; until then the amount is only held.
+    pub requires_action: bool,
     pub replayed: bool,
 }
 
@@ -275,12 +325,13 @@ fn fingerprint(person: PersonId, amount: Money, card: &CardNumber) -> String {
 
 /// Answers a retry from its stored claim.
 fn answer_claim(claim: &FundingClaim, fingerprint: &str) -> Result<FundingOutcome, PaymentError> {
-    let (id, amount_minor) = claim.answer(fingerprint, PaymentError::CardDeclined)?;
+    let answer = claim.answer(fingerprint, PaymentError::CardDeclined)?;
     Ok(FundingOutcome {
         funding: Funding {
-            id,
-            amount: Money::from_minor(amount_minor, WALLET_CURRENCY),
+            id: answer.intent_id,
+            amount: Money::from_minor(answer.amount_minor, WALLET_CURRENCY),
         },
+        requires_action: answer.requires_action,
         replayed: true,
     })
 }
@@ -322,6 +373,7 @@ pub async fn fund(
         decline_reason: None,
         pending_transfer_id: pending_id.to_string(),
         created_at_ns: now_ns,
+        claim_key: claim_key.clone(),
     };
     let mut claim = FundingClaim {
         request_sha256: request_sha256.clone(),
@@ -329,6 +381,7 @@ pub async fn fund(
         amount_minor: amount.minor_units(),
         failure: None,
         resolved: false,
+        requires_action: false,
     };
     let pending = TransferRequest::single(
         pending_id,
@@ -370,6 +423,52 @@ pub async fn fund(
         }
     }
     let decision = processor.charge(&document.id, &card, amount);
+    if decision == ChargeDecision::ChallengeRequired {
+        document.status = FundingStatus::RequiresAction;
+        claim.requires_action = true;
+        let rows = vec![
+            BusinessRow::Document {
+                collection: COLLECTION_IDEMPOTENCY.to_owned(),
+                key: claim_key,
+                body: to_json(&claim)?,
+            },
+            BusinessRow::Document {
+                collection: COLLECTION_FUNDINGS.to_owned(),
+                key: document.id.clone(),
+                body: to_json(&document)?,
+            },
+        ];
+        crate::documents::submit_rows(ledger, rows)
+            .await
+            .map_err(|error| internal("funding challenge", error))?;
+        tracing::info!(funding = %document.id, "funding awaits a card challenge");
+        return Ok(FundingOutcome {
+            funding: Funding {
+                id: document.id,
+                amount,
+            },
+            requires_action: true,
+            replayed: false,
+        });
+    }
+    finish(ledger, document, claim, decision, now_ns).await
+}
+
+/// Resolves a funding on the processor's final decision: posts the hold (approved)
+/// or voids it (declined), with the claim and the event. `guard` rows commit with
+/// it (a challenge's `Create`, so two answers cannot both resolve it).
+async fn finish(
+    ledger: &Ledger,
+    mut document: FundingDocument,
+    mut claim: FundingClaim,
+    decision: ChargeDecision,
+    now_ns: u64,
+) -> Result<FundingOutcome, PaymentError> {
+    let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
+    let pending_id: TransferId = document
+        .pending_transfer_id
+        .parse()
+        .map_err(|error| internal("stored pending id", error))?;
     let post = decision == ChargeDecision::Approved;
     match decision {
         ChargeDecision::Approved => document.status = FundingStatus::Succeeded,
@@ -378,39 +477,97 @@ pub async fn fund(
             document.decline_reason = Some(reason);
             claim.failure = Some(reason);
         }
+        ChargeDecision::ChallengeRequired => {
+            return Err(internal("funding", "a second challenge"));
+        }
     }
     claim.resolved = true;
+    claim.requires_action = false;
     let topic = if post {
         TOPIC_FUNDING_SUCCEEDED
     } else {
         TOPIC_FUNDING_FAILED
+    };
+    let guard = BusinessRow::Create {
+        collection: COLLECTION_FUNDING_CHALLENGES.to_owned(),
+        key: document.id.clone(),
+        body: Vec::new(),
     };
     let resolution = Resolution {
         pending_id,
         post,
         collection: COLLECTION_FUNDINGS,
         id: &document.id,
-        claim_key,
+        claim_key: document.claim_key.clone(),
         topic,
         now_ns,
+        guard: Some(guard),
     };
-    resolve_intent(ledger, resolution, &document, &claim).await?;
+    if !resolve_intent(ledger, resolution, &document, &claim).await? {
+        return Err(PaymentError::FundingNotAwaitingChallenge);
+    }
     match decision {
-        ChargeDecision::Approved => {
+        ChargeDecision::Declined(reason) => {
+            tracing::info!(funding = %document.id, %reason, "funding declined");
+            Err(PaymentError::CardDeclined(reason))
+        }
+        _ => {
             tracing::info!(funding = %document.id, "funding succeeded");
             Ok(FundingOutcome {
                 funding: Funding {
                     id: document.id,
                     amount,
                 },
+                requires_action: false,
                 replayed: false,
             })
         }
-        ChargeDecision::Declined(reason) => {
-            tracing::info!(funding = %document.id, %reason, "funding declined");
-            Err(PaymentError::CardDeclined(reason))
-        }
     }
+}
+
+/// The cardholder answers the challenge of one of their fundings: the processor
+/// approves (the hold posts) or fails it (the hold is voided). Anyone else's funding,
+/// or one not waiting, is refused; of two racing answers one resolves it.
+#[tracing::instrument(skip_all, fields(%person))]
+pub async fn complete_challenge(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    processor: &dyn Processor,
+    person: PersonId,
+    funding_id: &str,
+    answer: &str,
+    now_ns: u64,
+) -> Result<FundingOutcome, PaymentError> {
+    let valid_id = funding_id.len() == 32 && funding_id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_id {
+        return Err(PaymentError::FundingNotFound);
+    }
+    let stored = identity::read_document(reader, COLLECTION_FUNDINGS, funding_id.to_owned())
+        .await?
+        .ok_or(PaymentError::FundingNotFound)?;
+    let document: FundingDocument =
+        serde_json::from_slice(&stored).map_err(|error| internal("stored funding", error))?;
+    if document.person != person.to_string() {
+        return Err(PaymentError::FundingNotFound);
+    }
+    if document.status != FundingStatus::RequiresAction {
+        return Err(PaymentError::FundingNotAwaitingChallenge);
+    }
+    let claim: FundingClaim =
+        identity::read_document(reader, COLLECTION_IDEMPOTENCY, document.claim_key.clone())
+            .await?
+            .map(|body| serde_json::from_slice(&body))
+            .transpose()
+            .map_err(|error| internal("stored claim", error))?
+            .ok_or_else(|| internal("funding without its claim", funding_id))?;
+    let answer: String = answer.chars().take(CHALLENGE_ANSWER_CHARS_MAX).collect();
+    let decision = match processor.complete_challenge(&document.id, &answer) {
+        ChargeDecision::ChallengeRequired => {
+            ChargeDecision::Declined(DeclineReason::AuthenticationFailed)
+        }
+        other => other,
+    };
+    finish(ledger, document, claim, decision, now_ns).await
 }
 
 #[cfg(test)]

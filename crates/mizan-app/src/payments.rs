@@ -100,6 +100,10 @@ pub enum PaymentError {
     CardNumberInvalid,
     #[error("the card was declined: {0}")]
     CardDeclined(DeclineReason),
+    #[error("no such funding")]
+    FundingNotFound,
+    #[error("this funding is not waiting for a challenge answer")]
+    FundingNotAwaitingChallenge,
     #[error("a routing number is 9 digits with a valid ABA checksum")]
     RoutingNumberInvalid,
     #[error("an account number is 4 to 17 digits")]
@@ -140,6 +144,8 @@ impl PaymentError {
             PaymentError::InvalidActivityType => "invalid_type",
             PaymentError::CardNumberInvalid => "card_number_invalid",
             PaymentError::CardDeclined(_) => "card_declined",
+            PaymentError::FundingNotFound => "funding_not_found",
+            PaymentError::FundingNotAwaitingChallenge => "funding_not_awaiting_challenge",
             PaymentError::RoutingNumberInvalid => "routing_number_invalid",
             PaymentError::AccountNumberInvalid => "account_number_invalid",
             PaymentError::CashoutReturned(_) => "cashout_returned",
@@ -175,6 +181,8 @@ impl PaymentError {
             | PaymentError::RequestNotOpen
             | PaymentError::RequestActionNotAllowed
             | PaymentError::CardDeclined(_)
+            | PaymentError::FundingNotFound
+            | PaymentError::FundingNotAwaitingChallenge
             | PaymentError::CashoutReturned(_)
             | PaymentError::Internal(_) => None,
         }
@@ -187,6 +195,8 @@ impl PaymentError {
 pub enum DeclineReason {
     InsufficientFunds,
     StolenCard,
+    /// The cardholder failed the issuer's challenge (3-D Secure).
+    AuthenticationFailed,
 }
 
 impl DeclineReason {
@@ -194,6 +204,7 @@ impl DeclineReason {
         match self {
             DeclineReason::InsufficientFunds => "insufficient_funds",
             DeclineReason::StolenCard => "stolen_card",
+            DeclineReason::AuthenticationFailed => "authentication_failed",
         }
     }
 }

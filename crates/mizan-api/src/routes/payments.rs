@@ -66,6 +66,10 @@ impl From<PaymentError> for ApiError {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "Payment refused", error)
             }
             PaymentError::RequestNotOpen => refused(StatusCode::CONFLICT, "Request closed", error),
+            PaymentError::FundingNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
+            PaymentError::FundingNotAwaitingChallenge => {
+                refused(StatusCode::CONFLICT, "Not awaiting a challenge", error)
+            }
             PaymentError::IdempotencyRequestInProgress => {
                 refused(StatusCode::CONFLICT, "Request in progress", error)
             }
@@ -101,10 +105,87 @@ pub struct FundingRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FundingBody {
     pub id: String,
-    /// Always "succeeded" (a decline answers 402).
+    /// "succeeded", or "requires_action" (202) while the card's challenge waits for
+    /// the cardholder's answer; a decline answers 402.
     pub status: String,
     pub amount: String,
     pub currency: String,
+    /// With "requires_action": the request that answers the challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<String>,
+}
+
+/// The answer of a funding: 201 succeeded, or 202 requires_action.
+fn funding_response(outcome: funding::FundingOutcome) -> Result<Response, ApiError> {
+    let id = outcome.funding.id;
+    let (status, state, next_action) = if outcome.requires_action {
+        let next = format!("POST /v1/funding/{id}/challenge");
+        (202, "requires_action", Some(next))
+    } else {
+        (
+            payments::STATUS_CODE_CREATED,
+            payments::STATUS_SUCCEEDED,
+            None,
+        )
+    };
+    let body = FundingBody {
+        id,
+        status: state.to_owned(),
+        amount: outcome.funding.amount.format_major(),
+        currency: outcome.funding.amount.currency().code().to_owned(),
+        next_action,
+    };
+    idempotent_response(status, outcome.replayed, body)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeAnswer {
+    /// What the cardholder entered for the issuer (sandbox: "123456" passes).
+    #[schema(value_type = String)]
+    pub answer: Secret<String>,
+}
+
+/// Answers the card challenge of one of the caller's fundings: approved, the wallet
+/// is credited; failed, the hold is voided and nothing moves.
+#[utoipa::path(
+    post,
+    path = "/v1/funding/{id}/challenge",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The funding id")),
+    request_body = ChallengeAnswer,
+    responses(
+        (status = 201, description = "The funding succeeded", body = FundingBody),
+        (status = 400, description = "`invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "`card_declined` (`authentication_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`funding_not_found`, also for another person's funding", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`funding_not_awaiting_challenge`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn answer_challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ChallengeAnswer>,
+) -> Result<Response, ApiError> {
+    let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let ledger = ledger(&state)?;
+    let processor = state.processor();
+    let outcome = funding::complete_challenge(
+        &ledger,
+        &state.reader(),
+        processor.as_ref(),
+        person.id,
+        &id,
+        request.answer.expose(),
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    funding_response(outcome)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -178,6 +259,7 @@ pub(crate) async fn caller(
     request_body = FundingRequest,
     responses(
         (status = 201, description = "The funding succeeded; the wallet is credited (also for a replay, with `Idempotent-Replayed: true`)", body = FundingBody),
+        (status = 202, description = "`requires_action`: the card asks for a challenge; answer it at `next_action`. The amount is held, not credited", body = FundingBody),
         (status = 409, description = "`idempotency_request_in_progress`: the first request with this key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `card_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
@@ -208,13 +290,7 @@ pub async fn fund(
     )
     .await?;
     drop(ledger);
-    let body = FundingBody {
-        id: outcome.funding.id,
-        status: payments::STATUS_SUCCEEDED.to_owned(),
-        amount: outcome.funding.amount.format_major(),
-        currency: outcome.funding.amount.currency().code().to_owned(),
-    };
-    idempotent_response(payments::STATUS_CODE_CREATED, outcome.replayed, body)
+    funding_response(outcome)
 }
 
 #[derive(Deserialize, ToSchema)]
