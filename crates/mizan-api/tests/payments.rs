@@ -517,3 +517,51 @@ async fn a_card_challenge_holds_the_money_until_answered() {
     assert_eq!(app.balance(&sara).await, "45.00");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_key_across_endpoints_is_a_reuse_not_an_error() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    app.person("omar").await;
+    assert_eq!(
+        app.fund_with_key(&sara, "10.00", CARD_OK, "shared-key")
+            .await
+            .status(),
+        201
+    );
+    for (path, body) in [
+        (
+            "/v1/payments",
+            json!({"to": "omar", "amount": "1.00", "currency": "USD"}),
+        ),
+        (
+            "/v1/cashouts",
+            json!({"amount": "1.00", "currency": "USD", "routing_number": "011000015", "account_number": "000123456789"}),
+        ),
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&sara)
+            .header("Idempotency-Key", "shared-key")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{path}");
+        assert_eq!(problem(response).await.code, "idempotency_key_reused");
+    }
+    assert_eq!(app.balance(&sara).await, "10.00");
+    // Requests and splits keep their own key space: the same key starts a request.
+    let request = app
+        .client
+        .post(app.url("/v1/requests"))
+        .bearer_auth(&sara)
+        .header("Idempotency-Key", "shared-key")
+        .json(&json!({"from": "omar", "amount": "1.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request.status(), 201);
+    app.stop().await;
+}

@@ -371,12 +371,14 @@ pub(crate) struct PaymentDocument {
     pub(crate) view: PaymentView,
 }
 
-/// What the `idempotency` claim stores: the request's fingerprint and the answer.
+/// What the `idempotency` claim of a payment stores: the request's fingerprint, the
+/// status, and the payment the answer is read from. Kept small on purpose: the claim
+/// is written with every payment, and its size is write volume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdempotencyRecord {
     request_sha256: String,
     status: u16,
-    response: PaymentView,
+    payment_id: String,
 }
 
 /// A payment answer: the first, or a replay of it.
@@ -425,14 +427,18 @@ async fn answer_stored(
     else {
         return Ok(None);
     };
+    // A claim of another kind (the key was used for a funding) is a reuse too.
     let record: IdempotencyRecord =
-        serde_json::from_slice(&body).map_err(|error| internal("stored claim", error))?;
+        serde_json::from_slice(&body).map_err(|_| PaymentError::IdempotencyKeyReused)?;
     if record.request_sha256 != fingerprint {
         return Err(PaymentError::IdempotencyKeyReused);
     }
+    let missing = internal("claim of a missing payment", &record.payment_id);
+    let document: PaymentDocument =
+        read_by_id(reader, COLLECTION_PAYMENTS, &record.payment_id, missing).await?;
     Ok(Some(PaymentOutcome {
         status: record.status,
-        payment: record.response,
+        payment: document.view,
         replayed: true,
     }))
 }
@@ -483,7 +489,7 @@ pub async fn pay(
     let record = IdempotencyRecord {
         request_sha256: fingerprint.clone(),
         status: STATUS_CODE_CREATED,
-        response: view.clone(),
+        payment_id: view.id.clone(),
     };
     let transfer = TransferRequest::single(
         transfer_id,

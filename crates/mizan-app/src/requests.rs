@@ -116,8 +116,10 @@ async fn stored_answer<T: for<'de> Deserialize<'de>>(
     let Some(body) = identity::read_document(reader, COLLECTION_IDEMPOTENCY, claim).await? else {
         return Ok(None);
     };
+    // A claim of another kind (the key was used for a payment or a funding) is a
+    // reuse of the key, not a broken store.
     let record: StoredAnswer<T> =
-        serde_json::from_slice(&body).map_err(|error| internal("stored claim", error))?;
+        serde_json::from_slice(&body).map_err(|_| PaymentError::IdempotencyKeyReused)?;
     if record.request_sha256 != request_sha256 {
         return Err(PaymentError::IdempotencyKeyReused);
     }
