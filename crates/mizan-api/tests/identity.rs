@@ -307,5 +307,10 @@ async fn openapi_lists_the_identity_operations() {
     assert!(paths["/v1/funding"]["post"].is_object());
     assert!(paths["/v1/payments"]["post"].is_object());
     assert!(paths["/v1/payments/{id}"]["get"].is_object());
+    // Every limited operation documents its 429; the probes are never limited.
+    let limited = &paths["/v1/payments"]["post"]["responses"]["429"];
+    assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
+    assert!(paths["/v1/me/apps/{app_id}"]["delete"]["responses"]["429"].is_object());
+    assert!(paths["/healthz"]["get"]["responses"]["429"].is_null());
     app.stop().await;
 }

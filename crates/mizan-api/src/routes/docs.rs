@@ -24,6 +24,50 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Adds the 429 every rate-limited operation can answer (all but the probes), so the
+/// document does not have to repeat it on each handler.
+struct RateLimited;
+
+impl utoipa::Modify for RateLimited {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::header::HeaderBuilder;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("`rate_limited`: too many requests from this IP, person or app")
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .description(Some("Seconds until a request would pass"))
+                    .build(),
+            )
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), response.clone().into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -111,7 +155,7 @@ impl utoipa::Modify for BearerAuth {
         apps::DeliveryBody,
         apps::DeliveriesPage
     )),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &RateLimited)
 )]
 pub struct ApiDoc;
 
