@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/current/step-up", post(security::step_up))
         .route("/v1/sessions/{id}", delete(security::revoke_session))
         .route("/v1/me/password", post(security::change_password))
+        .route("/v1/me/export", get(security::export))
         .route("/v1/me/totp", post(security::begin_totp))
         .route("/v1/me/totp/confirm", post(security::confirm_totp))
         .route("/v1/me", get(identity::me))

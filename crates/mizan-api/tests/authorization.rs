@@ -74,6 +74,7 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/sessions/current/step-up", Access::Session),
     route("GET", "/v1/me", Access::Read),
     route("POST", "/v1/me/password", Access::Session),
+    route("GET", "/v1/me/export", Access::Session),
     route("POST", "/v1/me/totp", Access::Session),
     route("POST", "/v1/me/totp/confirm", Access::Session),
     route("POST", "/v1/funding", Access::Write),

@@ -290,3 +290,51 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_person() {
     assert_eq!(me(other).await.status(), 429);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_person_exports_their_own_data_without_secrets() {
+    let app = spawn_app_with(test_config()).await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    assert_eq!(app.fund(&sara, "20.00", CARD_OK).await.status(), 201);
+    assert_eq!(pay(&app, &sara, "export-1", "3.50").await.status(), 201);
+    let response = app
+        .client
+        .get(app.url("/v1/me/export"))
+        .bearer_auth(&sara)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("mizan-sara.json"));
+    let text = response.text().await.unwrap();
+    let export: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(export["person"]["handle"], "sara");
+    assert_eq!(export["wallet"]["balance"], "16.50");
+    assert_eq!(export["sessions"].as_array().unwrap().len(), 1);
+    let activity = export["activity"].as_array().unwrap();
+    assert_eq!(activity.len(), 2, "{text}");
+    assert_eq!(activity[0]["counterparty"], "omar");
+    assert_eq!(activity[0]["amount"], "3.50");
+    assert_eq!(export["activity_truncated"], false);
+    for secret in [sara.as_str(), PASSWORD, CARD_OK, "argon2"] {
+        assert!(!text.contains(secret), "the export holds {secret}");
+    }
+    // Omar's export is his own.
+    let theirs: Value = app
+        .client
+        .get(app.url("/v1/me/export"))
+        .bearer_auth(&omar)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["person"]["handle"], "omar");
+    assert_eq!(theirs["wallet"]["balance"], "3.50");
+    app.stop().await;
+}

@@ -8,6 +8,7 @@
 pub mod apps;
 pub mod cashout;
 mod documents;
+pub mod export;
 pub mod funding;
 pub mod identity;
 pub mod outbox;

@@ -88,6 +88,7 @@ impl utoipa::Modify for RateLimited {
         crate::routes::security::begin_totp,
         crate::routes::security::confirm_totp,
         crate::routes::security::step_up,
+        crate::routes::security::export,
         crate::routes::payments::fund,
         crate::routes::payments::cash_out,
         crate::routes::payments::answer_challenge,

@@ -328,3 +328,38 @@ pub async fn step_up(
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Everything Mizan holds about the caller that they may see, as one JSON download:
+/// person, wallet, live sessions, linked apps and the whole activity (at most 10,000
+/// items; `activity_truncated` says when there were more).
+#[utoipa::path(
+    get,
+    path = "/v1/me/export",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export (JSON, as an attachment)", body = Object),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let caller = own_session(&state, &headers).await?;
+    let export =
+        mizan_app::export::export(&state.reader(), &caller.person, SystemClock.now_ns()).await?;
+    let disposition = format!(
+        "attachment; filename=\"mizan-{}.json\"",
+        caller.person.handle.as_str()
+    );
+    let disposition =
+        axum::http::HeaderValue::from_str(&disposition).map_err(|_| ApiError::Internal)?;
+    Ok((
+        [(axum::http::header::CONTENT_DISPOSITION, disposition)],
+        Json(export),
+    )
+        .into_response())
+}
