@@ -20,7 +20,6 @@ use std::fmt;
 use base64::Engine;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::identity::{self, IdentityError, Person, PersonId, SharedReader};
 
@@ -184,10 +183,6 @@ fn random_secret(prefix: &str) -> String {
     )
 }
 
-pub(crate) fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
 fn is_hex_id(text: &str) -> bool {
     text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
@@ -255,6 +250,13 @@ pub struct LinkView {
     pub linked_at_ns: u64,
     #[serde(default)]
     pub revoked_at_ns: Option<u64>,
+}
+
+impl LinkView {
+    /// Whether the app was linked at `at_ns`: linked by then and not yet revoked.
+    pub fn covers(&self, at_ns: u64) -> bool {
+        self.linked_at_ns <= at_ns && self.revoked_at_ns.is_none_or(|revoked| at_ns < revoked)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,7 +357,7 @@ pub async fn register_app(ledger: &Ledger, name: &str, now_ns: u64) -> Result<Ne
         name: name.to_owned(),
         created_at_ns: now_ns,
     };
-    let key_sha256 = secret_hash(&api_key);
+    let key_sha256 = identity::token_hash(&api_key);
     let rows = vec![
         BusinessRow::Create {
             collection: COLLECTION_APP_KEYS.to_owned(),
@@ -396,7 +398,7 @@ pub async fn authenticate_app(reader: &SharedReader, api_key: &str) -> Result<Ap
         return Err(AppError::Unauthenticated);
     }
     let Some(id) =
-        identity::read_document(reader, COLLECTION_APP_KEYS, secret_hash(api_key)).await?
+        identity::read_document(reader, COLLECTION_APP_KEYS, identity::token_hash(api_key)).await?
     else {
         return Err(AppError::Unauthenticated);
     };
@@ -576,24 +578,22 @@ pub async fn revoke_link(
     Ok(link)
 }
 
+/// The person's link to the app, revoked or not, if there ever was one.
+pub async fn link_of(
+    reader: &SharedReader,
+    person: PersonId,
+    app_id: &str,
+) -> Result<Option<LinkView>, AppError> {
+    read_json(reader, COLLECTION_APP_LINKS, format!("{person}:{app_id}")).await
+}
+
 async fn active_link(
     reader: &SharedReader,
     person: PersonId,
     app_id: &str,
 ) -> Result<Option<LinkView>, AppError> {
-    let link: Option<LinkView> =
-        read_json(reader, COLLECTION_APP_LINKS, format!("{person}:{app_id}")).await?;
+    let link = link_of(reader, person, app_id).await?;
     Ok(link.filter(|link| link.revoked_at_ns.is_none()))
-}
-
-/// The people an app is linked to now (for webhook routing): one page per person
-/// id is not needed — the caller asks about specific people.
-pub async fn is_linked(
-    reader: &SharedReader,
-    person: PersonId,
-    app_id: &str,
-) -> Result<bool, AppError> {
-    Ok(active_link(reader, person, app_id).await?.is_some())
 }
 
 /// An app trades its key and a linked user id for an hour-long token with `scopes`
@@ -625,7 +625,7 @@ pub async fn issue_token(
     let expires_at_ns = now_ns.saturating_add(APP_TOKEN_LIFETIME_SECONDS * NANOS_PER_SECOND);
     let rows = vec![BusinessRow::Create {
         collection: COLLECTION_APP_TOKENS.to_owned(),
-        key: secret_hash(&token),
+        key: identity::token_hash(&token),
         body: to_json(&TokenDocument {
             app_id: app.id.clone(),
             person: person.to_string(),
@@ -664,7 +664,8 @@ pub async fn authenticate(
         return Err(AppError::Unauthenticated);
     }
     let Some(document) =
-        read_json::<TokenDocument>(reader, COLLECTION_APP_TOKENS, secret_hash(token)).await?
+        read_json::<TokenDocument>(reader, COLLECTION_APP_TOKENS, identity::token_hash(token))
+            .await?
     else {
         return Err(AppError::Unauthenticated);
     };
@@ -729,7 +730,7 @@ mod tests {
         let b = random_secret(API_KEY_PREFIX);
         assert!(a.starts_with("mzk_"));
         assert_ne!(a, b);
-        assert_eq!(secret_hash(&a).len(), 64);
+        assert_eq!(identity::token_hash(&a).len(), 64);
         assert!(is_hex_id(&random_id()));
     }
 

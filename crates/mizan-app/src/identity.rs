@@ -468,7 +468,9 @@ async fn find_person(
     }
 }
 
-fn token_hash(token: &str) -> String {
+/// The stored form of a bearer secret (session token, app key, app token): its
+/// SHA-256 in hex, from which the secret cannot be recovered.
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -573,15 +575,6 @@ async fn live_session(
         return Err(IdentityError::Unauthenticated);
     }
     Ok((key, session))
-}
-
-/// The person a session token belongs to.
-pub async fn authenticate(
-    reader: &SharedReader,
-    token: &str,
-    now_ns: u64,
-) -> Result<Person, IdentityError> {
-    Ok(authenticate_session(reader, token, now_ns).await?.0)
 }
 
 /// The person a session token belongs to, and that session.

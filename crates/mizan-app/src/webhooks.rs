@@ -19,7 +19,7 @@ use mizan_ledger::{BusinessRow, Ledger, Submission};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::apps::{AppView, LinkView, COLLECTION_APP_LINKS};
+use crate::apps::AppView;
 use crate::identity::{self, IdentityError, PersonId, SharedReader};
 
 pub const COLLECTION_WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
@@ -445,30 +445,35 @@ pub async fn route(
         return Ok(Vec::new());
     }
     let people = people_of(payload);
+    // Linked when the event happened: an app never learns about what came before the
+    // person linked it, nor after they revoked it.
+    let occurred = crate::outbox::occurred_at_ns(payload).unwrap_or(now_ns);
+    // An unlink event still reaches the app it is about.
+    let unlinked_app = (topic == crate::apps::TOPIC_APP_UNLINKED)
+        .then(|| serde_json::from_slice::<serde_json::Value>(payload).ok())
+        .flatten()
+        .and_then(|value| value["link"]["app_id"].as_str().map(str::to_owned));
+    let apps: BTreeSet<&str> = subscribed
+        .iter()
+        .map(|endpoint| endpoint.app_id.as_str())
+        .collect();
     let mut linked_apps = BTreeSet::new();
-    for app_id in subscribed.iter().map(|endpoint| endpoint.app_id.as_str()) {
+    for app_id in apps {
+        if people.is_empty() {
+            continue;
+        }
+        let mut linked = unlinked_app.as_deref() == Some(app_id);
         for person in &people {
-            let link =
-                identity::read_document(reader, COLLECTION_APP_LINKS, format!("{person}:{app_id}"))
-                    .await?;
-            // Linked when the event happened: an app never learns about what came
-            // before the person linked it, nor after they revoked it.
-            let occurred = crate::outbox::occurred_at_ns(payload).unwrap_or(now_ns);
-            let active = link
-                .and_then(|body| serde_json::from_slice::<LinkView>(&body).ok())
-                .is_some_and(|link| {
-                    link.linked_at_ns <= occurred
-                        && link.revoked_at_ns.is_none_or(|revoked| occurred < revoked)
-                });
-            // An unlink event still reaches the app it is about.
-            let about_this_app = topic == crate::apps::TOPIC_APP_UNLINKED
-                && serde_json::from_slice::<serde_json::Value>(payload)
-                    .ok()
-                    .and_then(|value| value["link"]["app_id"].as_str().map(str::to_owned))
-                    .is_some_and(|id| id == app_id);
-            if active || about_this_app {
-                linked_apps.insert(app_id.to_owned());
+            if linked {
+                break;
             }
+            let link = crate::apps::link_of(reader, *person, app_id)
+                .await
+                .map_err(|error| internal("reading a link", error))?;
+            linked = link.is_some_and(|link| link.covers(occurred));
+        }
+        if linked {
+            linked_apps.insert(app_id.to_owned());
         }
     }
     let body = event_body(seq, topic, payload, now_ns);
