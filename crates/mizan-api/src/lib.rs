@@ -20,5 +20,5 @@ pub mod webhooks;
 
 pub use config::{LogFormat, ServerConfig};
 pub use error::{ApiError, Problem};
-pub use server::{router, serve, serve_router, shutdown_signal, ServeError};
+pub use server::{router, router_with, serve, serve_router, shutdown_signal, ServeError};
 pub use state::{AppState, StateError};

@@ -33,11 +33,17 @@ pub enum ServeError {
     State(#[from] StateError),
 }
 
-/// Every route, with the middleware: tracing, metrics, problem+json for framework
+/// Every API route, with the middleware: tracing, metrics, problem+json for framework
 /// errors, panic catching and the request body limit (innermost).
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `pages` (the web app's routes) merged in before the middleware, so
+/// pages share the body limit, panic catching, IP rate limit, metrics and tracing.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let body_limit_bytes = state.config().request_body_bytes_max;
-    Router::new()
+    pages
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -65,7 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", post(payments::create_payment))
         .route("/v1/payments/{id}", get(payments::get_payment))
         .route("/v1/payments/{id}/receipt", get(requests::receipt))
-        .route("/v1/requests", post(requests::create_request))
+        .route(
+            "/v1/requests",
+            post(requests::create_request).get(requests::list_requests),
+        )
         .route(
             "/v1/requests/{id}",
             get(requests::get_request).delete(requests::cancel_request),
@@ -151,8 +160,10 @@ where
     let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (signalled, on_signal) = oneshot::channel::<()>();
+    let closing_state = state.clone();
     let shutdown = async move {
         shutdown.await;
+        closing_state.begin_shutdown();
         let _ = signalled.send(());
     };
     let server = axum::serve(
@@ -284,6 +295,7 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
 
 /// Rewrites the framework's own error responses (axum's 405, the body limit's 413,
 /// extractor rejections) as problem+json, keeping their status and headers (`Allow`).
+/// Responses that are already problem+json, or HTML pages, pass as they are.
 async fn problem_responses(
     State(body_limit_bytes): State<usize>,
     request: Request,
@@ -291,15 +303,15 @@ async fn problem_responses(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
+    // Problems are already problem+json; web pages render their own errors as HTML.
+    let answered = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| {
-            value
-                .as_bytes()
-                .starts_with(PROBLEM_CONTENT_TYPE.as_bytes())
+            let value = value.as_bytes();
+            value.starts_with(PROBLEM_CONTENT_TYPE.as_bytes()) || value.starts_with(b"text/html")
         });
-    if is_problem {
+    if answered {
         return response;
     }
     let Some(error) = ApiError::from_status(status, body_limit_bytes) else {

@@ -57,6 +57,9 @@ struct Inner {
     processor: Arc<dyn Processor>,
     payouts: Arc<dyn Payouts>,
     limits: RateLimits,
+    /// Flips to true when shutdown begins, so long-lived responses (event streams)
+    /// end and let the server drain.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The three rate limiters every request passes.
@@ -109,6 +112,7 @@ impl AppState {
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
                     app: RateLimiter::per_minute(config.rate_limit_app_per_minute),
                 },
+                closing: tokio::sync::watch::Sender::new(false),
                 config,
             }),
         })
@@ -139,6 +143,17 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Completes-on-change receiver that reads true once shutdown began.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    /// Tells long-lived responses to end: called when the shutdown signal arrives,
+    /// before the server waits for in-flight requests.
+    pub fn begin_shutdown(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// A handle to the writer, or `None` once shutdown began.

@@ -84,6 +84,7 @@ const ROUTES: &[Route] = &[
     owned("GET", "/v1/payments/{id}", Access::Read),
     owned("GET", "/v1/payments/{id}/receipt", Access::Read),
     route("POST", "/v1/requests", Access::Write),
+    route("GET", "/v1/requests", Access::Read),
     owned("GET", "/v1/requests/{id}", Access::Read),
     owned("DELETE", "/v1/requests/{id}", Access::Write),
     owned("POST", "/v1/requests/{id}/pay", Access::Write),

@@ -494,3 +494,124 @@ async fn receipts_show_the_ledger_hash_to_parties_only() {
     assert_eq!(problem(response).await.code, "payment_not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn both_sides_list_their_requests_newest_first_with_current_status() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    let lina = app.person("lina").await;
+    assert_eq!(app.fund(&omar, "30.00", CARD_OK).await.status(), 201);
+    let first = app.request_money(&sara, "omar", "5.00", "list-1").await;
+    let second = app.request_money(&sara, "lina", "6.00", "list-2").await;
+    let paid = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/requests/{}/pay", first["id"].as_str().unwrap()),
+            &omar,
+            Some("pay-list-1"),
+            None,
+        )
+        .await;
+    assert_eq!(paid.status(), 201);
+
+    let listed: Value = app.get(&sara, "/v1/requests").await.json().await.unwrap();
+    let items = listed["items"].as_array().unwrap();
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            second["id"].as_str().unwrap(),
+            first["id"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(items[0]["status"], "open");
+    assert_eq!(items[1]["status"], "paid");
+
+    // Each payer sees only the request made of them.
+    let omars: Value = app.get(&omar, "/v1/requests").await.json().await.unwrap();
+    assert_eq!(omars["items"].as_array().unwrap().len(), 1);
+    assert_eq!(omars["items"][0]["id"], first["id"]);
+    let linas: Value = app
+        .get(&lina, "/v1/requests?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(linas["items"][0]["id"], second["id"]);
+
+    for bad in ["0", "101", "x"] {
+        let response = app.get(&sara, &format!("/v1/requests?limit={bad}")).await;
+        assert_eq!(response.status(), 400, "limit={bad}");
+    }
+}
+
+#[tokio::test]
+async fn activity_filters_by_counterparty_and_by_day() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    app.person("omar").await;
+    app.person("lina").await;
+    assert_eq!(app.fund(&sara, "30.00", CARD_OK).await.status(), 201);
+    for (to, key) in [("omar", "f-1"), ("lina", "f-2"), ("omar", "f-3")] {
+        let body = json!({"to": to, "amount": "1.00", "currency": "USD"});
+        let paid = app
+            .send(
+                reqwest::Method::POST,
+                "/v1/payments",
+                &sara,
+                Some(key),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(paid.status(), 201);
+    }
+    let items = |page: Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["counterparty"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let with_omar: Value = app
+        .get(&sara, "/v1/activity?counterparty=@omar")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(items(with_omar.clone()), ["omar", "omar"]);
+    assert!(with_omar["items"][0]["payment_id"].as_str().is_some());
+
+    let today =
+        &mizan_app::time::rfc3339_from_ns(mizan_core::Clock::now_ns(&mizan_core::SystemClock))
+            [..10];
+    let all: Value = app
+        .get(&sara, &format!("/v1/activity?from={today}&to={today}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(items(all), ["omar", "lina", "omar", "card funding"]);
+    let none: Value = app
+        .get(&sara, "/v1/activity?to=2001-01-01")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(items(none).is_empty());
+
+    for (query, code) in [
+        ("from=2026-02-30", "invalid_date"),
+        ("from=2026-11-02&to=2026-11-01", "invalid_date"),
+        ("to=yesterday", "invalid_date"),
+        ("counterparty=no%20one", "invalid_counterparty"),
+    ] {
+        let response = app.get(&sara, &format!("/v1/activity?{query}")).await;
+        assert_eq!(response.status(), 400, "{query}");
+        assert_eq!(problem(response).await.code, code, "{query}");
+    }
+}

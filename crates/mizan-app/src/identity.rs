@@ -762,6 +762,37 @@ pub async fn person_by_handle(
     find_person(reader, handle.as_str()).await
 }
 
+/// Most handles one autocomplete answer holds.
+pub const HANDLE_SUGGESTIONS_MAX: usize = 10;
+
+/// Handles starting with `prefix` (case-insensitive), in order, at most `limit`
+/// (clamped to 1..=[`HANDLE_SUGGESTIONS_MAX`]). A prefix that no handle could start
+/// with (a character outside the handle alphabet, or too long) finds nothing.
+pub async fn handles_starting_with(
+    reader: &SharedReader,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<String>, IdentityError> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= HANDLE_CHARS_MAX
+        && prefix
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+    if !valid {
+        return Ok(Vec::new());
+    }
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_HANDLES,
+        prefix.to_ascii_lowercase(),
+        None,
+        limit.clamp(1, HANDLE_SUGGESTIONS_MAX),
+    )
+    .await
+    .map_err(|error| internal("listing handles", error))?;
+    Ok(rows.into_iter().map(|(handle, _)| handle).collect())
+}
+
 /// Revokes the session a token names; the token authenticates nothing afterwards.
 #[tracing::instrument(skip_all)]
 pub async fn logout(

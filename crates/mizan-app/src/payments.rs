@@ -96,6 +96,10 @@ pub enum PaymentError {
     InvalidLimit,
     #[error("an activity type is \"payment\", \"funding\" or \"cashout\"")]
     InvalidActivityType,
+    #[error("a date is written YYYY-MM-DD, and `from` is not after `to`")]
+    InvalidDate,
+    #[error("a counterparty is a handle")]
+    InvalidCounterparty,
     #[error("a card number is 12 to 19 digits")]
     CardNumberInvalid,
     #[error("the card was declined: {0}")]
@@ -142,6 +146,8 @@ impl PaymentError {
             PaymentError::InvalidCursor => "invalid_cursor",
             PaymentError::InvalidLimit => "invalid_limit",
             PaymentError::InvalidActivityType => "invalid_type",
+            PaymentError::InvalidDate => "invalid_date",
+            PaymentError::InvalidCounterparty => "invalid_counterparty",
             PaymentError::CardNumberInvalid => "card_number_invalid",
             PaymentError::CardDeclined(_) => "card_declined",
             PaymentError::FundingNotFound => "funding_not_found",
@@ -168,6 +174,8 @@ impl PaymentError {
             PaymentError::InvalidCursor => Some("cursor"),
             PaymentError::InvalidLimit => Some("limit"),
             PaymentError::InvalidActivityType => Some("type"),
+            PaymentError::InvalidDate => Some("from"),
+            PaymentError::InvalidCounterparty => Some("counterparty"),
             PaymentError::CardNumberInvalid => Some("card_number"),
             PaymentError::RoutingNumberInvalid => Some("routing_number"),
             PaymentError::AccountNumberInvalid => Some("account_number"),

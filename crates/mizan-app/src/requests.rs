@@ -24,6 +24,10 @@ use crate::time::rfc3339_from_ns;
 pub const COLLECTION_REQUESTS: &str = "requests";
 /// One row per closed request: the claim racing closing actions compete for.
 pub const COLLECTION_REQUEST_CLOSED: &str = "request_closed";
+/// One row per (person, request), both sides: `{person}:{newest-first time}:{id}`.
+pub const COLLECTION_REQUESTS_BY_PERSON: &str = "requests_by_person";
+/// Most requests one listing returns.
+pub const REQUESTS_LISTED_MAX: usize = 100;
 pub const TOPIC_REQUEST_CREATED: &str = "request.created";
 pub const TOPIC_REQUEST_PAID: &str = "request.paid";
 pub const TOPIC_REQUEST_DECLINED: &str = "request.declined";
@@ -194,7 +198,7 @@ fn request_rows(
         view: view.clone(),
     };
     let body = to_json(&document)?;
-    let rows = vec![
+    let mut rows = vec![
         BusinessRow::Document {
             collection: COLLECTION_REQUESTS.to_owned(),
             key: view.id.clone(),
@@ -202,7 +206,46 @@ fn request_rows(
         },
         crate::outbox::event_row(TOPIC_REQUEST_CREATED, &body, now_ns),
     ];
+    for person in [requester.id, payer] {
+        rows.push(BusinessRow::Document {
+            collection: COLLECTION_REQUESTS_BY_PERSON.to_owned(),
+            key: request_index_key(person, now_ns, &view.id),
+            body: view.id.clone().into_bytes(),
+        });
+    }
     Ok(Created { view, rows })
+}
+
+/// Keys sort newest first within a person: the time is stored inverted.
+fn request_index_key(person: PersonId, now_ns: u64, id: &str) -> String {
+    format!("{person}:{:020}:{id}", u64::MAX - now_ns)
+}
+
+/// The requests a person made or was asked to pay, newest first, at most `limit`
+/// (clamped to 1..=[`REQUESTS_LISTED_MAX`]), with their current status.
+pub async fn requests_of(
+    reader: &SharedReader,
+    person: PersonId,
+    limit: usize,
+) -> Result<Vec<RequestView>, PaymentError> {
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_REQUESTS_BY_PERSON,
+        format!("{person}:"),
+        None,
+        limit.clamp(1, REQUESTS_LISTED_MAX),
+    )
+    .await
+    .map_err(|error| internal("listing requests", error))?;
+    let mut views = Vec::with_capacity(rows.len());
+    for (_key, body) in rows {
+        let id = String::from_utf8(body).map_err(|error| internal("request index", error))?;
+        let missing = internal("index of a missing request", &id);
+        let document: RequestDocument =
+            read_by_id(reader, COLLECTION_REQUESTS, &id, missing).await?;
+        views.push(document.view);
+    }
+    Ok(views)
 }
 
 async fn payer_of(
@@ -594,12 +637,18 @@ impl ActivityType {
     }
 }
 
-/// A page of activity, parsed: a cursor from a previous page, a limit, a type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page of activity, parsed: a cursor from a previous page, a limit, a type, and
+/// optionally a date range and a counterparty.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityQuery {
     cursor: Option<u64>,
     limit: usize,
     kind: Option<ActivityType>,
+    /// Inclusive start (ns), from a `from` date.
+    from_ns: Option<u64>,
+    /// Exclusive end (ns): the day after a `to` date.
+    until_ns: Option<u64>,
+    counterparty: Option<Handle>,
 }
 
 impl ActivityQuery {
@@ -633,9 +682,58 @@ impl ActivityQuery {
             cursor,
             limit,
             kind,
+            from_ns: None,
+            until_ns: None,
+            counterparty: None,
+        })
+    }
+
+    /// Only activity from the day `from` through the day `to` (UTC, `YYYY-MM-DD`, both
+    /// included, either optional).
+    pub fn with_dates(
+        self,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<ActivityQuery, PaymentError> {
+        let parse = |text: Option<&str>| match text {
+            None => Ok(None),
+            Some(text) => crate::time::ns_from_date(text)
+                .map(Some)
+                .ok_or(PaymentError::InvalidDate),
+        };
+        let from_ns = parse(from)?;
+        let until_ns = parse(to)?
+            .map(|ns| ns.checked_add(DAY_NS).ok_or(PaymentError::InvalidDate))
+            .transpose()?;
+        if let (Some(from), Some(until)) = (from_ns, until_ns) {
+            if from >= until {
+                return Err(PaymentError::InvalidDate);
+            }
+        }
+        Ok(ActivityQuery {
+            from_ns,
+            until_ns,
+            ..self
+        })
+    }
+
+    /// Only payments with the person behind `handle` (`@` optional).
+    pub fn with_counterparty(self, handle: Option<&str>) -> Result<ActivityQuery, PaymentError> {
+        let counterparty = match handle {
+            None => None,
+            Some(text) => Some(
+                Handle::parse(text.strip_prefix('@').unwrap_or(text))
+                    .map_err(|_| PaymentError::InvalidCounterparty)?,
+            ),
+        };
+        Ok(ActivityQuery {
+            counterparty,
+            ..self
         })
     }
 }
+
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
 /// One line of a wallet's activity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -649,6 +747,8 @@ pub struct ActivityItem {
     /// The other person's handle, or what the money was (`card funding`).
     pub counterparty: String,
     pub note: String,
+    /// The P2P payment the transfer belongs to (for its receipt), if any.
+    pub payment_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -664,12 +764,20 @@ pub async fn activity(
     query: ActivityQuery,
 ) -> Result<ActivityPage, PaymentError> {
     let wallet = person.wallet_id(WALLET_CURRENCY)?;
+    // A counterparty is someone paid or paying: only P2P transfers can match.
+    let code = match (query.kind, &query.counterparty) {
+        (Some(kind), _) => Some(kind.code()),
+        (None, Some(_)) => Some(TRANSFER_CODE_P2P),
+        (None, None) => None,
+    };
     let filter = HistoryFilter {
-        code: query.kind.map(ActivityType::code),
+        code,
+        from_timestamp: query.from_ns,
+        // The store's bound is inclusive; ours is the start of the next day.
+        to_timestamp: query.until_ns.map(|until| until - 1),
         after_timestamp: query.cursor,
         newest_first: true,
         limit: query.limit,
-        ..HistoryFilter::default()
     };
     let shared = reader.clone();
     let page = shared
@@ -679,8 +787,9 @@ pub async fn activity(
         .map_err(|error| internal("reading history", error))?;
     let mut items = Vec::with_capacity(page.transfers.len());
     for transfer in &page.transfers {
-        // Only money that moved: holds, voids and expiries stay out of the feed, so a
-        // page may hold fewer than `limit` items (the cursor still walks every transfer).
+        // Only money that moved: holds, voids and expiries stay out of the feed (and
+        // with a counterparty, only payments with them), so a page may hold fewer
+        // than `limit` items; the cursor still walks every transfer.
         let moved_nothing = [
             TransferFlags::PENDING,
             TransferFlags::VOID_PENDING,
@@ -692,13 +801,14 @@ pub async fn activity(
             continue;
         }
         let incoming = transfer.credit_account_id == wallet;
+        let payment_key = format!("{:032x}", transfer.reference);
         let payment = match transfer.code {
             TRANSFER_CODE_P2P => {
-                let key = format!("{:032x}", transfer.reference);
-                identity::read_document(reader, COLLECTION_PAYMENTS, key).await?
+                identity::read_document(reader, COLLECTION_PAYMENTS, payment_key.clone()).await?
             }
             _ => None,
         };
+        let payment_id = payment.is_some().then_some(payment_key);
         let (counterparty, note) = match payment {
             Some(body) => {
                 let document: PaymentDocument = serde_json::from_slice(&body)
@@ -718,6 +828,11 @@ pub async fn activity(
             }
             None => ("platform".to_owned(), String::new()),
         };
+        if let Some(wanted) = &query.counterparty {
+            if counterparty != wanted.as_str() {
+                continue;
+            }
+        }
         let amount = Money::from_minor(transfer.amount, WALLET_CURRENCY);
         items.push(ActivityItem {
             transfer_id: transfer.id.to_string(),
@@ -727,6 +842,7 @@ pub async fn activity(
             currency: amount.currency().code().to_owned(),
             counterparty,
             note,
+            payment_id,
         });
     }
     Ok(ActivityPage {

@@ -17,6 +17,46 @@ pub fn rfc3339_from_ns(timestamp_ns: u64) -> String {
     )
 }
 
+/// Nanoseconds since the epoch at the start (00:00 UTC) of a `YYYY-MM-DD` date, for
+/// years 1970 to 9999; `None` for any other text or an impossible date.
+pub fn ns_from_date(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(index, byte)| matches!(index, 4 | 7) || byte.is_ascii_digit());
+    if !shaped {
+        return None;
+    }
+    let year: u64 = text[0..4].parse().ok()?;
+    let month: u64 = text[5..7].parse().ok()?;
+    let day: u64 = text[8..10].parse().ok()?;
+    if year < 1970 || !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // Round-trip to refuse dates like 2026-02-30.
+    if civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    days.checked_mul(SECONDS_PER_DAY)?
+        .checked_mul(NANOS_PER_SECOND)
+}
+
+/// Howard Hinnant's `days_from_civil`, for dates from 1970 on.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_shifted = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_shifted + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    (era * 146_097 + day_of_era).saturating_sub(719_468)
+}
+
 /// Howard Hinnant's `civil_from_days`, for days since 1970-01-01 (never negative here).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let shifted = days + 719_468;
@@ -38,7 +78,31 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339_from_ns;
+    use super::{ns_from_date, rfc3339_from_ns};
+
+    #[test]
+    fn dates_parse_to_the_start_of_their_day() {
+        assert_eq!(ns_from_date("1970-01-01"), Some(0));
+        assert_eq!(
+            ns_from_date("2000-02-29"),
+            Some(951_782_400 * 1_000_000_000)
+        );
+        let ns = ns_from_date("2026-11-27").unwrap();
+        assert_eq!(rfc3339_from_ns(ns), "2026-11-27T00:00:00Z");
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-00-10",
+            "1969-12-31",
+            "2026-1-01",
+            "26-11-27",
+            "2026/11/27",
+            "",
+            "2026-11-2x",
+        ] {
+            assert_eq!(ns_from_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -185,7 +185,8 @@ fn serve(location: &Location, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         })
         .await
         .context("starting the server state")??;
-        mizan_api::serve(listener, state, mizan_api::shutdown_signal()).await?;
+        let app = mizan_api::router_with(state.clone(), mizan_web::pages());
+        mizan_api::serve_router(listener, app, state, mizan_api::shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

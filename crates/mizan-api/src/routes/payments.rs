@@ -53,7 +53,9 @@ impl From<PaymentError> for ApiError {
             | PaymentError::SplitPeopleInvalid
             | PaymentError::InvalidCursor
             | PaymentError::InvalidLimit
-            | PaymentError::InvalidActivityType => {
+            | PaymentError::InvalidActivityType
+            | PaymentError::InvalidDate
+            | PaymentError::InvalidCounterparty => {
                 refused(StatusCode::BAD_REQUEST, "Invalid field", error)
             }
             PaymentError::RecipientNotFound

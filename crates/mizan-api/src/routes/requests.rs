@@ -99,10 +99,16 @@ pub struct ActivityParams {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// "payment" or "funding".
+    /// "payment", "funding" or "cashout".
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,
+    /// Only activity on or after this UTC day, `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// Only activity on or before this UTC day, `YYYY-MM-DD`.
+    pub to: Option<String>,
+    /// Only payments with this handle.
+    pub counterparty: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -117,6 +123,8 @@ pub struct ActivityItemBody {
     /// The other person's handle, or "card funding".
     pub counterparty: String,
     pub note: String,
+    /// The P2P payment this line belongs to (`GET /v1/payments/{id}/receipt`), if any.
+    pub payment_id: Option<String>,
 }
 
 impl From<ActivityItem> for ActivityItemBody {
@@ -129,6 +137,7 @@ impl From<ActivityItem> for ActivityItemBody {
             currency: item.currency,
             counterparty: item.counterparty,
             note: item.note,
+            payment_id: item.payment_id,
         }
     }
 }
@@ -200,6 +209,56 @@ pub async fn create_request(
     .await?;
     drop(ledger);
     request_response(answer)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RequestListQuery {
+    /// 1 to 100; default 50.
+    pub limit: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RequestListBody {
+    /// Requests the caller made or was asked to pay, newest first, with their status.
+    pub items: Vec<RequestBody>,
+}
+
+/// Default number of requests a list answers.
+const REQUEST_LIST_LIMIT_DEFAULT: usize = 50;
+
+/// The requests the caller made or was asked to pay, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    tag = "requests",
+    security(("bearer" = [])),
+    params(RequestListQuery),
+    responses(
+        (status = 200, description = "The requests", body = RequestListBody),
+        (status = 400, description = "`invalid_limit`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn list_requests(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<RequestListQuery>,
+) -> Result<Json<RequestListBody>, ApiError> {
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
+    let limit = match query.limit.as_deref() {
+        None => REQUEST_LIST_LIMIT_DEFAULT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|limit| (1..=requests::REQUESTS_LISTED_MAX).contains(limit))
+            .ok_or(ApiError::from(PaymentError::InvalidLimit))?,
+    };
+    let views = requests::requests_of(&state.reader(), person.id, limit).await?;
+    Ok(Json(RequestListBody {
+        items: views.into_iter().map(RequestBody::from).collect(),
+    }))
 }
 
 /// A request the caller made or was asked to pay; any other id answers 404.
@@ -396,7 +455,7 @@ pub async fn create_split(
     params(ActivityParams),
     responses(
         (status = 200, description = "A page of activity", body = ActivityBody),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor` or `invalid_type` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_type`, `invalid_date` or `invalid_counterparty` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -410,7 +469,9 @@ pub async fn activity(
         params.limit.as_deref(),
         params.cursor.as_deref(),
         params.kind.as_deref(),
-    )?;
+    )?
+    .with_dates(params.from.as_deref(), params.to.as_deref())?
+    .with_counterparty(params.counterparty.as_deref())?;
     let page = requests::activity(&state.reader(), person.id, query).await?;
     Ok(Json(ActivityBody {
         items: page.items.into_iter().map(ActivityItemBody::from).collect(),

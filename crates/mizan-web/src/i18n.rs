@@ -1,0 +1,406 @@
+//! English and Arabic: every string a page shows, and numbers, amounts and dates
+//! formatted for each (Arabic uses Arabic-Indic digits and its own separators, and
+//! pages are laid out right to left).
+
+use mizan_core::{Currency, Money};
+
+/// A page's language. English unless the person chose Arabic (a cookie) or their
+/// browser asks for it first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Ar,
+}
+
+impl Lang {
+    pub fn parse(text: &str) -> Option<Lang> {
+        match text {
+            "en" => Some(Lang::En),
+            "ar" => Some(Lang::Ar),
+            _ => None,
+        }
+    }
+
+    /// The `lang` attribute.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ar => "ar",
+        }
+    }
+
+    /// The `dir` attribute.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Lang::En => "ltr",
+            Lang::Ar => "rtl",
+        }
+    }
+
+    /// The language an `Accept-Language` header prefers (its first tag we speak).
+    pub fn from_accept_language(header: &str) -> Lang {
+        header
+            .split(',')
+            .filter_map(|part| part.split(';').next())
+            .map(|tag| tag.trim().to_ascii_lowercase())
+            .find_map(|tag| Lang::parse(tag.split('-').next().unwrap_or_default()))
+            .unwrap_or_default()
+    }
+}
+
+macro_rules! texts {
+    ($($name:ident => $en:literal, $ar:literal;)*) => {
+        /// A string a page shows; [`T::get`] gives it in a language.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum T { $($name),* }
+
+        impl T {
+            pub fn get(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((T::$name, Lang::En) => $en, (T::$name, Lang::Ar) => $ar,)*
+                }
+            }
+        }
+
+        #[cfg(test)]
+        const ALL_TEXTS: &[T] = &[$(T::$name),*];
+    };
+}
+
+texts! {
+    AppName => "Mizan", "ميزان";
+    Tagline => "Send, receive and hold money with the people you follow.", "أرسل المال واستلمه واحتفظ به مع من تتابعهم.";
+    SkipToContent => "Skip to content", "انتقل إلى المحتوى";
+    Home => "Home", "الرئيسية";
+    Send => "Send", "إرسال";
+    RequestMoney => "Request", "طلب";
+    Requests => "Requests", "الطلبات";
+    Split => "Split a bill", "تقسيم فاتورة";
+    AddMoney => "Add money", "إضافة رصيد";
+    CashOut => "Cash out", "سحب إلى البنك";
+    Activity => "Activity", "النشاط";
+    Apps => "Linked apps", "التطبيقات المرتبطة";
+    Settings => "Settings", "الإعدادات";
+    LogOut => "Log out", "تسجيل الخروج";
+    LogIn => "Log in", "تسجيل الدخول";
+    SignUp => "Create an account", "إنشاء حساب";
+    MainMenu => "Main menu", "القائمة الرئيسية";
+    Handle => "Handle", "اسم المستخدم";
+    HandleHint => "3 to 30 letters, digits or _", "من 3 إلى 30 حرفًا لاتينيًا أو رقمًا أو _";
+    Email => "Email", "البريد الإلكتروني";
+    Password => "Password", "كلمة المرور";
+    PasswordHint => "At least 10 characters", "10 أحرف على الأقل";
+    HandleOrEmail => "Handle or email", "اسم المستخدم أو البريد الإلكتروني";
+    NoAccount => "New to Mizan?", "جديد على ميزان؟";
+    HaveAccount => "Already have an account?", "لديك حساب بالفعل؟";
+    Balance => "Balance", "الرصيد";
+    Available => "Available", "المتاح";
+    OnHold => "On hold", "محجوز";
+    RecentActivity => "Recent activity", "أحدث النشاط";
+    SeeAll => "See all activity", "عرض كل النشاط";
+    NoActivity => "Nothing yet. Add money or ask a friend to send you some.", "لا شيء بعد. أضف رصيدًا أو اطلب من صديق أن يرسل لك.";
+    To => "To", "إلى";
+    From => "From", "من";
+    Amount => "Amount", "المبلغ";
+    AmountHint => "In US dollars, e.g. 12.50", "بالدولار الأمريكي، مثل 12.50";
+    Note => "Note (optional)", "ملاحظة (اختيارية)";
+    SendMoney => "Send money", "إرسال المال";
+    Sending => "Sending…", "جارٍ الإرسال…";
+    Working => "Working…", "جارٍ التنفيذ…";
+    Sent => "Sent", "تم الإرسال";
+    Received => "Received", "تم الاستلام";
+    ReceivedLive => "You received", "استلمت";
+    FromWord => "from", "من";
+    AskFor => "Ask for money", "اطلب مالًا";
+    Ask => "Send request", "إرسال الطلب";
+    RequestSent => "Request sent.", "تم إرسال الطلب.";
+    RequestsToPay => "Waiting for you", "بانتظارك";
+    RequestsYouMade => "You asked", "طلباتك";
+    NoRequests => "No requests.", "لا توجد طلبات.";
+    Pay => "Pay", "ادفع";
+    Decline => "Decline", "رفض";
+    Cancel => "Cancel", "إلغاء";
+    StatusOpen => "Open", "مفتوح";
+    StatusPaid => "Paid", "مدفوع";
+    StatusDeclined => "Declined", "مرفوض";
+    StatusCancelled => "Cancelled", "ملغى";
+    SplitPeople => "People to split with", "الأشخاص المشاركون";
+    SplitPeopleHint => "Handles separated by commas or spaces", "أسماء مستخدمين تفصل بينها فواصل أو مسافات";
+    SplitTotal => "Total you paid", "المبلغ الإجمالي الذي دفعته";
+    SplitSubmit => "Split equally", "قسّم بالتساوي";
+    SplitDone => "Requests sent to everyone.", "تم إرسال الطلبات إلى الجميع.";
+    CardNumber => "Card number", "رقم البطاقة";
+    CardHint => "Sandbox cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 9995 is declined, 4000 0000 0000 3220 asks for a code.", "بطاقات تجريبية: 4242 4242 4242 4242 تنجح، و4000 0000 0000 9995 تُرفض، و4000 0000 0000 3220 تطلب رمزًا.";
+    AddFromCard => "Add from card", "أضف من البطاقة";
+    MoneyAdded => "Money added.", "تمت إضافة الرصيد.";
+    ChallengeTitle => "Confirm with your bank", "التأكيد مع البنك";
+    ChallengeHint => "Your bank sent a code. (Sandbox: 123456)", "أرسل البنك رمزًا. (تجريبي: 123456)";
+    Code => "Code", "الرمز";
+    Confirm => "Confirm", "تأكيد";
+    RoutingNumber => "Routing number", "رقم التوجيه";
+    AccountNumber => "Account number", "رقم الحساب";
+    BankHint => "Sandbox: routing 021000021; an account ending 0000 is closed.", "تجريبي: رقم التوجيه 021000021؛ الحساب المنتهي بـ 0000 مغلق.";
+    CashOutSubmit => "Cash out", "اسحب";
+    CashOutDone => "On its way to your bank.", "في الطريق إلى حسابك البنكي.";
+    AllTypes => "All", "الكل";
+    TypePayment => "Payments", "المدفوعات";
+    TypeFunding => "Money added", "الإيداعات";
+    TypeCashout => "Cash-outs", "السحوبات";
+    Filter => "Filter", "تصفية";
+    With => "With (handle)", "مع (اسم المستخدم)";
+    FromDate => "From", "من تاريخ";
+    ToDate => "To", "إلى تاريخ";
+    ErrDate => "Pick a start date on or before the end date.", "اختر تاريخ بداية لا يتجاوز تاريخ النهاية.";
+    Older => "Older", "الأقدم";
+    Receipt => "Receipt", "الإيصال";
+    Date => "Date", "التاريخ";
+    Status => "Status", "الحالة";
+    TransferId => "Ledger transfer", "تحويل السجل";
+    ChainHash => "Chain hash", "بصمة السلسلة";
+    ReceiptHint => "The ledger's hash chain covers this transfer: any change to it would show.", "سلسلة البصمات في السجل تغطي هذا التحويل: أي تغيير فيه سيظهر.";
+    NoApps => "No apps are linked to you.", "لا توجد تطبيقات مرتبطة بك.";
+    Revoke => "Revoke", "إلغاء الربط";
+    Approve => "Approve", "موافقة";
+    LinkRequests => "Apps asking to link", "تطبيقات تطلب الربط";
+    Scopes => "Can", "الصلاحيات";
+    Language => "Language", "اللغة";
+    Sessions => "Signed-in devices", "الأجهزة المسجلة";
+    ThisDevice => "This device", "هذا الجهاز";
+    ChangePassword => "Change password", "تغيير كلمة المرور";
+    CurrentPassword => "Current password", "كلمة المرور الحالية";
+    NewPassword => "New password", "كلمة المرور الجديدة";
+    PasswordChanged => "Password changed; other devices were signed out.", "تم تغيير كلمة المرور وتسجيل خروج الأجهزة الأخرى.";
+    TwoFactor => "Two-factor authentication", "التحقق بخطوتين";
+    TwoFactorOn => "On: large payments ask for a code from your authenticator app.", "مفعّل: المدفوعات الكبيرة تطلب رمزًا من تطبيق المصادقة.";
+    TwoFactorOff => "Off. Turn it on to protect large payments.", "غير مفعّل. فعّله لحماية المدفوعات الكبيرة.";
+    TwoFactorStart => "Set up two-factor", "إعداد التحقق بخطوتين";
+    TwoFactorSecret => "Add this key to your authenticator app, then enter the code it shows.", "أضف هذا المفتاح إلى تطبيق المصادقة ثم أدخل الرمز الذي يظهر.";
+    TwoFactorDone => "Two-factor authentication is on.", "تم تفعيل التحقق بخطوتين.";
+    StepUpNeeded => "This amount needs a code from your authenticator app.", "هذا المبلغ يتطلب رمزًا من تطبيق المصادقة.";
+    AuthenticatorCode => "Authenticator code", "رمز المصادقة";
+    Created => "Created", "تاريخ الإنشاء";
+    Expires => "Expires", "ينتهي";
+    Save => "Save", "حفظ";
+    NotFound => "We couldn't find that page.", "لم نجد هذه الصفحة.";
+    SomethingWrong => "Something went wrong on our side. Nothing was charged twice; please try again.", "حدث خطأ من جهتنا. لم يُخصم أي مبلغ مرتين؛ يرجى المحاولة مجددًا.";
+    FormExpired => "This form expired. Please try again.", "انتهت صلاحية النموذج. يرجى المحاولة مجددًا.";
+    Busy => "Too many attempts. Wait a moment and try again.", "محاولات كثيرة. انتظر قليلًا ثم حاول مجددًا.";
+    ErrBadAmount => "Enter an amount like 12.50.", "أدخل مبلغًا مثل 12.50.";
+    ErrAmountPositive => "The amount must be more than zero.", "يجب أن يكون المبلغ أكبر من صفر.";
+    ErrAmountLarge => "That amount is too large.", "هذا المبلغ كبير جدًا.";
+    ErrTooPrecise => "Use at most two decimal places.", "استخدم منزلتين عشريتين على الأكثر.";
+    ErrNoSuchHandle => "Nobody has that handle.", "لا يوجد أحد بهذا الاسم.";
+    ErrSelf => "You can't send money to yourself.", "لا يمكنك إرسال المال لنفسك.";
+    ErrSelfRequest => "You can't ask yourself for money.", "لا يمكنك طلب المال من نفسك.";
+    ErrFunds => "Your balance is too low for this.", "رصيدك غير كافٍ لهذه العملية.";
+    ErrNoteLong => "Keep the note under 280 characters.", "اجعل الملاحظة أقل من 280 حرفًا.";
+    ErrCard => "Enter the card number (12 to 19 digits).", "أدخل رقم البطاقة (من 12 إلى 19 رقمًا).";
+    ErrDeclinedFunds => "Your card was declined: not enough funds on the card.", "رُفضت البطاقة: الرصيد غير كافٍ.";
+    ErrDeclinedStolen => "Your card was declined. Contact your bank.", "رُفضت البطاقة. تواصل مع البنك.";
+    ErrDeclined => "Your card was declined.", "رُفضت البطاقة.";
+    ErrChallenge => "That code didn't match. Try again.", "الرمز غير صحيح. حاول مجددًا.";
+    ErrRouting => "Enter a valid 9-digit routing number.", "أدخل رقم توجيه صحيحًا من 9 أرقام.";
+    ErrAccount => "Enter the account number (4 to 17 digits).", "أدخل رقم الحساب (من 4 إلى 17 رقمًا).";
+    ErrReturned => "Your bank returned the transfer; the money is back in your wallet.", "أعاد البنك التحويل؛ عاد المبلغ إلى محفظتك.";
+    ErrRequestClosed => "This request is no longer open.", "هذا الطلب لم يعد مفتوحًا.";
+    ErrSplitPeople => "Split with 1 to 20 other people, each named once.", "قسّم مع 1 إلى 20 شخصًا آخرين، كل اسم مرة واحدة.";
+    ErrHandle => "Use 3 to 30 letters, digits or _.", "استخدم من 3 إلى 30 حرفًا لاتينيًا أو رقمًا أو _.";
+    ErrEmail => "Enter an email address like name@example.com.", "أدخل بريدًا إلكترونيًا مثل name@example.com.";
+    ErrWeakPassword => "Use at least 10 characters.", "استخدم 10 أحرف على الأقل.";
+    ErrHandleTaken => "That handle is taken.", "اسم المستخدم مستخدم بالفعل.";
+    ErrEmailTaken => "An account already uses that email.", "هناك حساب يستخدم هذا البريد بالفعل.";
+    ErrCredentials => "That handle or password is wrong.", "اسم المستخدم أو كلمة المرور غير صحيحة.";
+    ErrWrongPassword => "Your current password is wrong.", "كلمة المرور الحالية غير صحيحة.";
+    ErrTotpCode => "That code is wrong or already used.", "الرمز غير صحيح أو مستخدم من قبل.";
+    ErrInProgress => "We're still working on your last try. Wait a moment.", "ما زلنا ننفذ محاولتك السابقة. انتظر قليلًا.";
+}
+
+const ARABIC_DIGITS: [char; 10] = ['٠', '١', '٢', '٣', '٤', '٥', '٦', '٧', '٨', '٩'];
+
+/// `digits` (ASCII) in the language's numerals.
+pub fn numerals(lang: Lang, text: &str) -> String {
+    match lang {
+        Lang::En => text.to_owned(),
+        Lang::Ar => text
+            .chars()
+            .map(|c| match c.to_digit(10) {
+                Some(digit) => ARABIC_DIGITS[digit as usize],
+                None => c,
+            })
+            .collect(),
+    }
+}
+
+/// An amount for people: `$1,234.56` in English, `١٬٢٣٤٫٥٦ US$` in Arabic.
+pub fn money(lang: Lang, amount: Money) -> String {
+    let currency = amount.currency();
+    let major = amount.format_major();
+    let (sign, digits) = match major.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", major.as_str()),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    // `format_major` groups with commas; regroup with the language's separator.
+    let whole: String = whole.chars().filter(char::is_ascii_digit).collect();
+    let (group, decimal) = match lang {
+        Lang::En => (',', '.'),
+        Lang::Ar => ('٬', '٫'),
+    };
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (index, c) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index).is_multiple_of(3) {
+            grouped.push(group);
+        }
+        grouped.push(c);
+    }
+    let mut number = grouped;
+    if !fraction.is_empty() {
+        number.push(decimal);
+        number.push_str(fraction);
+    }
+    let number = numerals(lang, &number);
+    match lang {
+        Lang::En => match symbol_en(currency) {
+            Some(symbol) => format!("{sign}{symbol}{number}"),
+            None => format!("{sign}{} {number}", currency.code()),
+        },
+        // U+061C (Arabic letter mark) keeps the sign on the right side in RTL text.
+        Lang::Ar => {
+            let sign = if sign.is_empty() { "" } else { "\u{61c}-" };
+            format!("{sign}{number}\u{a0}{}", symbol_ar(currency))
+        }
+    }
+}
+
+fn symbol_en(currency: Currency) -> Option<&'static str> {
+    match currency.code() {
+        "USD" => Some("$"),
+        "EUR" => Some("€"),
+        "GBP" => Some("£"),
+        "JPY" => Some("¥"),
+        _ => None,
+    }
+}
+
+fn symbol_ar(currency: Currency) -> &'static str {
+    match currency.code() {
+        "USD" => "US$",
+        "EUR" => "€",
+        "GBP" => "UK£",
+        "SAR" => "ر.س.‏",
+        "AED" => "د.إ.‏",
+        "EGP" => "ج.م.‏",
+        "KWD" => "د.ك.‏",
+        "BHD" => "د.ب.‏",
+        other => other,
+    }
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const MONTHS_AR: [&str; 12] = [
+    "يناير",
+    "فبراير",
+    "مارس",
+    "أبريل",
+    "مايو",
+    "يونيو",
+    "يوليو",
+    "أغسطس",
+    "سبتمبر",
+    "أكتوبر",
+    "نوفمبر",
+    "ديسمبر",
+];
+
+/// `21 Nov 2026, 14:03 UTC` from RFC 3339 UTC text (`2026-11-21T14:03:09Z`); text in
+/// another shape is shown as it is.
+pub fn date_time(lang: Lang, rfc3339: &str) -> String {
+    let parts = (
+        rfc3339.get(0..4),
+        rfc3339.get(5..7).and_then(|m| m.parse::<usize>().ok()),
+        rfc3339.get(8..10).and_then(|d| d.parse::<u8>().ok()),
+        rfc3339.get(11..16),
+    );
+    let (Some(year), Some(month @ 1..=12), Some(day), Some(time)) = parts else {
+        return rfc3339.to_owned();
+    };
+    match lang {
+        Lang::En => format!("{day} {} {year}, {time} UTC", MONTHS_EN[month - 1]),
+        Lang::Ar => numerals(
+            lang,
+            &format!("{day} {} {year}، {time} ‏UTC", MONTHS_AR[month - 1]),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_grouped_and_written_in_each_language() {
+        let amount = Money::from_minor(123_456_789, Currency::USD);
+        assert_eq!(money(Lang::En, amount), "$1,234,567.89");
+        assert_eq!(money(Lang::Ar, amount), "١٬٢٣٤٬٥٦٧٫٨٩\u{a0}US$");
+        assert_eq!(
+            money(Lang::En, Money::from_minor(5, Currency::USD)),
+            "$0.05"
+        );
+        assert_eq!(
+            money(Lang::En, Money::from_minor(-100_000, Currency::USD)),
+            "-$1,000.00"
+        );
+        assert_eq!(
+            money(Lang::En, Money::from_minor(1_234_500, Currency::KWD)),
+            "KWD 1,234.500"
+        );
+        assert_eq!(
+            money(Lang::En, Money::from_minor(1_234, Currency::JPY)),
+            "¥1,234"
+        );
+        assert_eq!(
+            money(Lang::Ar, Money::from_minor(100, Currency::SAR)),
+            "١٫٠٠\u{a0}ر.س.‏"
+        );
+    }
+
+    #[test]
+    fn dates_read_naturally_and_odd_text_passes_through() {
+        assert_eq!(
+            date_time(Lang::En, "2026-11-21T14:03:09Z"),
+            "21 Nov 2026, 14:03 UTC"
+        );
+        assert_eq!(
+            date_time(Lang::Ar, "2026-03-05T09:00:00Z"),
+            "٥ مارس ٢٠٢٦، ٠٩:٠٠ ‏UTC"
+        );
+        assert_eq!(date_time(Lang::En, "yesterday"), "yesterday");
+        assert_eq!(
+            date_time(Lang::En, "2026-13-05T09:00:00Z"),
+            "2026-13-05T09:00:00Z"
+        );
+    }
+
+    #[test]
+    fn the_browser_language_picks_arabic_only_when_asked_first() {
+        assert_eq!(
+            Lang::from_accept_language("ar-SA,ar;q=0.9,en;q=0.8"),
+            Lang::Ar
+        );
+        assert_eq!(Lang::from_accept_language("fr-FR, ar;q=0.5"), Lang::Ar);
+        assert_eq!(Lang::from_accept_language("en-US,ar;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+
+    #[test]
+    fn every_text_exists_in_both_languages() {
+        for text in ALL_TEXTS {
+            assert!(!text.get(Lang::En).is_empty(), "{text:?}");
+            assert!(!text.get(Lang::Ar).is_empty(), "{text:?}");
+            assert_ne!(text.get(Lang::En), text.get(Lang::Ar), "{text:?}");
+        }
+    }
+}
