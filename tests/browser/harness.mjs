@@ -2,13 +2,14 @@
 // Chromium through playwright-core, screenshots under target/, and API helpers that set
 // up people and money over real HTTP. Run through scripts/browser-tests (it sets
 // MIZAN_BIN and installs playwright-core).
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,13 +34,21 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Starts `$MIZAN_BIN serve` on a fresh data dir and a free port, rate limits off, and
  * waits until `GET /readyz` answers 200.
  *
- * @param {{ config?: string[] | string, timeoutMs?: number }} [options] extra TOML lines
+ * With `demo: true` the data dir is first seeded by `mizan demo --no-serve` (its
+ * people, history and logins; password `DEMO_PASSWORD`).
+ *
+ * @param {{ config?: string[] | string, timeoutMs?: number, demo?: boolean }} [options] extra TOML lines
  * @returns {Promise<{ baseUrl: string, dataDir: string, stop: () => Promise<void> }>}
  */
 export async function startMizan(options = {}) {
   const bin = process.env.MIZAN_BIN || join(targetDir, 'debug', 'mizan');
   const timeoutMs = options.timeoutMs ?? 30_000;
   const dataDir = await mkdtemp(join(tmpdir(), 'mizan-browser-'));
+  if (options.demo) {
+    await promisify(execFile)(bin, ['--data-dir', dataDir, 'demo', '--no-serve'], {
+      env: { ...process.env, MIZAN_LOG: 'warn' },
+    });
+  }
   const extra = options.config ?? [];
   const lines = [
     'rate_limit_ip_per_minute = 0',
@@ -118,6 +127,9 @@ export async function startMizan(options = {}) {
   }
   return { baseUrl, dataDir, stop };
 }
+
+/** The password of every `mizan demo` login. */
+export const DEMO_PASSWORD = 'mizan-demo-2026';
 
 /** Debian's Chromium, headless, with nothing that phones home. */
 export function launchBrowser() {

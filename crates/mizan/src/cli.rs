@@ -39,8 +39,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs the HTTP API until SIGINT or SIGTERM.
     Serve(ServeArgs),
-    /// Creates (or reopens) a ledger with demo people, balances and history.
-    Demo,
+    /// Creates a fresh embedded database with demo people, creators, balances and
+    /// months of history, then serves it; running it again reuses what is there.
+    Demo(DemoArgs),
     /// Ledger maintenance.
     Ledger {
         #[command(subcommand)]
@@ -72,6 +73,17 @@ pub struct ServeArgs {
     /// TOML config file (see docs/API.md); the MIZAN_* environment overrides it.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address the demo server listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Seed (or find) the demo data, print the report and the logins, and exit
+    /// without starting the server.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,8 +145,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let location = cli.location();
     match cli.command {
         Command::Serve(args) => serve(&location, &args),
-        Command::Demo => {
-            crate::demo::run(&location)?;
+        Command::Demo(args) => {
+            crate::demo::run(&location, &args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger {
@@ -167,6 +179,17 @@ fn serve(location: &Location, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     mizan_api::telemetry::init_tracing(config.log_format);
     tracing::info!(?config, location = %location.describe(), "starting");
+    serve_until_signal(location, config, |_| {})?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the HTTP API (with the web pages) on `config.listen` until SIGINT or SIGTERM.
+/// `on_ready` runs once, with the bound address, when the server is about to answer.
+pub(crate) fn serve_until_signal(
+    location: &Location,
+    config: mizan_api::ServerConfig,
+    on_ready: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,21 +198,21 @@ fn serve(location: &Location, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let bound = listener.local_addr().unwrap_or(config.listen);
         // Bound first, so a taken port fails before the store is touched. Starting
         // blocks (it opens the store and waits for the ledger writer to create the
         // platform accounts), so it runs off the async worker threads.
         let start_location = location.clone();
-        let start_config = config.clone();
         let state = tokio::task::spawn_blocking(move || {
-            mizan_api::AppState::start(&start_location, start_config)
+            mizan_api::AppState::start(&start_location, config)
         })
         .await
         .context("starting the server state")??;
         let app = mizan_api::router_with(state.clone(), mizan_web::pages());
+        on_ready(bound);
         mizan_api::serve_router(listener, app, state, mizan_api::shutdown_signal()).await?;
         anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn verify(location: &Location, json: bool) -> anyhow::Result<ExitCode> {
@@ -268,5 +291,23 @@ mod tests {
         };
         assert_eq!(args.listen, None);
         assert_eq!(args.config, None);
+    }
+
+    #[test]
+    fn demo_listens_on_8080_unless_told_and_can_skip_serving() {
+        let defaults = Cli::try_parse_from(["mizan", "demo"]).unwrap();
+        let Command::Demo(args) = &defaults.command else {
+            panic!("expected demo, got {:?}", defaults.command);
+        };
+        assert_eq!(args.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(!args.no_serve);
+
+        let cli = Cli::try_parse_from(["mizan", "demo", "--listen", "0.0.0.0:9000", "--no-serve"])
+            .unwrap();
+        let Command::Demo(args) = &cli.command else {
+            panic!("expected demo");
+        };
+        assert_eq!(args.listen, "0.0.0.0:9000".parse().unwrap());
+        assert!(args.no_serve);
     }
 }

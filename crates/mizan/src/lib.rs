@@ -1,7 +1,7 @@
 //! The Mizan program: command-line entry points over the ledger and its stores.
 //!
 //! - [`cli`]: argument parsing and dispatch.
-//! - [`demo`]: `mizan demo`, a ledger with demo people and history.
+//! - [`demo`]: `mizan demo`, demo people with months of history, served.
 //! - [`bench`]: `mizan bench ledger`.
 //! - [`load`]: `mizan ledger load`, the child process of the crash test.
 
