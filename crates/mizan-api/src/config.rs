@@ -89,6 +89,8 @@ pub struct ServerConfig {
     pub rate_limit_app_per_minute: u32,
     /// Ledger readers requests share (SQLite WAL readers or PostgreSQL connections).
     pub readers: usize,
+    /// The platform's cut of every tip, in basis points (0–10,000; default 0).
+    pub tip_fee_bps: u32,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +111,7 @@ impl Default for ServerConfig {
             rate_limit_person_per_minute: RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT,
             rate_limit_app_per_minute: RATE_LIMIT_APP_PER_MINUTE_DEFAULT,
             readers: READERS_DEFAULT,
+            tip_fee_bps: 0,
         }
     }
 }
@@ -170,7 +173,12 @@ impl ServerConfig {
 
     /// Parses TOML; the error is the parser's message without the quoted input.
     pub fn from_toml(text: &str) -> Result<ServerConfig, String> {
-        toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_owned())
+        let config: ServerConfig =
+            toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_owned())?;
+        if config.tip_fee_bps > mizan_app::tips::FEE_BPS_MAX {
+            return Err("tip_fee_bps is at most 10000 (100%)".to_owned());
+        }
+        Ok(config)
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {

@@ -22,7 +22,7 @@ use tracing::Level;
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
-use crate::routes::{apps, docs, health, identity, metrics, payments, requests, security};
+use crate::routes::{apps, docs, health, identity, metrics, payments, requests, security, social};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,17 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/requests/{id}/decline", post(requests::decline_request))
         .route("/v1/splits", post(requests::create_split))
         .route("/v1/activity", get(requests::activity))
+        .route("/v1/people/{handle}", get(social::get_profile))
+        .route(
+            "/v1/people/{handle}/follow",
+            post(social::follow).delete(social::unfollow),
+        )
+        .route("/v1/people/{handle}/posts", get(social::posts_of))
+        .route("/v1/me/profile", post(social::edit_profile))
+        .route("/v1/posts", post(social::create_post))
+        .route("/v1/posts/{id}", get(social::get_post))
+        .route("/v1/feed", get(social::feed))
+        .route("/v1/tips", post(social::create_tip))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route("/v1/app/link-requests", post(apps::create_link_request))
         .route("/v1/app/tokens", post(apps::create_app_token))

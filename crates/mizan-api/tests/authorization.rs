@@ -107,6 +107,15 @@ const ROUTES: &[Route] = &[
     owned("POST", "/v1/me/link-requests/{id}/approve", Access::Session),
     owned("POST", "/v1/me/link-requests/{id}/decline", Access::Session),
     route("GET", "/v1/me/apps", Access::Session),
+    route("GET", "/v1/people/{handle}", Access::Read),
+    route("POST", "/v1/people/{handle}/follow", Access::Session),
+    route("DELETE", "/v1/people/{handle}/follow", Access::Session),
+    route("GET", "/v1/people/{handle}/posts", Access::Read),
+    route("POST", "/v1/me/profile", Access::Session),
+    route("POST", "/v1/posts", Access::Session),
+    route("GET", "/v1/posts/{id}", Access::Read),
+    route("GET", "/v1/feed", Access::Read),
+    route("POST", "/v1/tips", Access::Write),
     owned("DELETE", "/v1/me/apps/{app_id}", Access::Session),
 ];
 
@@ -126,6 +135,8 @@ struct World {
     delivery_id: String,
     /// A funding of Sara's waiting for its card challenge.
     challenged_funding_id: String,
+    /// A post of Sara's.
+    post_id: String,
 }
 
 async fn send(
@@ -178,6 +189,9 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/v1/requests" => json!({"from": "omar", "amount": "1.00", "currency": "USD"}),
         "/v1/splits" => json!({"amount": "2.00", "currency": "USD", "with": ["omar"]}),
         "/v1/apps" => json!({"name": "Sneaky"}),
+        "/v1/me/profile" => json!({"display_name": "Sneaky", "bio": ""}),
+        "/v1/posts" => json!({"text": "hello"}),
+        "/v1/tips" => json!({"to": "lina", "amount": "1.00", "currency": "USD"}),
         "/v1/app/link-requests" => {
             json!({"handle": "sara", "external_user_id": "x", "scopes": ["wallet:read"]})
         }
@@ -207,6 +221,8 @@ fn concrete(path: &str, world: &World) -> String {
         &format!("/v1/me/link-requests/{}", world.link_request_id),
     )
     .replace("{app_id}", &world.chat_app_id)
+    .replace("{handle}", "lina")
+    .replace("/v1/posts/{id}", &format!("/v1/posts/{}", world.post_id))
     .replace(
         "/v1/funding/{id}",
         &format!("/v1/funding/{}", world.challenged_funding_id),
@@ -360,7 +376,19 @@ async fn build_world(app: &TestApp) -> World {
         .await;
     assert_eq!(challenged.status(), 202);
     let challenged = json_of(challenged).await;
+    let post = json_of(
+        send(
+            app,
+            "POST",
+            "/v1/posts",
+            Some(&sara),
+            Some(json!({"text": "my first post"})),
+        )
+        .await,
+    )
+    .await;
     World {
+        post_id: post["id"].as_str().unwrap().to_owned(),
         challenged_funding_id: challenged["id"].as_str().unwrap().to_owned(),
         sara_session_id: sessions[0]["id"].as_str().unwrap().to_owned(),
         sara,

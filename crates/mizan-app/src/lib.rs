@@ -4,6 +4,7 @@
 //! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
 //! - [`requests`]: money requests, splits, the activity feed and receipts.
 //! - [`funding`]: money entering a wallet from a card, through a processor.
+//! - [`social`]: profiles, follows and posts; [`tips`]: money to creators.
 
 pub mod apps;
 pub mod cashout;
@@ -15,6 +16,8 @@ pub mod outbox;
 pub mod payments;
 pub mod readers;
 pub mod requests;
+pub mod social;
 pub mod time;
+pub mod tips;
 pub mod totp;
 pub mod webhooks;

@@ -80,6 +80,8 @@ pub enum PaymentError {
     InsufficientFunds,
     #[error("no such payment")]
     PaymentNotFound,
+    #[error("no such post")]
+    PostNotFound,
     #[error("you cannot request money from yourself")]
     CannotRequestFromYourself,
     #[error("no such request")]
@@ -94,7 +96,7 @@ pub enum PaymentError {
     InvalidCursor,
     #[error("a limit is a whole number from 1 to 100")]
     InvalidLimit,
-    #[error("an activity type is \"payment\", \"funding\" or \"cashout\"")]
+    #[error("an activity type is \"payment\", \"funding\", \"cashout\" or \"tip\"")]
     InvalidActivityType,
     #[error("a date is written YYYY-MM-DD, and `from` is not after `to`")]
     InvalidDate,
@@ -138,6 +140,7 @@ impl PaymentError {
             PaymentError::CannotPayYourself => "cannot_pay_yourself",
             PaymentError::InsufficientFunds => "insufficient_funds",
             PaymentError::PaymentNotFound => "payment_not_found",
+            PaymentError::PostNotFound => "post_not_found",
             PaymentError::CannotRequestFromYourself => "cannot_request_from_yourself",
             PaymentError::RequestNotFound => "request_not_found",
             PaymentError::RequestNotOpen => "request_not_open",
@@ -184,6 +187,7 @@ impl PaymentError {
             | PaymentError::IdempotencyKeyReused
             | PaymentError::IdempotencyRequestInProgress
             | PaymentError::InsufficientFunds
+            | PaymentError::PostNotFound
             | PaymentError::PaymentNotFound
             | PaymentError::RequestNotFound
             | PaymentError::RequestNotOpen

@@ -73,10 +73,10 @@ struct RequestDocument {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredAnswer<T> {
-    request_sha256: String,
-    status: u16,
-    response: T,
+pub(crate) struct StoredAnswer<T> {
+    pub(crate) request_sha256: String,
+    pub(crate) status: u16,
+    pub(crate) response: T,
 }
 
 /// An answer: the first, or a replay of it.
@@ -103,16 +103,16 @@ pub struct NewSplit {
     pub with: Vec<Handle>,
 }
 
-fn fingerprint(canonical: &serde_json::Value) -> Result<String, PaymentError> {
+pub(crate) fn fingerprint(canonical: &serde_json::Value) -> Result<String, PaymentError> {
     let bytes = serde_json::to_vec(canonical).map_err(|e| internal("canonical", e))?;
     Ok(hex::encode(Sha256::digest(bytes)))
 }
 
-fn claim_key(kind: &str, person: PersonId, key: &IdempotencyKey) -> String {
+pub(crate) fn claim_key(kind: &str, person: PersonId, key: &IdempotencyKey) -> String {
     format!("{kind}:{person}:{}", key.as_str())
 }
 
-async fn stored_answer<T: for<'de> Deserialize<'de>>(
+pub(crate) async fn stored_answer<T: for<'de> Deserialize<'de>>(
     reader: &SharedReader,
     claim: String,
     request_sha256: &str,
@@ -616,6 +616,7 @@ pub enum ActivityType {
     Payment,
     Funding,
     Cashout,
+    Tip,
 }
 
 impl ActivityType {
@@ -624,6 +625,7 @@ impl ActivityType {
             "payment" => Some(ActivityType::Payment),
             "funding" => Some(ActivityType::Funding),
             "cashout" => Some(ActivityType::Cashout),
+            "tip" => Some(ActivityType::Tip),
             _ => None,
         }
     }
@@ -633,6 +635,7 @@ impl ActivityType {
             ActivityType::Payment => TRANSFER_CODE_P2P,
             ActivityType::Funding => TRANSFER_CODE_FUNDING,
             ActivityType::Cashout => crate::cashout::TRANSFER_CODE_CASHOUT,
+            ActivityType::Tip => crate::tips::TRANSFER_CODE_TIP,
         }
     }
 }
@@ -809,6 +812,12 @@ pub async fn activity(
             _ => None,
         };
         let payment_id = payment.is_some().then_some(payment_key);
+        let tip = match transfer.code {
+            crate::tips::TRANSFER_CODE_TIP | crate::tips::TRANSFER_CODE_PLATFORM_FEE => {
+                crate::tips::tip_of_reference(reader, transfer.reference).await?
+            }
+            _ => None,
+        };
         let (counterparty, note) = match payment {
             Some(body) => {
                 let document: PaymentDocument = serde_json::from_slice(&body)
@@ -819,6 +828,16 @@ pub async fn activity(
                     document.view.to
                 };
                 (other, document.view.note)
+            }
+            None if transfer.code == crate::tips::TRANSFER_CODE_PLATFORM_FEE => {
+                ("platform fee".to_owned(), String::new())
+            }
+            None if tip.is_some() => {
+                let tip = tip.as_ref().map(|tip| {
+                    let other = if incoming { &tip.from } else { &tip.to };
+                    (other.clone(), tip.note.clone())
+                });
+                tip.unwrap_or_default()
             }
             None if transfer.code == TRANSFER_CODE_FUNDING => {
                 ("card funding".to_owned(), String::new())

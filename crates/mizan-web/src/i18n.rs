@@ -214,6 +214,31 @@ texts! {
     ErrWrongPassword => "Your current password is wrong.", "كلمة المرور الحالية غير صحيحة.";
     ErrTotpCode => "That code is wrong or already used.", "الرمز غير صحيح أو مستخدم من قبل.";
     ErrInProgress => "We're still working on your last try. Wait a moment.", "ما زلنا ننفذ محاولتك السابقة. انتظر قليلًا.";
+    Feed => "Feed", "المنشورات";
+    NoPosts => "No posts yet.", "لا توجد منشورات بعد.";
+    NewPost => "Write a post", "اكتب منشورًا";
+    Publish => "Post", "انشر";
+    ErrPost => "Write 1 to 1,000 characters.", "اكتب من 1 إلى 1000 حرف.";
+    Post => "Post", "منشور";
+    Posts => "Posts", "المنشورات";
+    Tips => "Tips", "الإكراميات";
+    TipThis => "Tip this post", "أرسل إكرامية لهذا المنشور";
+    TipCreator => "Send a tip", "أرسل إكرامية";
+    TipAmount => "Tip", "الإكرامية";
+    OtherAmount => "Or another amount", "أو مبلغ آخر";
+    PublicNote => "Show my note publicly (the amount stays private)", "اعرض ملاحظتي للجميع (يبقى المبلغ خاصًا)";
+    SendTip => "Send tip", "أرسل الإكرامية";
+    TipSent => "Tip sent. Thank you!", "تم إرسال الإكرامية. شكرًا!";
+    TippedYou => "tipped you", "أرسل لك إكرامية بقيمة";
+    TipNotes => "Notes from fans", "رسائل المعجبين";
+    Followers => "followers", "متابِعون";
+    Following => "following", "يتابع";
+    Follow => "Follow", "تابِع";
+    Unfollow => "Unfollow", "إلغاء المتابعة";
+    EditProfile => "Edit profile", "تعديل الملف الشخصي";
+    DisplayName => "Display name", "الاسم المعروض";
+    Bio => "Bio (optional)", "نبذة (اختيارية)";
+    ErrDisplayName => "Use 1 to 50 characters.", "استخدم من 1 إلى 50 حرفًا.";
 }
 
 const ARABIC_DIGITS: [char; 10] = ['٠', '١', '٢', '٣', '٤', '٥', '٦', '٧', '٨', '٩'];

@@ -67,6 +67,7 @@ pub fn page(visitor: &Visitor, status: StatusCode, title: &str, content: Markup)
                         nav aria-label=(T::MainMenu.get(lang)) {
                             ul {
                                 li { a href="/" { (T::Home.get(lang)) } }
+                                li { a href="/feed" { (T::Feed.get(lang)) } }
                                 li { a href="/send" { (T::Send.get(lang)) } }
                                 li { a href="/request" { (T::RequestMoney.get(lang)) } }
                                 li { a href="/requests" { (T::Requests.get(lang)) } }
@@ -80,7 +81,7 @@ pub fn page(visitor: &Visitor, status: StatusCode, title: &str, content: Markup)
                         }
                         form.logout method="post" action="/logout" {
                             (csrf_field(visitor))
-                            span.me { bdi { "@" (caller.person.handle.as_str()) } }
+                            a.me href={ "/people/" (caller.person.handle.as_str()) } { bdi { "@" (caller.person.handle.as_str()) } }
                             button.link type="submit" { (T::LogOut.get(lang)) }
                         }
                     }

@@ -6,6 +6,7 @@
 //!   token every form carries.
 //! - [`layout`]: the page shell, form fields, and security headers.
 //! - [`people`]: sign-up, log-in and the wallet pages.
+//! - [`social`]: the feed, profiles, posts and tips.
 //! - [`operator`]: the operator console under `/ops`.
 //! - [`live`]: server-sent events, so a payment received appears without a reload.
 //! - [`i18n`]: English and Arabic strings, amounts and dates.
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod live;
 pub mod operator;
 pub mod people;
+pub mod social;
 pub mod visitor;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -74,6 +76,14 @@ pub fn pages() -> Router<AppState> {
             "/settings/sessions/{id}/revoke",
             post(people::revoke_session),
         )
+        .route("/feed", get(social::feed_page))
+        .route("/posts", post(social::create_post))
+        .route("/posts/{id}", get(social::post_page))
+        .route("/posts/{id}/tip", post(social::tip_post))
+        .route("/people/{handle}", get(social::profile_page))
+        .route("/people/{handle}/tip", post(social::tip_profile))
+        .route("/people/{handle}/{action}", post(social::set_follow))
+        .route("/profile", post(social::edit_profile))
         .route("/lang/{lang}", get(people::set_language))
         .route("/handles", get(people::handle_suggestions))
         .route("/live/summary", get(people::live_summary))

@@ -214,6 +214,9 @@ fn message_for(person: PersonId, event: &LiveEvent, lang: Lang) -> String {
             T::FromWord.get(lang),
             view("from")
         ),
+        (mizan_app::tips::TOPIC_TIP_RECEIVED, Some(amount)) if text("payee") == me => {
+            format!("@{} {} {amount}", view("from"), T::TippedYou.get(lang))
+        }
         (TOPIC_REQUEST_CREATED, Some(amount)) if text("payer") == me => {
             format!("@{} → {amount}", view("to"))
         }

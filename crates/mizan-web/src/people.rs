@@ -135,6 +135,7 @@ fn payment_problems(lang: Lang, error: PaymentError) -> Result<Problems, WebErro
         }
         None => Err(match error {
             PaymentError::PaymentNotFound
+            | PaymentError::PostNotFound
             | PaymentError::RequestNotFound
             | PaymentError::FundingNotFound => WebError::NotFound(lang),
             other => WebError::Internal(lang, other.to_string()),

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{apps, identity, payments, requests, security};
+use crate::routes::{apps, identity, payments, requests, security, social};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -116,6 +116,15 @@ impl utoipa::Modify for RateLimited {
         crate::routes::apps::list_endpoints,
         crate::routes::apps::list_deliveries,
         crate::routes::apps::replay_delivery,
+        crate::routes::social::get_profile,
+        crate::routes::social::edit_profile,
+        crate::routes::social::follow,
+        crate::routes::social::unfollow,
+        crate::routes::social::create_post,
+        crate::routes::social::get_post,
+        crate::routes::social::posts_of,
+        crate::routes::social::feed,
+        crate::routes::social::create_tip,
         openapi_json,
         docs_page
     ),
@@ -156,7 +165,14 @@ impl utoipa::Modify for RateLimited {
         apps::EndpointCreate,
         apps::EndpointBody,
         apps::DeliveryBody,
-        apps::DeliveriesPage
+        apps::DeliveriesPage,
+        social::ProfileBody,
+        social::ProfileEditRequest,
+        social::PostBody,
+        social::PostListBody,
+        social::PostCreateRequest,
+        social::TipCreateRequest,
+        social::TipBody
     )),
     modifiers(&BearerAuth, &RateLimited)
 )]

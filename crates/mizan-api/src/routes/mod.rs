@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod payments;
 pub mod requests;
 pub mod security;
+pub mod social;

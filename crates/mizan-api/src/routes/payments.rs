@@ -60,6 +60,7 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::RecipientNotFound
             | PaymentError::PaymentNotFound
+            | PaymentError::PostNotFound
             | PaymentError::RequestNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
             PaymentError::IdempotencyKeyReused
             | PaymentError::CannotPayYourself

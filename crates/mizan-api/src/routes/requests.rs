@@ -99,7 +99,7 @@ pub struct ActivityParams {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// "payment", "funding" or "cashout".
+    /// "payment", "funding", "cashout" or "tip".
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub kind: Option<String>,

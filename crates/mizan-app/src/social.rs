@@ -1,0 +1,494 @@
+//! The social layer money features build on: profiles (display name, bio), follows
+//! and posts. Small but real: a person can post, follow and be followed, and read a
+//! feed. It reaches money only through the payment use cases (`tips`); nothing here
+//! touches the ledger's accounts.
+//!
+//! Storage is documents only: `profiles` by person, `follows` by `follower:followee`
+//! (with the reverse `followers` row written in the same atomic submission), `posts`
+//! by id with a newest-first per-author index. Documents are never deleted, so an
+//! unfollow rewrites both rows as inactive.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{self, Handle, Person, PersonId, SharedReader};
+use crate::payments::PaymentError;
+use crate::time::rfc3339_from_ns;
+
+pub const COLLECTION_PROFILES: &str = "profiles";
+pub const COLLECTION_FOLLOWS: &str = "follows";
+pub const COLLECTION_FOLLOWERS: &str = "followers";
+pub const COLLECTION_POSTS: &str = "posts";
+pub const COLLECTION_POSTS_BY_AUTHOR: &str = "posts_by_author";
+pub const TOPIC_POST_CREATED: &str = "post.created";
+pub const TOPIC_FOLLOWED: &str = "person.followed";
+
+pub const DISPLAY_NAME_CHARS_MAX: usize = 50;
+pub const BIO_CHARS_MAX: usize = 280;
+pub const POST_CHARS_MAX: usize = 1_000;
+/// Most people a follower/following count reads; beyond it the count says "at least".
+pub const FOLLOW_COUNT_MAX: usize = 1_000;
+/// Most accounts a feed merges posts from.
+pub const FEED_AUTHORS_MAX: usize = 200;
+/// Most posts one listing returns.
+pub const POSTS_LISTED_MAX: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocialError {
+    #[error("a display name is 1 to 50 characters, without control characters")]
+    DisplayNameInvalid,
+    #[error("a bio is at most 280 characters")]
+    BioTooLong,
+    #[error("a post is 1 to 1,000 characters")]
+    PostTextInvalid,
+    #[error("no person has that handle")]
+    PersonNotFound,
+    #[error("you cannot follow yourself")]
+    CannotFollowYourself,
+    #[error("no such post")]
+    PostNotFound,
+    /// A bug or a store failure; the detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SocialError {
+    /// The stable code; never change one once published.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SocialError::DisplayNameInvalid => "invalid_display_name",
+            SocialError::BioTooLong => "bio_too_long",
+            SocialError::PostTextInvalid => "invalid_post_text",
+            SocialError::PersonNotFound => "person_not_found",
+            SocialError::CannotFollowYourself => "cannot_follow_yourself",
+            SocialError::PostNotFound => "post_not_found",
+            SocialError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The request field the error is about, if one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            SocialError::DisplayNameInvalid => Some("display_name"),
+            SocialError::BioTooLong => Some("bio"),
+            SocialError::PostTextInvalid => Some("text"),
+            SocialError::CannotFollowYourself => Some("handle"),
+            _ => None,
+        }
+    }
+}
+
+fn internal(context: &str, error: impl std::fmt::Display) -> SocialError {
+    SocialError::Internal(format!("{context}: {error}"))
+}
+
+impl From<identity::IdentityError> for SocialError {
+    fn from(error: identity::IdentityError) -> SocialError {
+        internal("identity", error)
+    }
+}
+
+impl From<PaymentError> for SocialError {
+    fn from(error: PaymentError) -> SocialError {
+        internal("payments", error)
+    }
+}
+
+/// Text a person typed: trimmed, within `max` characters, no control characters
+/// (new lines allowed where `multiline`).
+fn clean_text(text: &str, max: usize, multiline: bool) -> Option<String> {
+    let text = text.trim();
+    let allowed = text
+        .chars()
+        .all(|c| !c.is_control() || (multiline && c == '\n'));
+    (allowed && text.chars().count() <= max).then(|| text.to_owned())
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ProfileDocument {
+    display_name: String,
+    bio: String,
+}
+
+/// A person's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub handle: String,
+    /// The handle when the person has not set one.
+    pub display_name: String,
+    pub bio: String,
+    /// Capped at [`FOLLOW_COUNT_MAX`].
+    pub followers: usize,
+    pub following: usize,
+}
+
+/// A profile edit, parsed.
+#[derive(Debug, Clone)]
+pub struct ProfileEdit {
+    display_name: String,
+    bio: String,
+}
+
+impl ProfileEdit {
+    pub fn parse(display_name: &str, bio: &str) -> Result<ProfileEdit, SocialError> {
+        let display_name = clean_text(display_name, DISPLAY_NAME_CHARS_MAX, false)
+            .filter(|name| !name.is_empty())
+            .ok_or(SocialError::DisplayNameInvalid)?;
+        let bio = clean_text(bio, BIO_CHARS_MAX, true).ok_or(SocialError::BioTooLong)?;
+        Ok(ProfileEdit { display_name, bio })
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, SocialError> {
+    serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
+}
+
+async fn read<T: for<'de> Deserialize<'de>>(
+    reader: &SharedReader,
+    collection: &'static str,
+    key: String,
+) -> Result<Option<T>, SocialError> {
+    match identity::read_document(reader, collection, key).await? {
+        None => Ok(None),
+        Some(body) => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|error| internal(collection, error)),
+    }
+}
+
+async fn prefix(
+    reader: &SharedReader,
+    collection: &'static str,
+    prefix: String,
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>, SocialError> {
+    crate::documents::with_prefix(reader, collection, prefix, None, limit)
+        .await
+        .map_err(|error| internal(collection, error))
+}
+
+/// The person behind `handle`, or `PersonNotFound`.
+pub async fn person_of(reader: &SharedReader, handle: &str) -> Result<Person, SocialError> {
+    let handle = Handle::parse(handle.strip_prefix('@').unwrap_or(handle))
+        .map_err(|_| SocialError::PersonNotFound)?;
+    let id = identity::person_by_handle(reader, &handle)
+        .await?
+        .ok_or(SocialError::PersonNotFound)?;
+    Ok(identity::person_by_id(reader, id).await?)
+}
+
+async fn active_count(
+    reader: &SharedReader,
+    collection: &'static str,
+    person: PersonId,
+) -> Result<usize, SocialError> {
+    let rows = prefix(reader, collection, format!("{person}:"), FOLLOW_COUNT_MAX).await?;
+    Ok(rows
+        .iter()
+        .filter(|(_, body)| {
+            serde_json::from_slice::<FollowDocument>(body).is_ok_and(|follow| follow.active)
+        })
+        .count())
+}
+
+/// The profile of the person with `handle`.
+pub async fn profile(reader: &SharedReader, handle: &str) -> Result<ProfileView, SocialError> {
+    let person = person_of(reader, handle).await?;
+    let stored: ProfileDocument = read(reader, COLLECTION_PROFILES, person.id.to_string())
+        .await?
+        .unwrap_or_default();
+    let display_name = if stored.display_name.is_empty() {
+        person.handle.as_str().to_owned()
+    } else {
+        stored.display_name
+    };
+    Ok(ProfileView {
+        handle: person.handle.as_str().to_owned(),
+        display_name,
+        bio: stored.bio,
+        followers: active_count(reader, COLLECTION_FOLLOWERS, person.id).await?,
+        following: active_count(reader, COLLECTION_FOLLOWS, person.id).await?,
+    })
+}
+
+/// Sets the person's display name and bio.
+pub async fn update_profile(
+    ledger: &mizan_ledger::Ledger,
+    reader: &SharedReader,
+    person: &Person,
+    edit: ProfileEdit,
+) -> Result<ProfileView, SocialError> {
+    let document = ProfileDocument {
+        display_name: edit.display_name,
+        bio: edit.bio,
+    };
+    let rows = vec![mizan_ledger::BusinessRow::Document {
+        collection: COLLECTION_PROFILES.to_owned(),
+        key: person.id.to_string(),
+        body: to_json(&document)?,
+    }];
+    crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("saving a profile", error))?;
+    profile(reader, person.handle.as_str()).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FollowDocument {
+    active: bool,
+    since_ns: u64,
+}
+
+/// Whether `follower` follows `followee` now.
+pub async fn follows(
+    reader: &SharedReader,
+    follower: PersonId,
+    followee: PersonId,
+) -> Result<bool, SocialError> {
+    let stored: Option<FollowDocument> =
+        read(reader, COLLECTION_FOLLOWS, format!("{follower}:{followee}")).await?;
+    Ok(stored.is_some_and(|follow| follow.active))
+}
+
+/// Follows (or, with `active` false, unfollows) the person with `handle`. Doing it
+/// twice is the same as once.
+pub async fn set_follow(
+    ledger: &mizan_ledger::Ledger,
+    reader: &SharedReader,
+    follower: &Person,
+    handle: &str,
+    active: bool,
+    now_ns: u64,
+) -> Result<ProfileView, SocialError> {
+    let followee = person_of(reader, handle).await?;
+    if followee.id == follower.id {
+        return Err(SocialError::CannotFollowYourself);
+    }
+    let body = to_json(&FollowDocument {
+        active,
+        since_ns: now_ns,
+    })?;
+    let mut rows = vec![
+        mizan_ledger::BusinessRow::Document {
+            collection: COLLECTION_FOLLOWS.to_owned(),
+            key: format!("{}:{}", follower.id, followee.id),
+            body: body.clone(),
+        },
+        mizan_ledger::BusinessRow::Document {
+            collection: COLLECTION_FOLLOWERS.to_owned(),
+            key: format!("{}:{}", followee.id, follower.id),
+            body,
+        },
+    ];
+    if active && !follows(reader, follower.id, followee.id).await? {
+        let event = serde_json::json!({
+            "person": followee.id.to_string(),
+            "follower": follower.handle.as_str(),
+        });
+        rows.push(crate::outbox::event_row(
+            TOPIC_FOLLOWED,
+            &to_json(&event)?,
+            now_ns,
+        ));
+    }
+    crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("saving a follow", error))?;
+    profile(reader, followee.handle.as_str()).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PostDocument {
+    pub(crate) author: String,
+    pub(crate) author_handle: String,
+    pub(crate) text: String,
+    pub(crate) subscribers_only: bool,
+    pub(crate) created_at_ns: u64,
+}
+
+/// A post as people see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostView {
+    pub id: String,
+    pub author: String,
+    pub text: String,
+    pub subscribers_only: bool,
+    pub created_at: String,
+    /// The same instant in nanoseconds, for ordering posts made within a second.
+    pub created_at_ns: u64,
+    /// How many tips it received (capped at `tips::TIP_COUNT_MAX`); amounts stay private.
+    pub tips: usize,
+}
+
+/// A post's text, parsed.
+#[derive(Debug, Clone)]
+pub struct PostText(String);
+
+impl PostText {
+    pub fn parse(text: &str) -> Result<PostText, SocialError> {
+        clean_text(text, POST_CHARS_MAX, true)
+            .filter(|text| !text.is_empty())
+            .map(PostText)
+            .ok_or(SocialError::PostTextInvalid)
+    }
+}
+
+fn post_index_key(author: PersonId, created_at_ns: u64, id: &str) -> String {
+    format!("{author}:{:020}:{id}", u64::MAX - created_at_ns)
+}
+
+/// Publishes a post. Posts are never edited; the id is random.
+pub async fn create_post(
+    ledger: &mizan_ledger::Ledger,
+    author: &Person,
+    text: PostText,
+    subscribers_only: bool,
+    now_ns: u64,
+) -> Result<PostView, SocialError> {
+    let id = format!("{:032x}", rand::random::<u128>());
+    let document = PostDocument {
+        author: author.id.to_string(),
+        author_handle: author.handle.as_str().to_owned(),
+        text: text.0,
+        subscribers_only,
+        created_at_ns: now_ns,
+    };
+    let body = to_json(&document)?;
+    let rows = vec![
+        mizan_ledger::BusinessRow::Create {
+            collection: COLLECTION_POSTS.to_owned(),
+            key: id.clone(),
+            body: body.clone(),
+        },
+        mizan_ledger::BusinessRow::Document {
+            collection: COLLECTION_POSTS_BY_AUTHOR.to_owned(),
+            key: post_index_key(author.id, now_ns, &id),
+            body: id.clone().into_bytes(),
+        },
+        crate::outbox::event_row(TOPIC_POST_CREATED, &body, now_ns),
+    ];
+    if let Some(collection) = crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("saving a post", error))?
+    {
+        return Err(internal("post id taken", collection));
+    }
+    Ok(view_of(id, document, 0))
+}
+
+fn view_of(id: String, document: PostDocument, tips: usize) -> PostView {
+    PostView {
+        id,
+        author: document.author_handle,
+        text: document.text,
+        subscribers_only: document.subscribers_only,
+        created_at: rfc3339_from_ns(document.created_at_ns),
+        created_at_ns: document.created_at_ns,
+        tips,
+    }
+}
+
+pub(crate) async fn post_document(
+    reader: &SharedReader,
+    id: &str,
+) -> Result<PostDocument, SocialError> {
+    let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(SocialError::PostNotFound);
+    }
+    read(reader, COLLECTION_POSTS, id.to_ascii_lowercase())
+        .await?
+        .ok_or(SocialError::PostNotFound)
+}
+
+/// One post, with its tip count.
+pub async fn post(reader: &SharedReader, id: &str) -> Result<PostView, SocialError> {
+    let document = post_document(reader, id).await?;
+    let tips = crate::tips::tip_count(reader, id).await?;
+    Ok(view_of(id.to_ascii_lowercase(), document, tips))
+}
+
+/// The latest posts of one person, newest first.
+pub async fn posts_by(
+    reader: &SharedReader,
+    author: PersonId,
+    limit: usize,
+) -> Result<Vec<PostView>, SocialError> {
+    let limit = limit.clamp(1, POSTS_LISTED_MAX);
+    let rows = prefix(
+        reader,
+        COLLECTION_POSTS_BY_AUTHOR,
+        format!("{author}:"),
+        limit,
+    )
+    .await?;
+    let mut posts = Vec::with_capacity(rows.len());
+    for (_, body) in rows {
+        let id = String::from_utf8(body).map_err(|error| internal("post index", error))?;
+        posts.push(post(reader, &id).await?);
+    }
+    Ok(posts)
+}
+
+/// The latest posts of the people `person` follows and their own, newest first.
+pub async fn feed(
+    reader: &SharedReader,
+    person: PersonId,
+    limit: usize,
+) -> Result<Vec<PostView>, SocialError> {
+    let limit = limit.clamp(1, POSTS_LISTED_MAX);
+    let rows = prefix(
+        reader,
+        COLLECTION_FOLLOWS,
+        format!("{person}:"),
+        FEED_AUTHORS_MAX,
+    )
+    .await?;
+    let mut authors = vec![person];
+    for (key, body) in rows {
+        let active =
+            serde_json::from_slice::<FollowDocument>(&body).is_ok_and(|follow| follow.active);
+        let followee = key.split_once(':').map(|(_, followee)| followee);
+        if let (true, Some(followee)) = (active, followee) {
+            authors.push(PersonId::parse(followee)?);
+        }
+    }
+    let mut posts = Vec::new();
+    for author in authors {
+        posts.extend(posts_by(reader, author, limit).await?);
+    }
+    posts.sort_by(|a, b| b.created_at_ns.cmp(&a.created_at_ns).then(b.id.cmp(&a.id)));
+    posts.truncate(limit);
+    Ok(posts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_trimmed_bounded_and_free_of_control_characters() {
+        let edit = ProfileEdit::parse("  Amina K. ", "Painter.\nCoffee.")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(edit.display_name, "Amina K.");
+        assert_eq!(edit.bio, "Painter.\nCoffee.");
+        assert_eq!(
+            ProfileEdit::parse("", "").err(),
+            Some(SocialError::DisplayNameInvalid)
+        );
+        assert_eq!(
+            ProfileEdit::parse("a\u{7}b", "").err(),
+            Some(SocialError::DisplayNameInvalid)
+        );
+        assert_eq!(
+            ProfileEdit::parse("a\nb", "").err(),
+            Some(SocialError::DisplayNameInvalid)
+        );
+        assert_eq!(
+            ProfileEdit::parse("a", &"x".repeat(281)).err(),
+            Some(SocialError::BioTooLong)
+        );
+        assert!(PostText::parse("  ").is_err());
+        assert!(PostText::parse(&"é".repeat(1_000)).is_ok());
+        assert!(PostText::parse(&"é".repeat(1_001)).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+// Tips in the browser: a creator posts, a fan follows them, finds the post in their
+// feed and tips it with one click on a preset amount; the post counts the tip and
+// shows the public note, and the creator is told live.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fund, launchBrowser, login, screenshot, signup, startMizan } from './harness.mjs';
+
+const PASSWORD = 'browser test password';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startMizan();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function signedIn(handle) {
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  await page.goto(`${server.baseUrl}/login`);
+  await page.getByLabel('Handle or email').fill(handle);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`${server.baseUrl}/`);
+  return { context, page };
+}
+
+test('a fan follows a creator and tips their post with one click', async () => {
+  await signup(server.baseUrl, 'lina_draws', PASSWORD);
+  await signup(server.baseUrl, 'fan_one', PASSWORD);
+  await fund(server.baseUrl, await login(server.baseUrl, 'fan_one', PASSWORD), '20.00');
+
+  const creator = await signedIn('lina_draws');
+  await creator.page.goto(`${server.baseUrl}/feed`);
+  await creator.page.getByLabel('Write a post').fill('New drawing: the old souq at dawn');
+  await creator.page.getByRole('button', { name: 'Post', exact: true }).click();
+  await creator.page.waitForURL(/\/posts\/[0-9a-f]{32}$/);
+  const postUrl = creator.page.url();
+  await creator.page.goto(server.baseUrl);
+
+  const fan = await signedIn('fan_one');
+  await fan.page.goto(`${server.baseUrl}/people/lina_draws`);
+  await fan.page.getByRole('button', { name: 'Follow' }).click();
+  await fan.page.getByRole('button', { name: 'Unfollow' }).waitFor();
+  assert.match(await fan.page.locator('.counts').textContent(), /^1 followers/);
+  await fan.page.goto(`${server.baseUrl}/feed`);
+  await fan.page.getByText('New drawing: the old souq at dawn').waitFor();
+  await screenshot(fan.page, 'feed');
+  await fan.page.getByRole('link', { name: /Tip this post/ }).first().click();
+  await fan.page.waitForURL(postUrl);
+  await fan.page.getByLabel('Note (optional)').fill('Beautiful light!');
+  await fan.page.getByLabel(/Show my note publicly/).check();
+  await screenshot(fan.page, 'tip-post');
+  await fan.page.getByRole('button', { name: '$3.00' }).click();
+  await fan.page.waitForURL(`${postUrl}?done=tipped`);
+  assert.equal(await fan.page.locator('.tip-count').textContent(), '1');
+  assert.match(await fan.page.locator('ul.notes').textContent(), /@fan_one: Beautiful light!/);
+  // The post shows how many tips, never how much.
+  assert.ok(!(await fan.page.locator('article.post').textContent()).includes('3.00'));
+
+  await creator.page
+    .locator('#toast', { hasText: '@fan_one tipped you $3.00' })
+    .waitFor({ timeout: 10_000 });
+  await creator.page.waitForFunction(
+    () => document.querySelector('#balance')?.textContent.trim() === '$3.00',
+    null,
+    { timeout: 10_000 },
+  );
+  await fan.page.goto(server.baseUrl);
+  assert.equal((await fan.page.locator('#balance').textContent()).trim(), '$17.00');
+  await fan.context.close();
+  await creator.context.close();
+});
