@@ -602,6 +602,23 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, PaymentError> 
     serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
 }
 
+/// A payment by its id, whoever its parties are: the operator console's view (the
+/// caller checked the operator may look). Any other id, or none stored, is
+/// `PaymentNotFound`.
+pub async fn payment_by_id(
+    reader: &SharedReader,
+    payment_id: &str,
+) -> Result<PaymentView, PaymentError> {
+    let document: PaymentDocument = read_by_id(
+        reader,
+        COLLECTION_PAYMENTS,
+        payment_id,
+        PaymentError::PaymentNotFound,
+    )
+    .await?;
+    Ok(document.view)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
