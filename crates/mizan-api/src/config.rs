@@ -91,6 +91,11 @@ pub struct ServerConfig {
     pub readers: usize,
     /// The platform's cut of every tip, in basis points (0–10,000; default 0).
     pub tip_fee_bps: u32,
+    /// The platform's cut of a paid DM when it is paid out (default 1,000 = 10%).
+    pub paid_dm_cut_bps: u32,
+    /// Seconds a paid DM's recipient has to answer before the ledger refunds the
+    /// sender (default 259,200 = 72 h).
+    pub paid_dm_timeout_seconds: u32,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +117,8 @@ impl Default for ServerConfig {
             rate_limit_app_per_minute: RATE_LIMIT_APP_PER_MINUTE_DEFAULT,
             readers: READERS_DEFAULT,
             tip_fee_bps: 0,
+            paid_dm_cut_bps: 1_000,
+            paid_dm_timeout_seconds: 72 * 3_600,
         }
     }
 }
@@ -177,6 +184,12 @@ impl ServerConfig {
             toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_owned())?;
         if config.tip_fee_bps > mizan_app::tips::FEE_BPS_MAX {
             return Err("tip_fee_bps is at most 10000 (100%)".to_owned());
+        }
+        if config.paid_dm_cut_bps > mizan_app::tips::FEE_BPS_MAX {
+            return Err("paid_dm_cut_bps is at most 10000 (100%)".to_owned());
+        }
+        if config.paid_dm_timeout_seconds == 0 {
+            return Err("paid_dm_timeout_seconds must be at least 1".to_owned());
         }
         Ok(config)
     }

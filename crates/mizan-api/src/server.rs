@@ -22,7 +22,9 @@ use tracing::Level;
 use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
-use crate::routes::{apps, docs, health, identity, metrics, payments, requests, security, social};
+use crate::routes::{
+    apps, docs, health, identity, messages, metrics, payments, requests, security, social,
+};
 use crate::state::{AppState, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,17 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/posts/{id}", get(social::get_post))
         .route("/v1/feed", get(social::feed))
         .route("/v1/tips", post(social::create_tip))
+        .route("/v1/messages", post(messages::send_message))
+        .route("/v1/threads", get(messages::threads))
+        .route("/v1/threads/{handle}", get(messages::thread))
+        .route(
+            "/v1/me/dm-settings",
+            get(messages::get_dm_settings).post(messages::set_dm_settings),
+        )
+        .route("/v1/paid-dms", get(messages::priority_inbox))
+        .route("/v1/paid-dms/{id}", get(messages::get_paid_dm))
+        .route("/v1/paid-dms/{id}/accept", post(messages::accept_paid_dm))
+        .route("/v1/paid-dms/{id}/decline", post(messages::decline_paid_dm))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route("/v1/app/link-requests", post(apps::create_link_request))
         .route("/v1/app/tokens", post(apps::create_app_token))

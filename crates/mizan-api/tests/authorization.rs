@@ -116,6 +116,15 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/posts/{id}", Access::Read),
     route("GET", "/v1/feed", Access::Read),
     route("POST", "/v1/tips", Access::Write),
+    route("POST", "/v1/messages", Access::Session),
+    route("GET", "/v1/threads", Access::Session),
+    route("GET", "/v1/threads/{handle}", Access::Session),
+    route("GET", "/v1/me/dm-settings", Access::Session),
+    route("POST", "/v1/me/dm-settings", Access::Session),
+    route("GET", "/v1/paid-dms", Access::Session),
+    owned("GET", "/v1/paid-dms/{id}", Access::Session),
+    owned("POST", "/v1/paid-dms/{id}/accept", Access::Session),
+    owned("POST", "/v1/paid-dms/{id}/decline", Access::Session),
     owned("DELETE", "/v1/me/apps/{app_id}", Access::Session),
 ];
 
@@ -137,6 +146,8 @@ struct World {
     challenged_funding_id: String,
     /// A post of Sara's.
     post_id: String,
+    /// A paid DM Sara sent Lina, still pending.
+    paid_dm_id: String,
 }
 
 async fn send(
@@ -192,6 +203,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/v1/me/profile" => json!({"display_name": "Sneaky", "bio": ""}),
         "/v1/posts" => json!({"text": "hello"}),
         "/v1/tips" => json!({"to": "lina", "amount": "1.00", "currency": "USD"}),
+        "/v1/messages" => json!({"to": "lina", "text": "hi", "offer": "1.00"}),
+        "/v1/me/dm-settings" => json!({"paid_dms": true, "price": "1.00"}),
         "/v1/app/link-requests" => {
             json!({"handle": "sara", "external_user_id": "x", "scopes": ["wallet:read"]})
         }
@@ -224,6 +237,10 @@ fn concrete(path: &str, world: &World) -> String {
     .replace("{handle}", "lina")
     .replace("/v1/posts/{id}", &format!("/v1/posts/{}", world.post_id))
     .replace(
+        "/v1/paid-dms/{id}",
+        &format!("/v1/paid-dms/{}", world.paid_dm_id),
+    )
+    .replace(
         "/v1/funding/{id}",
         &format!("/v1/funding/{}", world.challenged_funding_id),
     )
@@ -250,7 +267,7 @@ async fn build_world(app: &TestApp) -> World {
     assert_eq!(app.fund(&sara, "100.00", CARD_OK).await.status(), 201);
     assert_eq!(app.fund(&omar, "100.00", CARD_OK).await.status(), 201);
     // Sara's objects are with Lina, so that Omar is party to none of them.
-    app.person("lina").await;
+    let lina = app.person("lina").await;
     let payment = json_of(
         send(
             app,
@@ -387,7 +404,28 @@ async fn build_world(app: &TestApp) -> World {
         .await,
     )
     .await;
+    let priced = send(
+        app,
+        "POST",
+        "/v1/me/dm-settings",
+        Some(&lina),
+        Some(json!({"paid_dms": true, "price": "2.00"})),
+    )
+    .await;
+    assert_eq!(priced.status(), 200);
+    let paid_dm = json_of(
+        send(
+            app,
+            "POST",
+            "/v1/messages",
+            Some(&sara),
+            Some(json!({"to": "lina", "text": "hello", "offer": "2.00"})),
+        )
+        .await,
+    )
+    .await;
     World {
+        paid_dm_id: paid_dm["paid_dm"]["id"].as_str().unwrap().to_owned(),
         post_id: post["id"].as_str().unwrap().to_owned(),
         challenged_funding_id: challenged["id"].as_str().unwrap().to_owned(),
         sara_session_id: sessions[0]["id"].as_str().unwrap().to_owned(),

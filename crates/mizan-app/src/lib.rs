@@ -12,6 +12,7 @@ mod documents;
 pub mod export;
 pub mod funding;
 pub mod identity;
+pub mod messages;
 pub mod operators;
 pub mod outbox;
 pub mod payments;

@@ -116,6 +116,18 @@ pub enum PaymentError {
     AccountNumberInvalid,
     #[error("the bank returned the transfer ({0}); the money is back in the wallet")]
     CashoutReturned(crate::cashout::ReturnReason),
+    #[error("a message is 1 to 2,000 characters")]
+    MessageInvalid,
+    #[error("a paid-DM price is from 0.01 to 1,000.00 USD")]
+    DmPriceInvalid,
+    #[error(
+        "this person charges {0} for a message from people they don't follow; offer it to send"
+    )]
+    PaidDmRequired(Money),
+    #[error("no such paid DM")]
+    PaidDmNotFound,
+    #[error("this paid DM was already paid out or refunded")]
+    PaidDmNotPending,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -158,6 +170,11 @@ impl PaymentError {
             PaymentError::RoutingNumberInvalid => "routing_number_invalid",
             PaymentError::AccountNumberInvalid => "account_number_invalid",
             PaymentError::CashoutReturned(_) => "cashout_returned",
+            PaymentError::MessageInvalid => "invalid_message",
+            PaymentError::DmPriceInvalid => "invalid_dm_price",
+            PaymentError::PaidDmRequired(_) => "paid_dm_required",
+            PaymentError::PaidDmNotFound => "paid_dm_not_found",
+            PaymentError::PaidDmNotPending => "paid_dm_not_pending",
             PaymentError::Internal(_) => "internal_error",
         }
     }
@@ -196,7 +213,12 @@ impl PaymentError {
             | PaymentError::FundingNotFound
             | PaymentError::FundingNotAwaitingChallenge
             | PaymentError::CashoutReturned(_)
+            | PaymentError::PaidDmNotFound
+            | PaymentError::PaidDmNotPending
             | PaymentError::Internal(_) => None,
+            PaymentError::MessageInvalid => Some("text"),
+            PaymentError::DmPriceInvalid => Some("price"),
+            PaymentError::PaidDmRequired(_) => Some("offer"),
         }
     }
 }

@@ -832,6 +832,15 @@ pub async fn activity(
             None if transfer.code == crate::tips::TRANSFER_CODE_PLATFORM_FEE => {
                 ("platform fee".to_owned(), String::new())
             }
+            None if transfer.code == crate::messages::TRANSFER_CODE_PAID_DM => {
+                match crate::messages::paid_dm_of_reference(reader, transfer.reference).await? {
+                    Some(dm) => {
+                        let other = if incoming { dm.from } else { dm.to };
+                        (other, "paid DM".to_owned())
+                    }
+                    None => ("paid DM".to_owned(), String::new()),
+                }
+            }
             None if tip.is_some() => {
                 let tip = tip.as_ref().map(|tip| {
                     let other = if incoming { &tip.from } else { &tip.to };

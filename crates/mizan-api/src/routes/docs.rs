@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{apps, identity, payments, requests, security, social};
+use crate::routes::{apps, identity, messages, payments, requests, security, social};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -125,6 +125,15 @@ impl utoipa::Modify for RateLimited {
         crate::routes::social::posts_of,
         crate::routes::social::feed,
         crate::routes::social::create_tip,
+        crate::routes::messages::send_message,
+        crate::routes::messages::threads,
+        crate::routes::messages::thread,
+        crate::routes::messages::get_dm_settings,
+        crate::routes::messages::set_dm_settings,
+        crate::routes::messages::priority_inbox,
+        crate::routes::messages::get_paid_dm,
+        crate::routes::messages::accept_paid_dm,
+        crate::routes::messages::decline_paid_dm,
         openapi_json,
         docs_page
     ),
@@ -172,7 +181,17 @@ impl utoipa::Modify for RateLimited {
         social::PostListBody,
         social::PostCreateRequest,
         social::TipCreateRequest,
-        social::TipBody
+        social::TipBody,
+        messages::MessageCreateRequest,
+        messages::MessageBody,
+        messages::PaidDmBody,
+        messages::SentBody,
+        messages::ThreadItem,
+        messages::ThreadListBody,
+        messages::MessageListBody,
+        messages::PaidDmListBody,
+        messages::DmSettingsBody,
+        messages::DmSettingsRequest
     )),
     modifiers(&BearerAuth, &RateLimited)
 )]

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod docs;
 pub mod health;
 pub mod identity;
+pub mod messages;
 pub mod metrics;
 pub mod payments;
 pub mod requests;

@@ -85,6 +85,16 @@ impl From<PaymentError> for ApiError {
             PaymentError::CardDeclined(_) => {
                 refused(StatusCode::PAYMENT_REQUIRED, "Card declined", error)
             }
+            PaymentError::MessageInvalid | PaymentError::DmPriceInvalid => {
+                refused(StatusCode::BAD_REQUEST, "Invalid field", error)
+            }
+            PaymentError::PaidDmRequired(_) => {
+                refused(StatusCode::PAYMENT_REQUIRED, "Paid DM", error)
+            }
+            PaymentError::PaidDmNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
+            PaymentError::PaidDmNotPending => {
+                refused(StatusCode::CONFLICT, "Paid DM settled", error)
+            }
             PaymentError::Internal(detail) => {
                 tracing::error!(%detail, "payment use case failed");
                 ApiError::Internal
