@@ -7,6 +7,7 @@
 //! - [`layout`]: the page shell, form fields, and security headers.
 //! - [`people`]: sign-up, log-in and the wallet pages.
 //! - [`social`]: the feed, profiles, posts and tips.
+//! - [`messages`]: direct messages and paid DMs.
 //! - [`operator`]: the operator console under `/ops`.
 //! - [`live`]: server-sent events, so a payment received appears without a reload.
 //! - [`i18n`]: English and Arabic strings, amounts and dates.
@@ -19,6 +20,7 @@
 pub mod i18n;
 pub mod layout;
 pub mod live;
+pub mod messages;
 pub mod operator;
 pub mod people;
 pub mod social;
@@ -76,6 +78,13 @@ pub fn pages() -> Router<AppState> {
             "/settings/sessions/{id}/revoke",
             post(people::revoke_session),
         )
+        .route("/messages", get(messages::inbox_page))
+        .route(
+            "/messages/{handle}",
+            get(messages::thread_page).post(messages::send),
+        )
+        .route("/dm-price", post(messages::set_price))
+        .route("/paid-dms/{id}/{action}", post(messages::settle))
         .route("/feed", get(social::feed_page))
         .route("/posts", post(social::create_post))
         .route("/posts/{id}", get(social::post_page))

@@ -1,0 +1,375 @@
+//! Message pages: the inbox (threads and the priority inbox of paid DMs), a thread
+//! with its messages and a box to write, the paid-DM price in settings, and accept /
+//! decline on a paid DM. A message to someone who charges for it shows the price and
+//! asks to confirm; the sender always sees each paid DM's status.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use mizan_api::AppState;
+use mizan_app::identity::WALLET_CURRENCY;
+use mizan_app::messages::{self, MessageText, PaidDmPolicy, PaidDmStatus, PaidDmView};
+use mizan_app::payments::{self, IdempotencyKey, PaymentError};
+use mizan_core::{Clock, Money, SystemClock};
+
+use crate::i18n::{self, Lang, T};
+use crate::layout::{self, csrf_field, form_error, key_field, page, submit, Field};
+use crate::visitor::{form_key, random_token, Form, Visitor};
+use crate::WebError;
+
+/// Messages a thread page shows.
+const MESSAGES_SHOWN: usize = 50;
+
+fn now_ns() -> u64 {
+    SystemClock.now_ns()
+}
+
+fn ledger(state: &AppState, lang: Lang) -> Result<mizan_ledger::Ledger, WebError> {
+    state
+        .ledger()
+        .ok_or_else(|| WebError::Internal(lang, "shutting down".to_owned()))
+}
+
+fn policy(state: &AppState) -> PaidDmPolicy {
+    PaidDmPolicy {
+        cut_bps: state.config().paid_dm_cut_bps,
+        timeout_seconds: state.config().paid_dm_timeout_seconds,
+    }
+}
+
+fn failed(lang: Lang) -> impl Fn(PaymentError) -> WebError {
+    move |error| match error {
+        PaymentError::RecipientNotFound | PaymentError::PaidDmNotFound => WebError::NotFound(lang),
+        other => WebError::Internal(lang, other.to_string()),
+    }
+}
+
+fn status_text(lang: Lang, status: PaidDmStatus) -> &'static str {
+    match status {
+        PaidDmStatus::Pending => T::DmPending.get(lang),
+        PaidDmStatus::Paid => T::DmPaid.get(lang),
+        PaidDmStatus::Declined => T::DmDeclined.get(lang),
+        PaidDmStatus::Expired => T::DmExpired.get(lang),
+    }
+}
+
+fn price_text(lang: Lang, dm: &PaidDmView) -> String {
+    payments::parse_amount(&dm.price, &dm.currency)
+        .map(|money| i18n::money(lang, money))
+        .unwrap_or_else(|_| dm.price.clone())
+}
+
+#[derive(serde::Deserialize)]
+pub struct InboxQuery {
+    to: Option<String>,
+}
+
+/// `GET /messages`: threads, and the paid DMs waiting for an answer; with `?to=` it
+/// goes to the thread with that person.
+pub async fn inbox_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    axum::extract::Query(query): axum::extract::Query<InboxQuery>,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    if let Some(to) = query
+        .to
+        .as_deref()
+        .map(str::trim)
+        .filter(|to| !to.is_empty())
+    {
+        let to = to.trim_start_matches('@');
+        return Ok(layout::redirect(&format!(
+            "/messages/{}",
+            layout::query_escape(to)
+        )));
+    }
+    let reader = state.reader();
+    let threads = messages::threads_of(&reader, person.id)
+        .await
+        .map_err(failed(lang))?;
+    let priority = messages::priority_inbox(&reader, person.id)
+        .await
+        .map_err(failed(lang))?;
+    let settings = messages::dm_settings(&reader, person.id)
+        .await
+        .map_err(failed(lang))?;
+    let content = html! {
+        form.inline.new-message method="get" action="/messages" {
+            (Field::new("to", T::To.get(lang)).list("handle-suggestions").hint(T::HandleHint.get(lang)).render())
+            datalist #handle-suggestions {}
+            button type="submit" { (T::Write.get(lang)) }
+        }
+        @if !priority.is_empty() {
+            section aria-labelledby="priority-title" {
+                h2 #priority-title { (T::PriorityInbox.get(lang)) }
+                ul.requests {
+                    @for dm in &priority {
+                        li.request id={ "paid-dm-" (dm.id) } {
+                            a.who href={ "/messages/" (dm.from) } { bdi { "@" (dm.from) } }
+                            span.amount { bdi { (price_text(lang, dm)) } }
+                            span.status { (status_text(lang, dm.status)) }
+                            @if dm.status == PaidDmStatus::Pending {
+                                span.hint { (T::AnswerBy.get(lang)) " " (i18n::date_time(lang, &dm.expires_at)) }
+                                form.inline method="post" action={ "/paid-dms/" (dm.id) "/decline" } {
+                                    (csrf_field(&visitor))
+                                    button type="submit" data-busy=(T::Working.get(lang)) { (T::Decline.get(lang)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="threads-title" {
+            h2 #threads-title { (T::Conversations.get(lang)) }
+            @if threads.is_empty() { p { (T::NoMessages.get(lang)) } }
+            ul.apps {
+                @for thread in &threads {
+                    li { a href={ "/messages/" (thread.with) } { bdi { "@" (thread.with) } } }
+                }
+            }
+        }
+        section aria-labelledby="price-title" {
+            h2 #price-title { (T::PaidDms.get(lang)) }
+            p.hint { (T::PaidDmsHint.get(lang)) }
+            (price_form(&visitor, settings.paid_dms.then(|| Money::from_minor(settings.price_minor, WALLET_CURRENCY).format_major()).as_deref().unwrap_or(""), None))
+        }
+    };
+    Ok(page(
+        &visitor,
+        StatusCode::OK,
+        T::Messages.get(lang),
+        content,
+    ))
+}
+
+fn price_form(visitor: &Visitor, price: &str, error: Option<&str>) -> Markup {
+    let lang = visitor.lang;
+    html! {
+        form.card method="post" action="/dm-price" novalidate {
+            (csrf_field(visitor))
+            (Field::new("price", T::DmPrice.get(lang)).value(price).optional().inputmode("decimal")
+                .hint(T::DmPriceHint.get(lang)).error(error).render())
+            (submit(T::Save.get(lang), T::Working.get(lang)))
+        }
+    }
+}
+
+/// `POST /dm-price`: an empty price turns paid DMs off.
+pub async fn set_price(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let form = Form::parse(&body);
+    visitor.check_form(&form)?;
+    let price = match form.get("price") {
+        "" => Ok(None),
+        text => payments::parse_amount(text, WALLET_CURRENCY.code()).map(Some),
+    };
+    let ledger = ledger(&state, lang)?;
+    let saved = match price {
+        Ok(price) => messages::set_dm_price(&ledger, person, price).await,
+        Err(error) => Err(error),
+    };
+    match saved {
+        Ok(_) => Ok(layout::redirect("/messages")),
+        Err(PaymentError::Internal(detail)) => Err(WebError::Internal(lang, detail)),
+        Err(_) => {
+            let content = price_form(&visitor, form.get("price"), Some(T::ErrDmPrice.get(lang)));
+            Ok(page(
+                &visitor,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                T::PaidDms.get(lang),
+                content,
+            ))
+        }
+    }
+}
+
+/// `GET /messages/{handle}`.
+pub async fn thread_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(handle): Path<String>,
+) -> Result<Response, WebError> {
+    render_thread(
+        &state,
+        &visitor,
+        &handle,
+        &Form::default(),
+        None,
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_thread(
+    state: &AppState,
+    visitor: &Visitor,
+    handle: &str,
+    form: &Form,
+    problem: Option<&str>,
+    price: Option<Money>,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let reader = state.reader();
+    let list = messages::thread_messages(&reader, person, handle, MESSAGES_SHOWN)
+        .await
+        .map_err(failed(lang))?;
+    let other = mizan_app::social::person_of(&reader, handle)
+        .await
+        .map_err(|_| WebError::NotFound(lang))?;
+    let other_handle = other.handle.as_str();
+    let mut cards = Vec::with_capacity(list.len());
+    for message in &list {
+        let dm = match &message.paid_dm_id {
+            Some(id) => Some(
+                messages::paid_dm(&reader, person.id, id)
+                    .await
+                    .map_err(failed(lang))?,
+            ),
+            None => None,
+        };
+        cards.push((message, dm));
+    }
+    let content = html! {
+        ol.thread {
+            @for (message, dm) in &cards {
+                @let mine = message.from == person.handle.as_str();
+                li.message.mine[mine] {
+                    p.text { (message.text) }
+                    @if let Some(dm) = dm {
+                        p.paid-dm {
+                            (T::PaidDm.get(lang)) ": " bdi { (price_text(lang, dm)) } " · "
+                            span.dm-status { (status_text(lang, dm.status)) }
+                            @if !mine && dm.status == PaidDmStatus::Pending {
+                                " · " (T::ReplyToAccept.get(lang))
+                            }
+                        }
+                    }
+                    time datetime=(message.created_at) { (i18n::date_time(lang, &message.created_at)) }
+                }
+            }
+        }
+        form.card method="post" action={ "/messages/" (other_handle) } novalidate {
+            (csrf_field(visitor))
+            (key_field(&random_token()))
+            @if let Some(price) = price {
+                p.notice role="status" {
+                    (T::CostsToMessage.get(lang)) " " bdi { (i18n::money(lang, price)) } ". " (T::CostsHint.get(lang))
+                }
+                input type="hidden" name="offer" value=(price.format_major());
+            }
+            @if let Some(problem) = problem { (form_error(problem)) }
+            div.field {
+                label for="field-text" { (T::Message.get(lang)) }
+                textarea #field-text name="text" rows="3" maxlength="2000" required { (form.get("text")) }
+            }
+            @if let Some(price) = price {
+                (submit(&format!("{} {}", T::PayAndSend.get(lang), i18n::money(lang, price)), T::Sending.get(lang)))
+            } @else {
+                (submit(T::SendMessage.get(lang), T::Sending.get(lang)))
+            }
+        }
+    };
+    let title = format!("@{other_handle}");
+    Ok(page(visitor, status, &title, content))
+}
+
+/// `POST /messages/{handle}`.
+pub async fn send(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(handle): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let form = Form::parse(&body);
+    visitor.check_form(&form)?;
+    let Ok(text) = MessageText::parse(form.get("text")) else {
+        let problem = T::ErrMessage.get(lang);
+        return render_thread(
+            &state,
+            &visitor,
+            &handle,
+            &form,
+            Some(problem),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let offer = match form.get("offer") {
+        "" => None,
+        text => payments::parse_amount(text, WALLET_CURRENCY.code()).ok(),
+    };
+    let key = IdempotencyKey::parse(&form_key(&form, "message"))
+        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+    let ledger = ledger(&state, lang)?;
+    let sent = messages::send_message(
+        &ledger,
+        &state.reader(),
+        person,
+        &handle,
+        text,
+        offer,
+        key,
+        policy(&state),
+        now_ns(),
+    )
+    .await;
+    drop(ledger);
+    let (problem, price) = match sent {
+        Ok(_) => return Ok(layout::redirect(&format!("/messages/{handle}"))),
+        // The price is shown and the person confirms with a new key.
+        Err(PaymentError::PaidDmRequired(price)) => (None, Some(price)),
+        Err(PaymentError::InsufficientFunds) => (Some(T::ErrFunds.get(lang)), None),
+        Err(PaymentError::CannotPayYourself) => (Some(T::ErrSelfMessage.get(lang)), None),
+        Err(PaymentError::IdempotencyRequestInProgress) => (Some(T::ErrInProgress.get(lang)), None),
+        Err(error) => return Err(failed(lang)(error)),
+    };
+    render_thread(
+        &state,
+        &visitor,
+        &handle,
+        &form,
+        problem,
+        price,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// `POST /paid-dms/{id}/decline` (and `/accept`).
+pub async fn settle(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    visitor.check_form(&Form::parse(&body))?;
+    let accept = match action.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => return Err(WebError::NotFound(lang)),
+    };
+    let ledger = ledger(&state, lang)?;
+    match messages::settle_paid_dm(&ledger, &state.reader(), person, &id, accept, now_ns()).await {
+        Ok(_) | Err(PaymentError::PaidDmNotPending) => Ok(layout::redirect("/messages")),
+        Err(PaymentError::RequestActionNotAllowed) => Err(WebError::NotFound(lang)),
+        Err(error) => Err(failed(lang)(error)),
+    }
+}
