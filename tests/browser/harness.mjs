@@ -190,6 +190,22 @@ export async function login(baseUrl, handle, password) {
   return session.token;
 }
 
+/**
+ * Verifies the person behind `token` to tier 1 (`POST /v1/me/verification`) with
+ * details the sandbox provider passes, for tests that move more than tier 0 allows.
+ */
+export function verify(baseUrl, token) {
+  return call(baseUrl, 'POST', '/v1/me/verification', {
+    token,
+    body: {
+      legal_name: 'Test Person',
+      date_of_birth: '1990-05-17',
+      address: { line1: '1 Main St', city: 'Springfield', postal_code: '12345', state: 'IL', country: 'US' },
+      ssn_last4: '1234',
+    },
+  });
+}
+
 /** Funds the person behind `token` with a test card (`POST /v1/funding`), in USD. */
 export function fund(baseUrl, token, amount = '50.00') {
   return call(baseUrl, 'POST', '/v1/funding', {

@@ -2,7 +2,7 @@
 // arrive live, the receipt; a declined card; the Arabic page; keyboard-only sending.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fund, launchBrowser, login, screenshot, signup, startMizan } from './harness.mjs';
+import { fund, launchBrowser, login, screenshot, signup, startMizan, verify } from './harness.mjs';
 
 const PASSWORD = 'browser test password';
 
@@ -137,6 +137,8 @@ test('a declined card shows its error next to the field and moves no money', asy
 test('the Arabic pages are right to left, with Arabic numerals', async () => {
   await signup(server.baseUrl, 'dana', PASSWORD);
   const token = await login(server.baseUrl, 'dana', PASSWORD);
+  // $1,234.50 is over what a new person may add in a week.
+  await verify(server.baseUrl, token);
   await fund(server.baseUrl, token, '1234.50');
   const { context, page } = await signedIn('dana');
   await page.getByRole('link', { name: 'العربية' }).click();

@@ -96,6 +96,9 @@ pub struct ServerConfig {
     /// Seconds a paid DM's recipient has to answer before the ledger refunds the
     /// sender (default 259,200 = 72 h).
     pub paid_dm_timeout_seconds: u32,
+    /// Limits per verification tier (`[limits.tier0]` … `[limits.tier2]`, USD
+    /// cents; TOML only). See docs/COMPLIANCE.md.
+    pub limits: mizan_app::limits::LimitsTable,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +122,7 @@ impl Default for ServerConfig {
             tip_fee_bps: 0,
             paid_dm_cut_bps: 1_000,
             paid_dm_timeout_seconds: 72 * 3_600,
+            limits: mizan_app::limits::LimitsTable::default(),
         }
     }
 }
@@ -191,6 +195,10 @@ impl ServerConfig {
         if config.paid_dm_timeout_seconds == 0 {
             return Err("paid_dm_timeout_seconds must be at least 1".to_owned());
         }
+        config
+            .limits
+            .validate()
+            .map_err(|reason| format!("limits: {reason}"))?;
         Ok(config)
     }
 

@@ -57,6 +57,38 @@ pub enum ApiError {
         field: Option<&'static str>,
         detail: String,
     },
+    /// A movement refused by a limit, a licence or the verification tier; the
+    /// problem carries which and, for a limit, when it resets.
+    #[error("{detail}")]
+    Compliance {
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: String,
+        /// Boxed: it is rare, and `ApiError` stays small on every other path.
+        extras: Box<ProblemExtras>,
+    },
+}
+
+/// The members a compliance problem adds (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ProblemExtras {
+    /// `limit_exceeded`: which limit (`daily_send`, `weekly_send`, `weekly_cashout`,
+    /// `weekly_funding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// `limit_exceeded`: when the limit's window ends (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+    /// `capability_unavailable`: the person's jurisdiction (`US-CA`, `GB`, `UNVERIFIED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// `capability_unavailable`: `p2p`, `cashout`, `savings` or `cards`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// `verification_required`: the tier needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_required: Option<u8>,
 }
 
 /// The body of every error response.
@@ -76,6 +108,8 @@ pub struct Problem {
     /// The request body field the problem is about, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    #[serde(flatten)]
+    pub extras: ProblemExtras,
 }
 
 impl ApiError {
@@ -92,7 +126,7 @@ impl ApiError {
             ApiError::InvalidBody | ApiError::InvalidField { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ApiError::Refused { status, .. } => *status,
+            ApiError::Refused { status, .. } | ApiError::Compliance { status, .. } => *status,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -111,7 +145,8 @@ impl ApiError {
             ApiError::InvalidBody => "invalid_body",
             ApiError::InvalidField { code, .. }
             | ApiError::Conflict { code, .. }
-            | ApiError::Refused { code, .. } => code,
+            | ApiError::Refused { code, .. }
+            | ApiError::Compliance { code, .. } => code,
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -133,7 +168,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::InvalidCredentials => "Invalid credentials",
             ApiError::Unauthenticated => "Unauthenticated",
-            ApiError::Refused { title, .. } => title,
+            ApiError::Refused { title, .. } | ApiError::Compliance { title, .. } => title,
             ApiError::RateLimited { .. } => "Too many requests",
         }
     }
@@ -154,6 +189,7 @@ impl ApiError {
             | ApiError::InvalidBody
             | ApiError::InvalidCredentials
             | ApiError::Unauthenticated
+            | ApiError::Compliance { .. }
             | ApiError::RateLimited { .. } => None,
         }
     }
@@ -181,6 +217,10 @@ impl ApiError {
             code: self.code().to_owned(),
             detail: self.to_string(),
             field: self.field().map(str::to_owned),
+            extras: match self {
+                ApiError::Compliance { extras, .. } => extras.as_ref().clone(),
+                _ => ProblemExtras::default(),
+            },
         }
     }
 }

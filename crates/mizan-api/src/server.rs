@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -23,7 +23,8 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
-    apps, docs, health, identity, messages, metrics, payments, requests, security, social,
+    apps, compliance, docs, health, identity, messages, metrics, payments, requests, security,
+    social,
 };
 use crate::state::{AppState, StateError};
 
@@ -64,6 +65,14 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/me/totp", post(security::begin_totp))
         .route("/v1/me/totp/confirm", post(security::confirm_totp))
         .route("/v1/me", get(identity::me))
+        .route("/v1/me/verification", post(compliance::verify_identity))
+        .route(
+            "/v1/me/verification/document",
+            post(compliance::verify_document),
+        )
+        .route("/v1/me/limits", get(compliance::my_limits))
+        .route("/v1/licences", get(compliance::list_licences))
+        .route("/v1/licences/{jurisdiction}", put(compliance::put_licence))
         .route("/v1/funding", post(payments::fund))
         .route("/v1/cashouts", post(payments::cash_out))
         .route(

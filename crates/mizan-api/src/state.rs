@@ -14,6 +14,7 @@ use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
 use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_app::verification::{IdentityVerifier, SandboxVerifier};
 use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
 use mizan_store::Location;
@@ -56,6 +57,7 @@ struct Inner {
     metrics: Metrics,
     processor: Arc<dyn Processor>,
     payouts: Arc<dyn Payouts>,
+    verifier: Arc<dyn IdentityVerifier>,
     limits: RateLimits,
     /// Flips to true when shutdown begins, so long-lived responses (event streams)
     /// end and let the server drain.
@@ -107,6 +109,7 @@ impl AppState {
                 metrics: Metrics::new()?,
                 processor: Arc::new(SandboxProcessor),
                 payouts: Arc::new(SandboxPayouts),
+                verifier: Arc::new(SandboxVerifier),
                 limits: RateLimits {
                     ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
@@ -135,6 +138,11 @@ impl AppState {
     /// The payout rail cash-outs go through (the sandbox for now).
     pub fn payouts(&self) -> Arc<dyn Payouts> {
         self.inner.payouts.clone()
+    }
+
+    /// The identity-verification provider (the sandbox for now).
+    pub fn verifier(&self) -> Arc<dyn IdentityVerifier> {
+        self.inner.verifier.clone()
     }
 
     pub fn rate_limits(&self) -> &RateLimits {

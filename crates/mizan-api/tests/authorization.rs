@@ -77,6 +77,11 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/me/export", Access::Session),
     route("POST", "/v1/me/totp", Access::Session),
     route("POST", "/v1/me/totp/confirm", Access::Session),
+    route("POST", "/v1/me/verification", Access::Session),
+    route("POST", "/v1/me/verification/document", Access::Session),
+    route("GET", "/v1/me/limits", Access::Session),
+    route("GET", "/v1/licences", Access::Operator),
+    route("PUT", "/v1/licences/{jurisdiction}", Access::Operator),
     route("POST", "/v1/funding", Access::Write),
     route("POST", "/v1/cashouts", Access::Write),
     owned("POST", "/v1/funding/{id}/challenge", Access::Write),
@@ -179,7 +184,7 @@ fn rand_suffix() -> u64 {
 
 /// A body that passes parsing for the route, so that only authorization decides.
 fn body_for(method: &str, path: &str) -> Option<Value> {
-    if method != "POST" {
+    if method != "POST" && method != "PUT" {
         return None;
     }
     Some(match path {
@@ -200,6 +205,16 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/v1/requests" => json!({"from": "omar", "amount": "1.00", "currency": "USD"}),
         "/v1/splits" => json!({"amount": "2.00", "currency": "USD", "with": ["omar"]}),
         "/v1/apps" => json!({"name": "Sneaky"}),
+        "/v1/me/verification" => json!({
+            "legal_name": "Sneaky", "date_of_birth": "1990-01-01", "ssn_last4": "1234",
+            "address": {"line1": "1 Main St", "city": "X", "postal_code": "1", "state": "CA", "country": "US"}
+        }),
+        "/v1/me/verification/document" => {
+            json!({"document_type": "passport", "document_number": "P1234567"})
+        }
+        "/v1/licences/{jurisdiction}" => {
+            json!({"p2p": false, "cashout": false, "savings": false, "cards": false})
+        }
         "/v1/me/profile" => json!({"display_name": "Sneaky", "bio": ""}),
         "/v1/posts" => json!({"text": "hello"}),
         "/v1/tips" => json!({"to": "lina", "amount": "1.00", "currency": "USD"}),
@@ -235,6 +250,7 @@ fn concrete(path: &str, world: &World) -> String {
     )
     .replace("{app_id}", &world.chat_app_id)
     .replace("{handle}", "lina")
+    .replace("{jurisdiction}", "US-CA")
     .replace("/v1/posts/{id}", &format!("/v1/posts/{}", world.post_id))
     .replace(
         "/v1/paid-dms/{id}",

@@ -166,6 +166,7 @@ fn fingerprint(person: PersonId, amount: Money, account: &BankAccount) -> String
 pub async fn cash_out(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     payouts: &dyn Payouts,
     person: PersonId,
     amount: Money,
@@ -214,9 +215,19 @@ pub async fn cash_out(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
+    let charge = crate::limits::prepare(
+        ledger,
+        reader,
+        limits,
+        person,
+        crate::limits::Movement::Cashout,
+        now_ns,
+    )
+    .await?;
     let held = submit_intent(
         ledger,
         hold,
+        Some(&charge),
         COLLECTION_CASHOUTS,
         &document.id,
         &document,

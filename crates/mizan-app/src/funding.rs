@@ -161,10 +161,13 @@ pub(crate) enum Held {
 
 /// One submission of a processor intent (a funding, a cash-out): its transfer, its
 /// document under `collection/id`, extra rows (the idempotency claim) and, when
-/// given, an outbox event carrying the document.
+/// given, an outbox event carrying the document. With a `charge`, the transfer draws
+/// its amount from the person's limit allowances in the same atomic submission.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn submit_intent<D: Serialize>(
     ledger: &Ledger,
     transfer: TransferRequest,
+    charge: Option<&crate::limits::Charge>,
     collection: &str,
     id: &str,
     document: &D,
@@ -181,8 +184,13 @@ pub(crate) async fn submit_intent<D: Serialize>(
     if let Some((topic, now_ns)) = event {
         rows.push(crate::outbox::event_row(topic, &body, now_ns));
     }
+    let (transfer_id, amount_minor) = (transfer.id, transfer.amount);
+    let mut transfers = vec![transfer];
+    if let Some(charge) = charge {
+        transfers.extend(charge.legs(transfer_id, amount_minor)?);
+    }
     let submission = Submission {
-        transfers: vec![transfer],
+        transfers,
         rows,
         atomic: true,
         ..Submission::default()
@@ -193,6 +201,9 @@ pub(crate) async fn submit_intent<D: Serialize>(
         .map_err(|error| internal("submitting an intent", error))?;
     if result.row_conflict.is_some() {
         return Ok(Held::KeyTaken);
+    }
+    if let Some(charge) = charge {
+        return Ok(Held::Claimed(charge.settle(&result.transfers)?));
     }
     match result.transfers.as_slice() {
         [outcome] => Ok(Held::Claimed(outcome.result)),
@@ -235,6 +246,7 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     let resolved = submit_intent(
         ledger,
         transfer,
+        None,
         resolution.collection,
         resolution.id,
         document,
@@ -350,6 +362,7 @@ fn answer_claim(claim: &FundingClaim, fingerprint: &str) -> Result<FundingOutcom
 pub async fn fund(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     processor: &dyn Processor,
     person: PersonId,
     amount: Money,
@@ -398,9 +411,19 @@ pub async fn fund(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
+    let charge = crate::limits::prepare(
+        ledger,
+        reader,
+        limits,
+        person,
+        crate::limits::Movement::Funding,
+        now_ns,
+    )
+    .await?;
     let held = submit_intent(
         ledger,
         pending,
+        Some(&charge),
         COLLECTION_FUNDINGS,
         &document.id,
         &document,

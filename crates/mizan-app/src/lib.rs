@@ -4,6 +4,8 @@
 //! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
 //! - [`requests`]: money requests, splits, the activity feed and receipts.
 //! - [`funding`]: money entering a wallet from a card, through a processor.
+//! - [`verification`], [`limits`], [`licences`]: tiers, limits on every money
+//!   movement, and availability by jurisdiction.
 //! - [`social`]: profiles, follows and posts; [`tips`]: money to creators.
 
 pub mod apps;
@@ -12,6 +14,8 @@ mod documents;
 pub mod export;
 pub mod funding;
 pub mod identity;
+pub mod licences;
+pub mod limits;
 pub mod messages;
 pub mod operators;
 pub mod outbox;
@@ -22,4 +26,5 @@ pub mod social;
 pub mod time;
 pub mod tips;
 pub mod totp;
+pub mod verification;
 pub mod webhooks;

@@ -249,6 +249,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
 pub async fn send_message(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     sender: &Person,
     to_handle: &str,
     text: MessageText,
@@ -311,6 +312,7 @@ pub async fn send_message(
         let mut transfers = Vec::new();
         let mut rows = Vec::new();
         let mut paid_dm = None;
+        let mut charge = None;
         if needs_payment {
             let price = Money::from_minor(settings.price_minor, WALLET_CURRENCY);
             let offered = offer.is_some_and(|offer| {
@@ -322,6 +324,17 @@ pub async fn send_message(
             let id = format!("{:032x}", derived_u128(PAID_DM_ID_DOMAIN, sender.id, &key));
             let hold_id = TransferId::new(derived_u128(PAID_DM_HOLD_DOMAIN, sender.id, &key))
                 .map_err(|error| internal("paid dm hold id", error))?;
+            // Paying to reach someone is sending money: it counts against the limits.
+            let cleared = crate::limits::prepare(
+                ledger,
+                reader,
+                limits,
+                sender.id,
+                crate::limits::Movement::Send,
+                now_ns,
+            )
+            .await?;
+            charge = Some((cleared, hold_id, price.minor_units()));
             let cut = fee_of(price, policy.cut_bps)?;
             let expires_ns =
                 now_ns.saturating_add(u64::from(policy.timeout_seconds) * 1_000_000_000);
@@ -389,6 +402,10 @@ pub async fn send_message(
             rows.extend(dm_rows);
             settled.push(dm.view.id.clone());
         }
+        // The allowance legs go last, where `Charge::settle` looks for them.
+        if let Some((charge, hold, amount_minor)) = &charge {
+            transfers.extend(charge.legs(*hold, *amount_minor)?);
+        }
         if !document.writers.contains(&me) {
             document.writers.push(me.clone());
         }
@@ -455,6 +472,10 @@ pub async fn send_message(
             }
             // A paid DM this reply would settle was settled meanwhile: read again.
             continue;
+        }
+        if let Some((charge, _, _)) = &charge {
+            // `limit_exceeded` when only an allowance leg failed; else the loop below.
+            charge.settle(&result.transfers)?;
         }
         for outcome in &result.transfers {
             match outcome.result {

@@ -116,6 +116,20 @@ pub enum PaymentError {
     AccountNumberInvalid,
     #[error("the bank returned the transfer ({0}); the money is back in the wallet")]
     CashoutReturned(crate::cashout::ReturnReason),
+    #[error("this would go over your {limit} limit, which resets at {resets_at}")]
+    LimitExceeded {
+        /// `daily_send`, `weekly_send`, `weekly_cashout` or `weekly_funding`.
+        limit: &'static str,
+        /// RFC 3339 UTC: when the limit's window ends.
+        resets_at: String,
+    },
+    #[error("{capability} is not available to residents of {jurisdiction}")]
+    CapabilityUnavailable {
+        jurisdiction: String,
+        capability: &'static str,
+    },
+    #[error("this needs verification tier {tier}; verify your identity first")]
+    VerificationRequired { tier: u8 },
     #[error("a message is 1 to 2,000 characters")]
     MessageInvalid,
     #[error("a paid-DM price is from 0.01 to 1,000.00 USD")]
@@ -170,6 +184,9 @@ impl PaymentError {
             PaymentError::RoutingNumberInvalid => "routing_number_invalid",
             PaymentError::AccountNumberInvalid => "account_number_invalid",
             PaymentError::CashoutReturned(_) => "cashout_returned",
+            PaymentError::LimitExceeded { .. } => "limit_exceeded",
+            PaymentError::CapabilityUnavailable { .. } => "capability_unavailable",
+            PaymentError::VerificationRequired { .. } => "verification_required",
             PaymentError::MessageInvalid => "invalid_message",
             PaymentError::DmPriceInvalid => "invalid_dm_price",
             PaymentError::PaidDmRequired(_) => "paid_dm_required",
@@ -213,6 +230,9 @@ impl PaymentError {
             | PaymentError::FundingNotFound
             | PaymentError::FundingNotAwaitingChallenge
             | PaymentError::CashoutReturned(_)
+            | PaymentError::LimitExceeded { .. }
+            | PaymentError::CapabilityUnavailable { .. }
+            | PaymentError::VerificationRequired { .. }
             | PaymentError::PaidDmNotFound
             | PaymentError::PaidDmNotPending
             | PaymentError::Internal(_) => None,
@@ -482,6 +502,7 @@ async fn answer_stored(
 pub async fn pay(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     payer: &Person,
     request: PaymentRequest,
     key: IdempotencyKey,
@@ -499,6 +520,15 @@ pub async fn pay(
     if payee == payer.id {
         return Err(PaymentError::CannotPayYourself);
     }
+    let charge = crate::limits::prepare(
+        ledger,
+        reader,
+        limits,
+        payer.id,
+        crate::limits::Movement::Send,
+        now_ns,
+    )
+    .await?;
     let transfer_id = TransferId::new(derived_u128(P2P_TRANSFER_ID_DOMAIN, payer.id, &key))
         .map_err(|error| internal("transfer id", error))?;
     let payment_id = derived_u128(P2P_PAYMENT_ID_DOMAIN, payer.id, &key);
@@ -534,9 +564,11 @@ pub async fn pay(
         TRANSFER_CODE_P2P,
     )
     .with_reference(payment_id);
+    let mut transfers = vec![transfer];
+    transfers.extend(charge.legs(transfer_id, request.amount.minor_units())?);
     let document_json = to_json(&document)?;
     let submission = Submission {
-        transfers: vec![transfer],
+        transfers,
         rows: vec![
             BusinessRow::Create {
                 collection: COLLECTION_IDEMPOTENCY.to_owned(),
@@ -565,10 +597,7 @@ pub async fn pay(
             .await?
             .ok_or_else(|| internal("claim taken but unreadable", &view.id));
     }
-    let [outcome] = result.transfers.as_slice() else {
-        return Err(internal("transfer results", result.transfers.len()));
-    };
-    match outcome.result {
+    match charge.settle(&result.transfers)? {
         CreateTransferResult::Ok => {}
         CreateTransferResult::ExceedsCredits => return Err(PaymentError::InsufficientFunds),
         other => return Err(internal("payment transfer", format!("{other:?}"))),

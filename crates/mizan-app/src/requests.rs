@@ -509,6 +509,7 @@ pub async fn close_request(
 pub async fn pay_request(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     payer: &Person,
     request_id: &str,
     key: IdempotencyKey,
@@ -530,6 +531,15 @@ pub async fn pay_request(
     }
     let requester = PersonId::parse(&document.requester)?;
     let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
+    let charge = crate::limits::prepare(
+        ledger,
+        reader,
+        limits,
+        payer.id,
+        crate::limits::Movement::Send,
+        now_ns,
+    )
+    .await?;
     let transfer_id = TransferId::new(derived_u128(REQUEST_PAY_TRANSFER_ID_DOMAIN, payer.id, &key))
         .map_err(|error| internal("transfer id", error))?;
     let payment_id = derived_u128(REQUEST_PAY_PAYMENT_ID_DOMAIN, payer.id, &key);
@@ -578,8 +588,10 @@ pub async fn pay_request(
         TRANSFER_CODE_P2P,
     )
     .with_reference(payment_id);
+    let mut transfers = vec![transfer];
+    transfers.extend(charge.legs(transfer_id, amount.minor_units())?);
     let submission = Submission {
-        transfers: vec![transfer],
+        transfers,
         rows,
         atomic: true,
         ..Submission::default()
@@ -594,10 +606,7 @@ pub async fn pay_request(
             .await?
             .ok_or(PaymentError::RequestNotOpen);
     }
-    let [outcome] = result.transfers.as_slice() else {
-        return Err(internal("transfer results", result.transfers.len()));
-    };
-    match outcome.result {
+    match charge.settle(&result.transfers)? {
         CreateTransferResult::Ok => {}
         CreateTransferResult::ExceedsCredits => return Err(PaymentError::InsufficientFunds),
         other => return Err(internal("request transfer", format!("{other:?}"))),

@@ -113,9 +113,11 @@ pub fn fee_of(amount: Money, fee_bps: u32) -> Result<Money, PaymentError> {
 
 /// Sends a tip, once per key. `fee_bps` is the platform's cut (0 for none).
 #[tracing::instrument(skip_all, fields(fan = %fan.id))]
+#[allow(clippy::too_many_arguments)]
 pub async fn tip(
     ledger: &Ledger,
     reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
     fan: &Person,
     tip: NewTip,
     key: IdempotencyKey,
@@ -147,6 +149,15 @@ pub async fn tip(
     let claim = claim_key("tip", fan.id, &key);
     let fee = fee_of(tip.amount, fee_bps)?;
     let tip_id = derived_u128(TIP_ID_DOMAIN, fan.id, &key);
+    let charge = crate::limits::prepare(
+        ledger,
+        reader,
+        limits,
+        fan.id,
+        crate::limits::Movement::Send,
+        now_ns,
+    )
+    .await?;
     let transfer_id = TransferId::new(derived_u128(TIP_TRANSFER_ID_DOMAIN, fan.id, &key))
         .map_err(|error| internal("tip transfer id", error))?;
     let view = TipView {
@@ -191,6 +202,7 @@ pub async fn tip(
             .with_reference(tip_id),
         );
     }
+    transfers.extend(charge.legs(transfer_id, tip.amount.minor_units())?);
     let document = TipDocument {
         payer: fan.id.to_string(),
         payee: creator.id.to_string(),
@@ -250,9 +262,9 @@ pub async fn tip(
             .await?
             .ok_or_else(|| internal("claim taken but unreadable", &view.id));
     }
-    match result.transfers.first().map(|outcome| outcome.result) {
-        Some(CreateTransferResult::Ok) => {}
-        Some(CreateTransferResult::ExceedsCredits) => return Err(PaymentError::InsufficientFunds),
+    match charge.settle(&result.transfers)? {
+        CreateTransferResult::Ok => {}
+        CreateTransferResult::ExceedsCredits => return Err(PaymentError::InsufficientFunds),
         other => return Err(internal("tip transfer", format!("{other:?}"))),
     }
     tracing::info!(tip = %view.id, "tip sent");

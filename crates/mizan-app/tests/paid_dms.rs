@@ -83,6 +83,7 @@ impl World {
         messages::send_message(
             self.ledger(),
             &self.reader,
+            &mizan_app::limits::LimitsTable::uniform(mizan_app::limits::LIMIT_MINOR_MAX),
             from,
             to.handle.as_str(),
             MessageText::parse("hello").unwrap(),

@@ -104,6 +104,11 @@ pub enum AccountCode {
     CardSettlement,
     Suspense,
     Operating,
+    /// A person's spending allowance for one limit window (never overdrawn): credited
+    /// with the window's limit, debited by every movement the limit counts.
+    Allowance,
+    /// The platform's side of every allowance grant and use (no balance limits).
+    LimitsControl,
 }
 
 impl AccountCode {
@@ -118,6 +123,8 @@ impl AccountCode {
         AccountCode::CardSettlement,
         AccountCode::Suspense,
         AccountCode::Operating,
+        AccountCode::Allowance,
+        AccountCode::LimitsControl,
     ];
 
     pub const fn number(self) -> u16 {
@@ -132,6 +139,8 @@ impl AccountCode {
             AccountCode::CardSettlement => 8,
             AccountCode::Suspense => 9,
             AccountCode::Operating => 10,
+            AccountCode::Allowance => 11,
+            AccountCode::LimitsControl => 12,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod messages;
 pub mod operator;
 pub mod people;
 pub mod social;
+pub mod verification;
 pub mod visitor;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -71,6 +72,15 @@ pub fn pages() -> Router<AppState> {
         .route("/apps/{id}/revoke", post(people::revoke_app))
         .route("/link-requests/{id}/{action}", post(people::answer_link))
         .route("/settings", get(people::settings_page))
+        .route("/verification", get(verification::verification_page))
+        .route(
+            "/verification/identity",
+            post(verification::verify_identity),
+        )
+        .route(
+            "/verification/document",
+            post(verification::verify_document),
+        )
         .route("/settings/password", post(people::change_password))
         .route("/settings/totp", post(people::begin_totp))
         .route("/settings/totp/confirm", post(people::confirm_totp))

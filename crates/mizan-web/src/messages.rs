@@ -320,6 +320,7 @@ pub async fn send(
     let sent = messages::send_message(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         person,
         &handle,
         text,
@@ -337,6 +338,11 @@ pub async fn send(
         Err(PaymentError::InsufficientFunds) => (Some(T::ErrFunds.get(lang)), None),
         Err(PaymentError::CannotPayYourself) => (Some(T::ErrSelfMessage.get(lang)), None),
         Err(PaymentError::IdempotencyRequestInProgress) => (Some(T::ErrInProgress.get(lang)), None),
+        Err(PaymentError::LimitExceeded { .. }) => (Some(T::ErrLimit.get(lang)), None),
+        Err(PaymentError::CapabilityUnavailable { .. }) => {
+            (Some(T::ErrUnavailable.get(lang)), None)
+        }
+        Err(PaymentError::VerificationRequired { .. }) => (Some(T::ErrVerify.get(lang)), None),
         Err(error) => return Err(failed(lang)(error)),
     };
     render_thread(

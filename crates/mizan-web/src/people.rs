@@ -117,6 +117,9 @@ fn payment_problem(error: &PaymentError) -> Option<(&'static str, T)> {
         }
         PaymentError::IdempotencyRequestInProgress => ("", T::ErrInProgress),
         PaymentError::IdempotencyKeyReused => ("", T::FormExpired),
+        PaymentError::LimitExceeded { .. } => ("amount", T::ErrLimit),
+        PaymentError::CapabilityUnavailable { .. } => ("", T::ErrUnavailable),
+        PaymentError::VerificationRequired { .. } => ("", T::ErrVerify),
         _ => return None,
     })
 }
@@ -697,6 +700,7 @@ pub async fn send(
                 let paid = payments::pay(
                     &ledger,
                     &state.reader(),
+                    &state.config().limits,
                     &caller.person,
                     request,
                     key,
@@ -935,7 +939,8 @@ pub async fn answer_request(
             }
             let key = IdempotencyKey::parse(&form_key(&form, "pay-request"))
                 .map_err(|error| WebError::Internal(lang, error.to_string()))?;
-            requests::pay_request(&ledger, &reader, person, &id, key, now_ns())
+            let limits = &state.config().limits;
+            requests::pay_request(&ledger, &reader, limits, person, &id, key, now_ns())
                 .await
                 .map(|answer| answer.body.payment_id)
         }
@@ -1136,6 +1141,7 @@ pub async fn add_money(
         let funded = funding::fund(
             &ledger,
             &state.reader(),
+            &state.config().limits,
             processor.as_ref(),
             person.id,
             amount,
@@ -1316,6 +1322,7 @@ pub async fn cash_out(
                 let result = cashout::cash_out(
                     &ledger,
                     &state.reader(),
+                    &state.config().limits,
                     payouts.as_ref(),
                     caller.person.id,
                     amount,
@@ -1629,6 +1636,10 @@ async fn render_settings(
             p {
                 a href="/lang/en" lang="en" { "English" } " · " a href="/lang/ar" lang="ar" { "العربية" }
             }
+        }
+        section aria-labelledby="verification" {
+            h2 #verification { (T::Verification.get(lang)) }
+            p { a href="/verification" { (T::VerificationLink.get(lang)) } }
         }
         section aria-labelledby="two-factor" {
             h2 #two-factor { (T::TwoFactor.get(lang)) }

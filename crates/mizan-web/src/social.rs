@@ -278,7 +278,19 @@ async fn send_tip(
     };
     let ledger = ledger(state, lang)?;
     let fee_bps = state.config().tip_fee_bps;
-    match tips::tip(&ledger, &state.reader(), fan, tip, key, fee_bps, now_ns()).await {
+    let limits = &state.config().limits;
+    match tips::tip(
+        &ledger,
+        &state.reader(),
+        limits,
+        fan,
+        tip,
+        key,
+        fee_bps,
+        now_ns(),
+    )
+    .await
+    {
         Ok(_) => Ok(None),
         Err(PaymentError::PostNotFound | PaymentError::RecipientNotFound) => {
             Err(WebError::NotFound(lang))

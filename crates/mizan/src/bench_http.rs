@@ -31,6 +31,8 @@ const CARD: &str = "4242424242424242";
 const FUNDING: &str = "100000.00";
 const FUNDING_MINOR: i64 = 10_000_000;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// People signed up, logged in and funded at once during set-up.
+const SETUP_CONCURRENCY: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HttpStore {
@@ -39,10 +41,21 @@ pub enum HttpStore {
     All,
 }
 
+/// What the measured load does after the trivial baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// P2P payments between random pairs of people.
+    Payments,
+    /// Every person but the first tips the first (one hot creator account).
+    Tips,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct HttpBenchArgs {
     #[arg(long, value_enum, default_value_t = HttpStore::All)]
     pub store: HttpStore,
+    #[arg(long, value_enum, default_value_t = Scenario::Payments)]
+    pub scenario: Scenario,
     /// People who pay each other (each signs up, logs in and is funded first).
     #[arg(long, default_value_t = 200)]
     pub people: usize,
@@ -94,10 +107,19 @@ impl Server {
             .local_addr()?
             .port();
         let config = data_dir.join("bench.toml");
-        std::fs::write(
-            &config,
+        // Limits stay on (every payment pays for its allowance legs, as in
+        // production) but high enough for the bench's $100,000 top-ups.
+        let mut text = String::from(
             "rate_limit_ip_per_minute = 0\nrate_limit_person_per_minute = 0\nrate_limit_app_per_minute = 0\n",
-        )?;
+        );
+        for tier in 0..3 {
+            text.push_str(&format!(
+                "[limits.tier{tier}]\ndaily_send_minor = {max}\nweekly_send_minor = {max}\n\
+                 weekly_cashout_minor = {max}\nweekly_funding_minor = {max}\n",
+                max = mizan_app::limits::LIMIT_MINOR_MAX
+            ));
+        }
+        std::fs::write(&config, text)?;
         let mut command = Command::new(std::env::current_exe()?);
         command
             .arg("--data-dir")
@@ -150,7 +172,8 @@ pub fn run(args: &HttpBenchArgs) -> anyhow::Result<ExitCode> {
         HttpStore::All => vec!["sqlite", "postgres"],
     };
     say!(
-        "bench http: {} people, {} connections, {} s per endpoint (after {} s warm-up); server = mizan serve child, load generator = this process (1 tokio worker)",
+        "bench http ({:?}): {} people, {} connections, {} s per endpoint (after {} s warm-up); server = mizan serve child, load generator = this process (1 tokio worker)",
+        args.scenario,
         args.people,
         args.connections,
         args.seconds,
@@ -233,10 +256,15 @@ struct Person {
 
 async fn setup(client: &reqwest::Client, base: &str, people: usize) -> anyhow::Result<Vec<Person>> {
     let mut tasks = tokio::task::JoinSet::new();
+    // Sign-ups hash passwords (argon2): a bounded number at once keeps the server
+    // from holding thousands of open requests.
+    let permits = Arc::new(tokio::sync::Semaphore::new(SETUP_CONCURRENCY));
     for index in 0..people {
         let client = client.clone();
         let base = base.to_owned();
+        let permits = permits.clone();
         tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await?;
             let handle = format!("bench_{index}");
             let signup = json!({"handle": handle, "email": format!("{handle}@bench.example"), "password": PASSWORD});
             let response = client.post(format!("{base}/v1/people")).json(&signup).send().await?;
@@ -288,6 +316,8 @@ struct Tally {
 enum Endpoint {
     Healthz,
     Payment,
+    /// A tip from a random fan to person 0, the creator.
+    Tip,
 }
 
 /// What every connection of one measurement shares.
@@ -323,6 +353,7 @@ async fn load(run: Arc<Run>, connection: usize) {
     let mut latencies = Vec::new();
     let healthz = format!("{base}/healthz");
     let payments = format!("{base}/v1/payments");
+    let tips = format!("{base}/v1/tips");
     while !stop.load(Ordering::Relaxed) {
         sequence += 1;
         let started = Instant::now();
@@ -346,6 +377,20 @@ async fn load(run: Arc<Run>, connection: usize) {
                     .await;
                 let ok = matches!(&sent, Ok(r) if r.status() == 201);
                 (ok, ok.then_some((from, to)))
+            }
+            Endpoint::Tip => {
+                let fans = people.len() as u64 - 1;
+                let from = 1 + usize::try_from(next() % fans).unwrap_or(0);
+                let body = json!({"to": people[0].handle, "amount": "0.01", "currency": "USD"});
+                let sent = client
+                    .post(&tips)
+                    .bearer_auth(&people[from].token)
+                    .header("Idempotency-Key", format!("c{connection}-{sequence}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                let ok = matches!(&sent, Ok(r) if r.status() == 201);
+                (ok, ok.then_some((from, 0)))
             }
         };
         let elapsed = started.elapsed();
@@ -443,8 +488,12 @@ async fn measure_store(
 
     let (seconds, run) = drive(&client, base, &people, Endpoint::Healthz, args).await?;
     let trivial = measurement(store, "GET /healthz", args, seconds, &run.tally);
-    let (seconds, run) = drive(&client, base, &people, Endpoint::Payment, args).await?;
-    let paid = measurement(store, "POST /v1/payments", args, seconds, &run.tally);
+    let (endpoint, label) = match args.scenario {
+        Scenario::Payments => (Endpoint::Payment, "POST /v1/payments"),
+        Scenario::Tips => (Endpoint::Tip, "POST /v1/tips"),
+    };
+    let (seconds, run) = drive(&client, base, &people, endpoint, args).await?;
+    let paid = measurement(store, label, args, seconds, &run.tally);
     let payments = &run.tally;
 
     // Every acknowledged payment moved money exactly once.

@@ -17,9 +17,13 @@ use mizan_app::apps::{self, ExternalUserId, Scope};
 use mizan_app::cashout::{self, BankAccount, SandboxPayouts};
 use mizan_app::funding::{self, CardNumber, SandboxProcessor};
 use mizan_app::identity::{self, Email, Handle, Password, Person, SharedReader};
+use mizan_app::limits::LimitsTable;
 use mizan_app::payments::{self, IdempotencyKey, Note, PaymentRequest};
 use mizan_app::readers::ReaderPool;
 use mizan_app::requests::{self, Closing, NewRequest, NewSplit};
+use mizan_app::verification::{
+    self, IdentityClaim, IdentityDocument, IdentityInput, SandboxVerifier,
+};
 use mizan_core::{Clock, Currency, Money, Secret, SystemClock};
 use mizan_ledger::{Ledger, WriterConfig};
 use mizan_store::Location;
@@ -278,6 +282,7 @@ fn seed_unless_present(
                 balances_minor: BTreeMap::new(),
                 random: StdRng::seed_from_u64(RANDOM_SEED),
                 counts: SeedCounts::default(),
+                limits: LimitsTable::default(),
             };
             runtime.block_on(seeder.seed())?;
             Ok(seeder.counts)
@@ -355,6 +360,8 @@ struct Seeder<'a> {
     balances_minor: BTreeMap<&'static str, i64>,
     random: StdRng,
     counts: SeedCounts,
+    /// The server's default limits: the demo's movements stay within them.
+    limits: LimitsTable,
 }
 
 impl Seeder<'_> {
@@ -408,12 +415,64 @@ impl Seeder<'_> {
             let person = identity::signup(self.ledger, handle(name)?, email, password, now_ns)
                 .await
                 .map_err(|error| anyhow!("signing up @{name}: {error}"))?;
+            self.verify(index, &person).await?;
             self.people.insert(name, person);
             self.counts.people += 1;
             // Everyone starts with a card funding the same day.
             let first_minor = 100 * self.random.random_range(300..=1_200);
             self.later();
             self.fund(name, first_minor).await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies a new person through the sandbox provider: everyone to tier 1 (their
+    /// first top-up is above the tier-0 funding limit); every third, and the creators
+    /// (who cash out), to tier 2.
+    async fn verify(&mut self, index: usize, person: &Person) -> anyhow::Result<()> {
+        const STATES: [&str; 5] = ["CA", "NY", "TX", "WA", "IL"];
+        let input = IdentityInput {
+            legal_name: person.handle.as_str(),
+            date_of_birth: "1990-05-17",
+            address_line: "1 Demo Street",
+            city: "Springfield",
+            postal_code: "10001",
+            state: Some(STATES[index % STATES.len()]),
+            country: "US",
+            ssn_last4: Some("1234"),
+        };
+        let now_ns = self.later();
+        let claim = IdentityClaim::parse(&input, now_ns)
+            .map_err(|error| anyhow!("demo identity of @{}: {error}", person.handle.as_str()))?;
+        verification::verify_identity(
+            self.ledger,
+            &self.reader,
+            &SandboxVerifier,
+            person.id,
+            claim,
+            now_ns,
+        )
+        .await
+        .map_err(|error| anyhow!("verifying @{}: {error}", person.handle.as_str()))?;
+        if index.is_multiple_of(3) || DEMO_CREATORS.contains(&person.handle.as_str()) {
+            let document = IdentityDocument::parse("passport", "P12345678")
+                .map_err(|error| anyhow!("demo document: {error}"))?;
+            let now_ns = self.later();
+            verification::verify_document(
+                self.ledger,
+                &self.reader,
+                &SandboxVerifier,
+                person.id,
+                document,
+                now_ns,
+            )
+            .await
+            .map_err(|error| {
+                anyhow!(
+                    "verifying the document of @{}: {error}",
+                    person.handle.as_str()
+                )
+            })?;
         }
         Ok(())
     }
@@ -426,6 +485,7 @@ impl Seeder<'_> {
         let outcome = funding::fund(
             self.ledger,
             &self.reader,
+            &self.limits,
             &SandboxProcessor,
             person,
             usd(minor),
@@ -471,9 +531,18 @@ impl Seeder<'_> {
         let key = key(format!("demo-pay-{:04}", self.counts.payments))?;
         let payer = self.person(from)?.clone();
         let now_ns = self.later();
-        let outcome = payments::pay(self.ledger, &self.reader, &payer, request, key, now_ns)
-            .await
-            .map_err(|error| anyhow!("@{from} paying @{to} {text:?}: {error}"))?;
+        let limits = &self.limits;
+        let outcome = payments::pay(
+            self.ledger,
+            &self.reader,
+            limits,
+            &payer,
+            request,
+            key,
+            now_ns,
+        )
+        .await
+        .map_err(|error| anyhow!("@{from} paying @{to} {text:?}: {error}"))?;
         ensure!(!outcome.replayed, "payment @{from} → @{to} was a replay");
         self.moved(from, to, minor);
         self.counts.payments += 1;
@@ -519,10 +588,17 @@ impl Seeder<'_> {
         let key = key(format!("demo-request-pay-{:03}", self.counts.requests_paid))?;
         let person = self.person(payer)?.clone();
         let now_ns = self.later();
-        let answer =
-            requests::pay_request(self.ledger, &self.reader, &person, request_id, key, now_ns)
-                .await
-                .map_err(|error| anyhow!("@{payer} paying request {request_id}: {error}"))?;
+        let answer = requests::pay_request(
+            self.ledger,
+            &self.reader,
+            &self.limits,
+            &person,
+            request_id,
+            key,
+            now_ns,
+        )
+        .await
+        .map_err(|error| anyhow!("@{payer} paying request {request_id}: {error}"))?;
         ensure!(
             answer.body.status == requests::STATUS_PAID,
             "request {request_id} is {} after paying it",
@@ -722,6 +798,7 @@ impl Seeder<'_> {
         let outcome = cashout::cash_out(
             self.ledger,
             &self.reader,
+            &self.limits,
             &SandboxPayouts,
             person,
             usd(minor),

@@ -94,7 +94,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn require_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = session_token(headers)?;
     let Some(expected) = state.config().operator_token.as_ref() else {
         return Err(ApiError::Unauthenticated);

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{apps, identity, messages, payments, requests, security, social};
+use crate::routes::{apps, compliance, identity, messages, payments, requests, security, social};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -134,6 +134,11 @@ impl utoipa::Modify for RateLimited {
         crate::routes::messages::get_paid_dm,
         crate::routes::messages::accept_paid_dm,
         crate::routes::messages::decline_paid_dm,
+        crate::routes::compliance::verify_identity,
+        crate::routes::compliance::verify_document,
+        crate::routes::compliance::my_limits,
+        crate::routes::compliance::list_licences,
+        crate::routes::compliance::put_licence,
         openapi_json,
         docs_page
     ),
@@ -191,7 +196,17 @@ impl utoipa::Modify for RateLimited {
         messages::MessageListBody,
         messages::PaidDmListBody,
         messages::DmSettingsBody,
-        messages::DmSettingsRequest
+        messages::DmSettingsRequest,
+        compliance::VerificationAddress,
+        compliance::VerificationRequest,
+        compliance::DocumentVerificationRequest,
+        compliance::VerificationBody,
+        compliance::LimitBody,
+        compliance::LimitsBody,
+        compliance::LicenceBody,
+        compliance::LicenceRow,
+        compliance::LicencesBody,
+        crate::error::ProblemExtras
     )),
     modifiers(&BearerAuth, &RateLimited)
 )]

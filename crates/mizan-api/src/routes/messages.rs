@@ -230,6 +230,7 @@ pub async fn send_message(
     let answer = messages::send_message(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         &sender,
         &request.to,
         text,

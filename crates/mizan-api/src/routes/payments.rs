@@ -17,7 +17,7 @@ use mizan_core::{Clock, Secret, SystemClock};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, ProblemExtras};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
@@ -95,6 +95,44 @@ impl From<PaymentError> for ApiError {
             PaymentError::PaidDmNotPending => {
                 refused(StatusCode::CONFLICT, "Paid DM settled", error)
             }
+            PaymentError::LimitExceeded {
+                limit,
+                ref resets_at,
+            } => ApiError::Compliance {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                title: "Limit exceeded",
+                detail: error.to_string(),
+                extras: Box::new(ProblemExtras {
+                    limit: Some(limit.to_owned()),
+                    resets_at: Some(resets_at.clone()),
+                    ..ProblemExtras::default()
+                }),
+            },
+            PaymentError::CapabilityUnavailable {
+                ref jurisdiction,
+                capability,
+            } => ApiError::Compliance {
+                status: StatusCode::FORBIDDEN,
+                code,
+                title: "Not available in your jurisdiction",
+                detail: error.to_string(),
+                extras: Box::new(ProblemExtras {
+                    jurisdiction: Some(jurisdiction.clone()),
+                    capability: Some(capability.to_owned()),
+                    ..ProblemExtras::default()
+                }),
+            },
+            PaymentError::VerificationRequired { tier } => ApiError::Compliance {
+                status: StatusCode::FORBIDDEN,
+                code,
+                title: "Verification required",
+                detail: error.to_string(),
+                extras: Box::new(ProblemExtras {
+                    tier_required: Some(tier),
+                    ..ProblemExtras::default()
+                }),
+            },
             PaymentError::Internal(detail) => {
                 tracing::error!(%detail, "payment use case failed");
                 ApiError::Internal
@@ -274,7 +312,8 @@ pub(crate) async fn caller(
         (status = 201, description = "The funding succeeded; the wallet is credited (also for a replay, with `Idempotent-Replayed: true`)", body = FundingBody),
         (status = 202, description = "`requires_action`: the card asks for a challenge; answer it at `next_action`. The amount is held, not credited", body = FundingBody),
         (status = 409, description = "`idempotency_request_in_progress`: the first request with this key is still running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`, or `limit_exceeded` (with `limit` = `weekly_funding` and `resets_at`); nothing is held", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, or `verification_required` (with `tier_required`) when the tier may not add money", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `card_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`card_declined`; `detail` names the reason (`insufficient_funds`, `stolen_card`)", body = Problem, content_type = "application/problem+json")
@@ -294,6 +333,7 @@ pub async fn fund(
     let outcome = funding::fund(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         processor.as_ref(),
         person.id,
         amount,
@@ -344,9 +384,9 @@ pub struct CashoutBody {
         (status = 201, description = "Settled; the wallet is debited (also for a replay, with `Idempotent-Replayed: true`)", body = CashoutBody),
         (status = 400, description = "`invalid_body`, `idempotency_key_required`, an amount or currency code, `routing_number_invalid` or `account_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope` or `step_up_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, `step_up_required`, `verification_required` (tier 0 may not cash out; with `tier_required`) or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, `limit_exceeded` (with `limit` = `weekly_cashout` and `resets_at`; nothing is held), or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn cash_out(
@@ -365,6 +405,7 @@ pub async fn cash_out(
     let outcome = cashout::cash_out(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         payouts.as_ref(),
         person.id,
         amount,
@@ -441,7 +482,8 @@ pub(crate) fn idempotent_response(
         (status = 400, description = "`invalid_body`, `idempotency_key_required`, `idempotency_key_invalid`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `note_too_long` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`recipient_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`idempotency_key_reused`, `cannot_pay_yourself` or `insufficient_funds`", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "`insufficient_scope`, `step_up_required`, or `capability_unavailable` (P2P is not licensed in the payer's jurisdiction; with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`, `cannot_pay_yourself`, `insufficient_funds`, or `limit_exceeded` (with `limit` = `daily_send` or `weekly_send` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create_payment(
@@ -458,6 +500,7 @@ pub async fn create_payment(
     let outcome = payments::pay(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         &person,
         request,
         key,

@@ -298,10 +298,10 @@ pub async fn get_request(
         (status = 201, description = "The request, now `paid`, with its `payment_id`", body = RequestBody),
         (status = 400, description = "`idempotency_key_required` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`request_action_not_allowed` (the requester cannot pay their own request)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`request_action_not_allowed` (the requester cannot pay their own request), or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`request_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`request_not_open`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, or `limit_exceeded` (with `limit` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn pay_request(
@@ -319,6 +319,7 @@ pub async fn pay_request(
     let answer = requests::pay_request(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         &person,
         &id,
         key,

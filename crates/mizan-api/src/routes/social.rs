@@ -401,10 +401,10 @@ pub async fn feed(
         (status = 201, description = "The tip", body = TipBody),
         (status = 400, description = "`invalid_body`, an amount code, `note_too_long`, `idempotency_key_required` or `invalid_tip_target`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`recipient_not_found` or `post_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`insufficient_funds`, `cannot_pay_yourself` or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "`insufficient_funds`, `cannot_pay_yourself`, `idempotency_key_reused`, or `limit_exceeded` (with `limit` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create_tip(
@@ -435,6 +435,7 @@ pub async fn create_tip(
     let answer = tips::tip(
         &ledger,
         &state.reader(),
+        &state.config().limits,
         &fan,
         tip,
         key,

@@ -84,6 +84,9 @@ pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 /// Defaults, plus an operator token and fast webhook retries; no rate limits (the
 /// tests that check them set their own).
+/// Every limit of every tier in `test_config()`: $1,000,000.00.
+pub const TEST_LIMIT_MINOR: i64 = 100_000_000;
+
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         rate_limit_ip_per_minute: 0,
@@ -94,6 +97,9 @@ pub fn test_config() -> ServerConfig {
         webhook_attempts_max: 4,
         webhook_timeout_ms: 2_000,
         webhook_poll_ms: 20,
+        // High enough for every flow the other tests run on unverified people;
+        // tests/limits.rs runs the real defaults.
+        limits: mizan_app::limits::LimitsTable::uniform(TEST_LIMIT_MINOR),
         ..ServerConfig::default()
     }
 }

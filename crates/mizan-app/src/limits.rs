@@ -1,0 +1,569 @@
+//! Limits on money movements, per verification tier, enforced by the ledger itself.
+//!
+//! Each person has, per limit ([`LimitKind`]) and window (a UTC day or an ISO week
+//! from Monday 00:00 UTC), an *allowance account* on the ledger that can never be
+//! overdrawn (`debits_must_not_exceed_credits`). It is credited with the window's
+//! limit by grant transfers whose ids are derived from (account, tier) — one grant
+//! per tier step, so upgrading mid-window adds the difference at once. Every movement
+//! the limit counts adds a transfer allowance → limits control for its amount to the
+//! movement's own atomic submission: an exhausted allowance fails that leg with
+//! `exceeds_credits`, so the whole submission — money included — is not applied.
+//! The writer applies submissions one at a time, so concurrent movements can never
+//! spend the same allowance twice: no read-then-write race.
+//!
+//! Grants go in their own earlier submission, not atomic: a grant that already
+//! exists answers `exists`, which would fail an atomic submission.
+
+use mizan_core::{AccountId, TransferId};
+use mizan_ledger::{
+    ledger_of, AccountCode, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger,
+    NewAccount, Submission, TransferRequest, TransferResult,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::{PersonId, SharedReader, WALLET_CURRENCY};
+use crate::licences::{self, Capability};
+use crate::payments::{internal, PaymentError, PLATFORM_OWNER};
+use crate::time::rfc3339_from_ns;
+use crate::verification::{self, Tier, VerificationStatus};
+
+/// The platform account on the other side of every allowance grant and use.
+pub const LIMITS_CONTROL_USD: u128 = 0x4d49_5a41_4e00_0000_0000_0000_0000_0006;
+pub const TRANSFER_CODE_ALLOWANCE_GRANT: u16 = 20;
+pub const TRANSFER_CODE_ALLOWANCE_USE: u16 = 21;
+/// Largest configurable limit: $10,000,000.00.
+pub const LIMIT_MINOR_MAX: i64 = 1_000_000_000;
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+const SECONDS_PER_DAY: u64 = 86_400;
+const ALLOWANCE_ACCOUNT_DOMAIN: &[u8] = b"mizan.allowance.account.v1";
+const ALLOWANCE_GRANT_DOMAIN: &[u8] = b"mizan.allowance.grant.v1";
+const ALLOWANCE_USE_DOMAIN: &[u8] = b"mizan.allowance.use.v1";
+
+/// What kind of movement a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// P2P payments and paid requests.
+    Send,
+    Cashout,
+    /// Card top-ups.
+    Funding,
+}
+
+impl Movement {
+    fn kinds(self) -> &'static [LimitKind] {
+        match self {
+            Movement::Send => &[LimitKind::DailySend, LimitKind::WeeklySend],
+            Movement::Cashout => &[LimitKind::WeeklyCashout],
+            Movement::Funding => &[LimitKind::WeeklyFunding],
+        }
+    }
+
+    fn capability(self) -> Option<Capability> {
+        match self {
+            Movement::Send => Some(Capability::P2p),
+            Movement::Cashout => Some(Capability::Cashout),
+            Movement::Funding => None,
+        }
+    }
+}
+
+/// One limit; its code is what `limit_exceeded` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    DailySend,
+    WeeklySend,
+    WeeklyCashout,
+    WeeklyFunding,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 4] = [
+        LimitKind::DailySend,
+        LimitKind::WeeklySend,
+        LimitKind::WeeklyCashout,
+        LimitKind::WeeklyFunding,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            LimitKind::DailySend => "daily_send",
+            LimitKind::WeeklySend => "weekly_send",
+            LimitKind::WeeklyCashout => "weekly_cashout",
+            LimitKind::WeeklyFunding => "weekly_funding",
+        }
+    }
+
+    fn number(self) -> u8 {
+        match self {
+            LimitKind::DailySend => 1,
+            LimitKind::WeeklySend => 2,
+            LimitKind::WeeklyCashout => 3,
+            LimitKind::WeeklyFunding => 4,
+        }
+    }
+
+    fn window_seconds(self) -> u64 {
+        match self {
+            LimitKind::DailySend => SECONDS_PER_DAY,
+            LimitKind::WeeklySend | LimitKind::WeeklyCashout | LimitKind::WeeklyFunding => {
+                7 * SECONDS_PER_DAY
+            }
+        }
+    }
+
+    /// The window holding `now_ns`: (start, end) in seconds since the epoch. Weeks
+    /// start on Monday 00:00 UTC (1970-01-01 was a Thursday).
+    pub fn window_at(self, now_ns: u64) -> (u64, u64) {
+        let day = now_ns / NANOS_PER_SECOND / SECONDS_PER_DAY;
+        let start_day = match self.window_seconds() {
+            SECONDS_PER_DAY => day,
+            _ => day - (day + 3) % 7,
+        };
+        let start = start_day * SECONDS_PER_DAY;
+        (start, start + self.window_seconds())
+    }
+}
+
+/// The limits of one tier, in USD minor units (cents); 0 means not allowed at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierLimits {
+    pub daily_send_minor: i64,
+    pub weekly_send_minor: i64,
+    pub weekly_cashout_minor: i64,
+    pub weekly_funding_minor: i64,
+}
+
+impl TierLimits {
+    pub fn amount(&self, kind: LimitKind) -> i64 {
+        match kind {
+            LimitKind::DailySend => self.daily_send_minor,
+            LimitKind::WeeklySend => self.weekly_send_minor,
+            LimitKind::WeeklyCashout => self.weekly_cashout_minor,
+            LimitKind::WeeklyFunding => self.weekly_funding_minor,
+        }
+    }
+
+    /// The same amount for every limit (tests, demos).
+    pub const fn uniform(minor: i64) -> TierLimits {
+        TierLimits {
+            daily_send_minor: minor,
+            weekly_send_minor: minor,
+            weekly_cashout_minor: minor,
+            weekly_funding_minor: minor,
+        }
+    }
+}
+
+/// The limits of every tier (the `[limits.tier0]` … `[limits.tier2]` config tables).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsTable {
+    pub tier0: TierLimits,
+    pub tier1: TierLimits,
+    pub tier2: TierLimits,
+}
+
+impl Default for LimitsTable {
+    /// Tier 0: $250 a week sent, $500 a week added, no cash-out. Tier 1: $2,500 a day
+    /// and $10,000 a week sent, $2,500 a week cashed out, $10,000 added. Tier 2:
+    /// $10,000 a day and $50,000 a week sent, $25,000 cashed out, $50,000 added.
+    fn default() -> LimitsTable {
+        LimitsTable {
+            tier0: TierLimits {
+                daily_send_minor: 25_000,
+                weekly_send_minor: 25_000,
+                weekly_cashout_minor: 0,
+                weekly_funding_minor: 50_000,
+            },
+            tier1: TierLimits {
+                daily_send_minor: 250_000,
+                weekly_send_minor: 1_000_000,
+                weekly_cashout_minor: 250_000,
+                weekly_funding_minor: 1_000_000,
+            },
+            tier2: TierLimits {
+                daily_send_minor: 1_000_000,
+                weekly_send_minor: 5_000_000,
+                weekly_cashout_minor: 2_500_000,
+                weekly_funding_minor: 5_000_000,
+            },
+        }
+    }
+}
+
+impl LimitsTable {
+    pub fn uniform(minor: i64) -> LimitsTable {
+        LimitsTable {
+            tier0: TierLimits::uniform(minor),
+            tier1: TierLimits::uniform(minor),
+            tier2: TierLimits::uniform(minor),
+        }
+    }
+
+    pub fn of(&self, tier: Tier) -> &TierLimits {
+        match tier {
+            Tier::Unverified => &self.tier0,
+            Tier::Identity => &self.tier1,
+            Tier::Document => &self.tier2,
+        }
+    }
+
+    /// Every amount within 0..=[`LIMIT_MINOR_MAX`], never lower for a higher tier
+    /// (an upgrade only ever adds to an allowance).
+    pub fn validate(&self) -> Result<(), String> {
+        for kind in LimitKind::ALL {
+            let mut previous = 0;
+            for tier in Tier::ALL {
+                let amount = self.of(tier).amount(kind);
+                if !(0..=LIMIT_MINOR_MAX).contains(&amount) {
+                    return Err(format!(
+                        "{} of tier {}: 0 to {LIMIT_MINOR_MAX}",
+                        kind.code(),
+                        tier.number()
+                    ));
+                }
+                if amount < previous {
+                    return Err(format!(
+                        "{} of tier {} is lower than the tier below",
+                        kind.code(),
+                        tier.number()
+                    ));
+                }
+                previous = amount;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn derived(domain: &[u8], parts: &[&[u8]]) -> u128 {
+    let mut hasher = Sha256::new();
+    hasher.update(domain);
+    for part in parts {
+        hasher.update(part);
+    }
+    let mut first = [0_u8; 16];
+    first.copy_from_slice(&hasher.finalize()[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// One allowance a movement draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Allowance {
+    kind: LimitKind,
+    account: AccountId,
+    limit_minor: i64,
+    resets_at_ns: u64,
+}
+
+fn allowance(
+    person: PersonId,
+    kind: LimitKind,
+    limit_minor: i64,
+    now_ns: u64,
+) -> Result<Allowance, PaymentError> {
+    let (start, end) = kind.window_at(now_ns);
+    let raw = derived(
+        ALLOWANCE_ACCOUNT_DOMAIN,
+        &[
+            &person.get().to_be_bytes(),
+            &[kind.number()],
+            &start.to_be_bytes(),
+        ],
+    );
+    Ok(Allowance {
+        kind,
+        account: AccountId::new(raw).map_err(|error| internal("allowance account id", error))?,
+        limit_minor,
+        resets_at_ns: end * NANOS_PER_SECOND,
+    })
+}
+
+fn control_account() -> Result<AccountId, PaymentError> {
+    AccountId::new(LIMITS_CONTROL_USD).map_err(|error| internal("limits control account", error))
+}
+
+/// What a movement was cleared for: its allowances, to draw on in its submission.
+#[derive(Debug, Clone)]
+pub struct Charge {
+    allowances: Vec<Allowance>,
+}
+
+/// Before a movement: checks the person's licence (by residence) and tier, and makes
+/// sure this window's allowances exist and hold the tier's limit.
+pub async fn prepare(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    limits: &LimitsTable,
+    person: PersonId,
+    movement: Movement,
+    now_ns: u64,
+) -> Result<Charge, PaymentError> {
+    let status = verification::status_of(reader, person).await?;
+    if let Some(capability) = movement.capability() {
+        licences::require(reader, &status.jurisdiction(), capability).await?;
+    }
+    let mut allowances = Vec::with_capacity(2);
+    for &kind in movement.kinds() {
+        let limit_minor = limits.of(status.tier).amount(kind);
+        if limit_minor == 0 {
+            let needed = Tier::ALL
+                .into_iter()
+                .find(|tier| limits.of(*tier).amount(kind) > 0);
+            return Err(PaymentError::VerificationRequired {
+                tier: needed.map_or(u8::MAX, Tier::number),
+            });
+        }
+        allowances.push(allowance(person, kind, limit_minor, now_ns)?);
+    }
+    grant(ledger, reader, limits, person, &status, &allowances).await?;
+    Ok(Charge { allowances })
+}
+
+/// Credits each allowance up to its limit if a read shows it short: one grant per
+/// tier step up to the person's tier. Already there (`exists`) is fine; a grant that
+/// exists with another amount (the config changed mid-window) keeps the old amount
+/// until the window ends.
+async fn grant(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    limits: &LimitsTable,
+    person: PersonId,
+    status: &VerificationStatus,
+    allowances: &[Allowance],
+) -> Result<(), PaymentError> {
+    let ids: Vec<AccountId> = allowances.iter().map(|a| a.account).collect();
+    let reader = reader.clone();
+    let stored = reader
+        .read(move |r| r.accounts(&ids))
+        .await
+        .map_err(|error| internal("reading task", error))?
+        .map_err(|error| internal("reading allowances", error))?;
+    let short: Vec<&Allowance> = allowances
+        .iter()
+        .filter(|a| {
+            let credited = stored.iter().find(|s| s.id == a.account);
+            credited.is_none_or(|account| account.credits_posted < a.limit_minor)
+        })
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    let control = control_account()?;
+    let usd = ledger_of(WALLET_CURRENCY);
+    let mut submission = Submission::default();
+    submission.accounts.push(NewAccount {
+        id: control,
+        ledger: usd,
+        code: AccountCode::LimitsControl,
+        owner: PLATFORM_OWNER,
+        flags: AccountFlags::NONE,
+    });
+    for allowance in &short {
+        submission.accounts.push(NewAccount {
+            id: allowance.account,
+            ledger: usd,
+            code: AccountCode::Allowance,
+            owner: person.get(),
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+        });
+        let mut below = 0;
+        for tier in Tier::ALL.into_iter().filter(|tier| *tier <= status.tier) {
+            let amount = limits.of(tier).amount(allowance.kind);
+            let step = amount - below;
+            below = amount.max(below);
+            if step <= 0 {
+                continue;
+            }
+            let raw = derived(
+                ALLOWANCE_GRANT_DOMAIN,
+                &[&allowance.account.get().to_be_bytes(), &[tier.number()]],
+            );
+            let id = TransferId::new(raw).map_err(|error| internal("grant id", error))?;
+            submission.transfers.push(TransferRequest::single(
+                id,
+                control,
+                allowance.account,
+                step,
+                usd,
+                TRANSFER_CODE_ALLOWANCE_GRANT,
+            ));
+        }
+    }
+    let result = ledger
+        .submit(submission)
+        .await
+        .map_err(|error| internal("granting allowances", error))?;
+    let accounts_ok = result
+        .accounts
+        .iter()
+        .all(|r| matches!(r, CreateAccountResult::Ok | CreateAccountResult::Exists));
+    let grants_ok = result.transfers.iter().all(|t| {
+        matches!(
+            t.result,
+            CreateTransferResult::Ok
+                | CreateTransferResult::Exists
+                | CreateTransferResult::ExistsWithDifferentAmount
+        )
+    });
+    if !accounts_ok || !grants_ok {
+        return Err(internal("granting allowances", format!("{result:?}")));
+    }
+    Ok(())
+}
+
+impl Charge {
+    /// The transfers drawing `amount_minor` from each allowance, for the movement
+    /// whose money transfer is `movement`; they go after it in its submission.
+    pub fn legs(
+        &self,
+        movement: TransferId,
+        amount_minor: i64,
+    ) -> Result<Vec<TransferRequest>, PaymentError> {
+        let control = control_account()?;
+        self.allowances
+            .iter()
+            .map(|allowance| {
+                let raw = derived(
+                    ALLOWANCE_USE_DOMAIN,
+                    &[&movement.get().to_be_bytes(), &[allowance.kind.number()]],
+                );
+                let id =
+                    TransferId::new(raw).map_err(|error| internal("allowance use id", error))?;
+                Ok(TransferRequest::single(
+                    id,
+                    allowance.account,
+                    control,
+                    amount_minor,
+                    ledger_of(WALLET_CURRENCY),
+                    TRANSFER_CODE_ALLOWANCE_USE,
+                ))
+            })
+            .collect()
+    }
+
+    /// The result of the movement's first money transfer (the first of `results`),
+    /// or `limit_exceeded` when it failed only because an allowance leg (the last
+    /// [`Charge::legs`] of `results`) did.
+    pub fn settle(&self, results: &[TransferResult]) -> Result<CreateTransferResult, PaymentError> {
+        let Some(money) = results.first() else {
+            return Err(internal("movement results", 0));
+        };
+        let Some(first_leg) = results.len().checked_sub(self.allowances.len()) else {
+            return Err(internal("allowance results", results.len()));
+        };
+        let legs = &results[first_leg.max(1)..];
+        if legs.len() != self.allowances.len() {
+            return Err(internal("allowance results", legs.len()));
+        }
+        if money.result != CreateTransferResult::LinkedEventFailed {
+            return Ok(money.result);
+        }
+        // Every leg was tried (an atomic submission is not a linked chain), so all
+        // the exhausted allowances report; the one resetting last is what binds.
+        let binding = legs
+            .iter()
+            .zip(&self.allowances)
+            .filter(|(leg, _)| leg.result == CreateTransferResult::ExceedsCredits)
+            .map(|(_, allowance)| allowance)
+            .max_by_key(|allowance| allowance.resets_at_ns);
+        match binding {
+            Some(allowance) => Err(PaymentError::LimitExceeded {
+                limit: allowance.kind.code(),
+                resets_at: rfc3339_from_ns(allowance.resets_at_ns),
+            }),
+            None => Ok(money.result),
+        }
+    }
+}
+
+/// One limit as a person sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitUsage {
+    /// `daily_send`, `weekly_send`, `weekly_cashout` or `weekly_funding`.
+    pub limit: String,
+    pub amount_minor: i64,
+    pub used_minor: i64,
+    /// RFC 3339 UTC: when the window ends.
+    pub resets_at: String,
+}
+
+/// A person's tier, residence and every limit with what this window used of it.
+pub async fn usage(
+    reader: &SharedReader,
+    limits: &LimitsTable,
+    person: PersonId,
+    now_ns: u64,
+) -> Result<(VerificationStatus, Vec<LimitUsage>), PaymentError> {
+    let status = verification::status_of(reader, person).await?;
+    let allowances = LimitKind::ALL
+        .into_iter()
+        .map(|kind| allowance(person, kind, limits.of(status.tier).amount(kind), now_ns))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<AccountId> = allowances.iter().map(|a| a.account).collect();
+    let pool = reader.clone();
+    let stored = pool
+        .read(move |r| r.accounts(&ids))
+        .await
+        .map_err(|error| internal("reading task", error))?
+        .map_err(|error| internal("reading allowances", error))?;
+    let rows = allowances
+        .iter()
+        .map(|allowance| {
+            let used = stored
+                .iter()
+                .find(|account| account.id == allowance.account)
+                .map_or(0, |account| account.debits_posted);
+            LimitUsage {
+                limit: allowance.kind.code().to_owned(),
+                amount_minor: allowance.limit_minor,
+                used_minor: used,
+                resets_at: rfc3339_from_ns(allowance.resets_at_ns),
+            }
+        })
+        .collect();
+    Ok((status, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday_utc() {
+        // 2026-11-21 is a Saturday; its week starts Monday 2026-11-16.
+        let saturday_ns = 1_795_262_400 * NANOS_PER_SECOND; // 2026-11-21T12:00:00Z
+        let (start, end) = LimitKind::WeeklySend.window_at(saturday_ns);
+        assert_eq!(
+            rfc3339_from_ns(start * NANOS_PER_SECOND),
+            "2026-11-16T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339_from_ns(end * NANOS_PER_SECOND),
+            "2026-11-23T00:00:00Z"
+        );
+        let (start, _) = LimitKind::DailySend.window_at(saturday_ns);
+        assert_eq!(
+            rfc3339_from_ns(start * NANOS_PER_SECOND),
+            "2026-11-21T00:00:00Z"
+        );
+        // Monday 00:00 itself opens a new week.
+        let (start, _) = LimitKind::WeeklySend.window_at(end * NANOS_PER_SECOND);
+        assert_eq!(start, end);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_lower_tiers_may_not_exceed_higher() {
+        assert!(LimitsTable::default().validate().is_ok());
+        let mut table = LimitsTable::default();
+        table.tier1.weekly_send_minor = 1;
+        assert!(table.validate().is_err());
+        table = LimitsTable::default();
+        table.tier0.daily_send_minor = -1;
+        assert!(table.validate().is_err());
+    }
+}
