@@ -157,7 +157,8 @@ export async function screenshot(page, name) {
   return path;
 }
 
-async function call(baseUrl, method, path, { token, body, headers = {} } = {}) {
+/** Calls the API; throws on a non-2xx answer; returns the JSON body (or null). */
+export async function call(baseUrl, method, path, { token, body, headers = {} } = {}) {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
     headers: {

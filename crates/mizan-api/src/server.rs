@@ -23,8 +23,8 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
-    apps, compliance, docs, health, identity, messages, metrics, payments, requests, security,
-    social,
+    apps, compliance, docs, health, identity, messages, metrics, notifications, payments, requests,
+    security, social,
 };
 use crate::state::{AppState, StateError};
 
@@ -112,6 +112,8 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             "/v1/me/dm-settings",
             get(messages::get_dm_settings).post(messages::set_dm_settings),
         )
+        .route("/v1/notifications", get(notifications::list_notifications))
+        .route("/v1/notifications/seen", post(notifications::mark_seen))
         .route("/v1/paid-dms", get(messages::priority_inbox))
         .route("/v1/paid-dms/{id}", get(messages::get_paid_dm))
         .route("/v1/paid-dms/{id}/accept", post(messages::accept_paid_dm))

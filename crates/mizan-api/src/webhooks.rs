@@ -184,6 +184,12 @@ impl Worker {
         let now_ns = SystemClock.now_ns();
         let mut rows = Vec::new();
         for (seq, topic, payload) in &page {
+            // The people's notification list is projected from the same events, in
+            // the same submission (rewriting a row on a re-read is harmless).
+            rows.extend(
+                mizan_app::notifications::rows_for_event(*seq, topic, payload)
+                    .map_err(|error| internal("notification rows", error))?,
+            );
             let routed =
                 webhooks::route(&self.reader, &endpoints, *seq, topic, payload, now_ns).await?;
             for delivery in routed {

@@ -80,6 +80,8 @@ const ROUTES: &[Route] = &[
     route("POST", "/v1/me/verification", Access::Session),
     route("POST", "/v1/me/verification/document", Access::Session),
     route("GET", "/v1/me/limits", Access::Session),
+    route("GET", "/v1/notifications", Access::Session),
+    route("POST", "/v1/notifications/seen", Access::Session),
     route("GET", "/v1/licences", Access::Operator),
     route("PUT", "/v1/licences/{jurisdiction}", Access::Operator),
     route("POST", "/v1/funding", Access::Write),

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod licences;
 pub mod limits;
 pub mod messages;
+pub mod notifications;
 pub mod operators;
 pub mod outbox;
 pub mod payments;

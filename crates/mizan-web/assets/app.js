@@ -60,6 +60,14 @@
   events.addEventListener("update", function (message) {
     var data = {};
     try { data = JSON.parse(message.data); } catch (error) { return; }
+    var badge = document.getElementById("unread-count");
+    if (data.message && badge) {
+      // Whatever is announced is also a new notification.
+      var count = parseInt(badge.getAttribute("data-count") || "0", 10) + 1;
+      badge.setAttribute("data-count", String(count));
+      badge.textContent = count > 99 ? "99+" : new Intl.NumberFormat(document.documentElement.lang).format(count);
+      badge.hidden = false;
+    }
     if (data.message && toast) {
       toast.textContent = data.message;
       toast.classList.add("shown");

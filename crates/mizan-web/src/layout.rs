@@ -5,7 +5,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::i18n::{Lang, T};
+use crate::i18n::{self, Lang, T};
 use crate::visitor::{Visitor, CSRF_FIELD};
 
 /// No inline script or style anywhere: everything comes from `/assets`.
@@ -69,6 +69,15 @@ pub fn page(visitor: &Visitor, status: StatusCode, title: &str, content: Markup)
                                 li { a href="/" { (T::Home.get(lang)) } }
                                 li { a href="/feed" { (T::Feed.get(lang)) } }
                                 li { a href="/messages" { (T::Messages.get(lang)) } }
+                                li {
+                                    a href="/notifications" {
+                                        (T::Notifications.get(lang))
+                                        " " span.badge #unread-count hidden[visitor.unread == 0]
+                                            data-count=(visitor.unread) aria-label=(T::UnreadLabel.get(lang)) {
+                                            (i18n::numerals(lang, &visitor.unread.min(99).to_string()))
+                                        }
+                                    }
+                                }
                                 li { a href="/send" { (T::Send.get(lang)) } }
                                 li { a href="/request" { (T::RequestMoney.get(lang)) } }
                                 li { a href="/requests" { (T::Requests.get(lang)) } }

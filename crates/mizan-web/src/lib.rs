@@ -21,6 +21,7 @@ pub mod i18n;
 pub mod layout;
 pub mod live;
 pub mod messages;
+pub mod notifications;
 pub mod operator;
 pub mod people;
 pub mod social;
@@ -88,6 +89,7 @@ pub fn pages() -> Router<AppState> {
             "/settings/sessions/{id}/revoke",
             post(people::revoke_session),
         )
+        .route("/notifications", get(notifications::notifications_page))
         .route("/messages", get(messages::inbox_page))
         .route(
             "/messages/{handle}",

@@ -10,6 +10,7 @@ use mizan_api::rate_limit::RateKey;
 use mizan_api::AppState;
 use mizan_app::apps::{self, Caller};
 use mizan_app::identity::Person;
+use mizan_app::notifications;
 use mizan_core::{Clock, SystemClock};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +40,8 @@ pub struct Visitor {
     pub csrf_is_new: bool,
     /// The request's path and query, to come back to after logging in.
     pub path: String,
+    /// The signed-in person's unread notifications (read for pages only, not forms).
+    pub unread: usize,
 }
 
 impl Visitor {
@@ -155,6 +158,14 @@ impl FromRequestParts<AppState> for Visitor {
             .uri
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+        let unread = match &caller {
+            Some(caller) if parts.method == Method::GET => {
+                notifications::unread_count(&state.reader(), caller.person.id)
+                    .await
+                    .map_err(|error| WebError::Internal(lang, error.to_string()))?
+            }
+            _ => 0,
+        };
         Ok(Visitor {
             lang,
             caller,
@@ -162,6 +173,7 @@ impl FromRequestParts<AppState> for Visitor {
             csrf,
             csrf_is_new,
             path,
+            unread,
         })
     }
 }
@@ -298,6 +310,7 @@ mod tests {
             csrf: token.clone(),
             csrf_is_new: false,
             path: "/".to_owned(),
+            unread: 0,
         };
         let good = Form::parse(format!("csrf={token}").as_bytes());
         assert!(visitor.check_form(&good).is_ok());

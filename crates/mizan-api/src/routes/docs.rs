@@ -139,6 +139,8 @@ impl utoipa::Modify for RateLimited {
         crate::routes::compliance::my_limits,
         crate::routes::compliance::list_licences,
         crate::routes::compliance::put_licence,
+        crate::routes::notifications::list_notifications,
+        crate::routes::notifications::mark_seen,
         openapi_json,
         docs_page
     ),
@@ -206,7 +208,11 @@ impl utoipa::Modify for RateLimited {
         compliance::LicenceBody,
         compliance::LicenceRow,
         compliance::LicencesBody,
-        crate::error::ProblemExtras
+        crate::error::ProblemExtras,
+        crate::routes::notifications::NotificationBody,
+        crate::routes::notifications::NotificationsBody,
+        crate::routes::notifications::SeenRequest,
+        crate::routes::notifications::SeenBody
     )),
     modifiers(&BearerAuth, &RateLimited)
 )]

@@ -7,6 +7,7 @@ pub mod health;
 pub mod identity;
 pub mod messages;
 pub mod metrics;
+pub mod notifications;
 pub mod payments;
 pub mod requests;
 pub mod security;

@@ -1,0 +1,403 @@
+//! Notifications: the in-app list of what happened *to* a person — money received,
+//! requests, paid DMs, messages, new followers, a returned cash-out.
+//!
+//! The list is a projection of the outbox (the same events webhooks deliver): the
+//! webhook worker, which already reads every event once in order, turns each into
+//! rows for the people it notifies ([`rows_for_event`]) in the same submission that
+//! records the event's deliveries. A row's key is (person, event sequence), so reading
+//! an event again after a crash writes the same row again: nothing is lost and nothing
+//! doubles. A person's "seen" marker is one document holding the newest sequence they
+//! have seen; everything newer is unread.
+//!
+//! Only facts for display are kept (who, how much, which object): never a message's
+//! text or a note, which stay with their own documents and permissions.
+
+use mizan_core::{Currency, Money};
+use mizan_ledger::{BusinessRow, Ledger};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::identity::{PersonId, SharedReader};
+use crate::payments::{internal, PaymentError};
+use crate::time::rfc3339_from_ns;
+
+pub const COLLECTION_NOTIFICATIONS: &str = "notifications";
+pub const COLLECTION_NOTIFICATIONS_SEEN: &str = "notifications_seen";
+/// Most notifications one page lists.
+pub const NOTIFICATIONS_PAGE_MAX: usize = 100;
+
+/// What a notification says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Someone paid you.
+    PaymentReceived,
+    /// Someone tipped you.
+    TipReceived,
+    /// Someone asks you for money.
+    RequestReceived,
+    /// Someone paid your request.
+    RequestPaid,
+    /// Someone declined your request.
+    RequestDeclined,
+    /// Someone paid to message you (it waits in your priority inbox).
+    PaidDmReceived,
+    /// The person you paid to reach answered: the hold went to them.
+    PaidDmAnswered,
+    /// Your paid DM was declined or not answered in time: you got the money back.
+    PaidDmRefunded,
+    /// Someone wrote to you.
+    MessageReceived,
+    /// Someone followed you.
+    Followed,
+    /// Your bank returned a cash-out: the money is back in your wallet.
+    CashoutReturned,
+    /// A card top-up failed after its challenge.
+    FundingFailed,
+}
+
+impl Kind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::PaymentReceived => "payment_received",
+            Kind::TipReceived => "tip_received",
+            Kind::RequestReceived => "request_received",
+            Kind::RequestPaid => "request_paid",
+            Kind::RequestDeclined => "request_declined",
+            Kind::PaidDmReceived => "paid_dm_received",
+            Kind::PaidDmAnswered => "paid_dm_answered",
+            Kind::PaidDmRefunded => "paid_dm_refunded",
+            Kind::MessageReceived => "message_received",
+            Kind::Followed => "followed",
+            Kind::CashoutReturned => "cashout_returned",
+            Kind::FundingFailed => "funding_failed",
+        }
+    }
+}
+
+/// One notification as stored and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The outbox sequence of the event: increasing, so newer is larger.
+    pub seq: u64,
+    pub kind: Kind,
+    /// The other person's handle, when there is one.
+    pub from: Option<String>,
+    pub amount_minor: Option<i64>,
+    /// ISO 4217 code of `amount_minor`.
+    pub currency: Option<String>,
+    /// The object it is about: a payment, request, tip, paid DM or cash-out id.
+    pub subject_id: Option<String>,
+    pub occurred_at_ns: u64,
+}
+
+impl Notification {
+    pub fn amount(&self) -> Option<Money> {
+        let currency: Currency = self.currency.as_deref()?.parse().ok()?;
+        Some(Money::from_minor(self.amount_minor?, currency))
+    }
+
+    pub fn occurred_at(&self) -> String {
+        rfc3339_from_ns(self.occurred_at_ns)
+    }
+}
+
+fn key(person: PersonId, seq: u64) -> String {
+    // Newest first in key order.
+    format!("{person}:{:020}", u64::MAX - seq)
+}
+
+fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(value, |value, field| value.get(field))?
+        .as_str()
+}
+
+fn person_at(value: &Value, field: &str) -> Option<PersonId> {
+    text(value, &[field]).and_then(|id| PersonId::parse(id).ok())
+}
+
+/// The amount of an event: `amount_minor` with `currency` (USD when absent), or the
+/// view's major-unit amount.
+fn amount_of(value: &Value) -> (Option<i64>, Option<String>) {
+    let currency = text(value, &["currency"])
+        .or_else(|| text(value, &["view", "currency"]))
+        .unwrap_or("USD")
+        .to_owned();
+    if let Some(minor) = value.get("amount_minor").and_then(Value::as_i64) {
+        return (Some(minor), Some(currency));
+    }
+    let parsed = text(value, &["view", "amount"])
+        .and_then(|amount| crate::payments::parse_amount(amount, &currency).ok())
+        .map(Money::minor_units);
+    (parsed, parsed.map(|_| currency))
+}
+
+/// Whom an event notifies, of what, and who the other person is.
+fn recipients(topic: &str, value: &Value) -> Vec<(PersonId, Kind, Option<String>)> {
+    let view = |field: &str| text(value, &["view", field]).map(str::to_owned);
+    let one = |field: &str, kind: Kind, from: Option<String>| {
+        person_at(value, field)
+            .map(|person| vec![(person, kind, from)])
+            .unwrap_or_default()
+    };
+    match topic {
+        crate::payments::TOPIC_PAYMENT_SUCCEEDED => {
+            one("payee", Kind::PaymentReceived, view("from"))
+        }
+        crate::tips::TOPIC_TIP_RECEIVED => one("payee", Kind::TipReceived, view("from")),
+        // A request's view says who pays: `to` asks `from` for money.
+        crate::requests::TOPIC_REQUEST_CREATED => one("payer", Kind::RequestReceived, view("to")),
+        crate::requests::TOPIC_REQUEST_PAID => one("requester", Kind::RequestPaid, view("from")),
+        crate::requests::TOPIC_REQUEST_DECLINED => {
+            one("requester", Kind::RequestDeclined, view("from"))
+        }
+        crate::messages::TOPIC_PAID_DM_RECEIVED => one("payee", Kind::PaidDmReceived, view("from")),
+        crate::messages::TOPIC_PAID_DM_PAID => one("payer", Kind::PaidDmAnswered, view("to")),
+        crate::messages::TOPIC_PAID_DM_REFUNDED => one("payer", Kind::PaidDmRefunded, view("to")),
+        crate::messages::TOPIC_MESSAGE_SENT => one("payee", Kind::MessageReceived, view("from")),
+        crate::social::TOPIC_FOLLOWED => one(
+            "person",
+            Kind::Followed,
+            text(value, &["follower"]).map(str::to_owned),
+        ),
+        crate::cashout::TOPIC_CASHOUT_RETURNED => one("person", Kind::CashoutReturned, None),
+        crate::funding::TOPIC_FUNDING_FAILED => one("person", Kind::FundingFailed, None),
+        _ => Vec::new(),
+    }
+}
+
+/// The notification rows for outbox event `seq` (none for events that notify nobody,
+/// or a payload that is not JSON).
+pub fn rows_for_event(seq: u64, topic: &str, payload: &[u8]) -> Result<Vec<BusinessRow>, String> {
+    let Ok(value) = serde_json::from_slice::<Value>(payload) else {
+        return Ok(Vec::new());
+    };
+    let occurred_at_ns = crate::outbox::occurred_at_ns(payload).unwrap_or_default();
+    let (amount_minor, currency) = amount_of(&value);
+    let subject_id = text(&value, &["view", "id"])
+        .or_else(|| text(&value, &["id"]))
+        .map(str::to_owned);
+    recipients(topic, &value)
+        .into_iter()
+        .map(|(person, kind, from)| {
+            let notification = Notification {
+                seq,
+                kind,
+                from,
+                amount_minor,
+                currency: currency.clone(),
+                subject_id: subject_id.clone(),
+                occurred_at_ns,
+            };
+            let body = serde_json::to_vec(&notification)
+                .map_err(|error| format!("notification: {error}"))?;
+            Ok(BusinessRow::Document {
+                collection: COLLECTION_NOTIFICATIONS.to_owned(),
+                key: key(person, seq),
+                body,
+            })
+        })
+        .collect()
+}
+
+/// A page of a person's notifications, newest first, and how many of them are unread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Notification>,
+    /// Newest sequence the person has seen (0 for none).
+    pub seen_through: u64,
+    /// Unread among the newest [`NOTIFICATIONS_PAGE_MAX`] (a count to show, capped).
+    pub unread: usize,
+}
+
+impl Page {
+    pub fn is_unread(&self, notification: &Notification) -> bool {
+        notification.seq > self.seen_through
+    }
+}
+
+async fn seen_through(reader: &SharedReader, person: PersonId) -> Result<u64, PaymentError> {
+    let stored =
+        crate::identity::read_document(reader, COLLECTION_NOTIFICATIONS_SEEN, person.to_string())
+            .await?;
+    match stored {
+        None => Ok(0),
+        Some(body) => std::str::from_utf8(&body)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| internal("stored seen marker", person)),
+    }
+}
+
+async fn newest(
+    reader: &SharedReader,
+    person: PersonId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Notification>, PaymentError> {
+    // Keys run newest first, so "older than `before`" is "after before's key".
+    let after = before.map(|seq| key(person, seq));
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_NOTIFICATIONS,
+        format!("{person}:"),
+        after,
+        limit.clamp(1, NOTIFICATIONS_PAGE_MAX),
+    )
+    .await
+    .map_err(|error| internal("notifications", error))?;
+    rows.into_iter()
+        .map(|(_, body)| {
+            serde_json::from_slice(&body).map_err(|error| internal("stored notification", error))
+        })
+        .collect()
+}
+
+/// A person's notifications, newest first: `limit` (1..=100) older than `before`.
+pub async fn list(
+    reader: &SharedReader,
+    person: PersonId,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Page, PaymentError> {
+    let seen = seen_through(reader, person).await?;
+    let items = newest(reader, person, before, limit).await?;
+    let unread = unread_count_after(reader, person, seen).await?;
+    Ok(Page {
+        items,
+        seen_through: seen,
+        unread,
+    })
+}
+
+async fn unread_count_after(
+    reader: &SharedReader,
+    person: PersonId,
+    seen: u64,
+) -> Result<usize, PaymentError> {
+    let newest = newest(reader, person, None, NOTIFICATIONS_PAGE_MAX).await?;
+    Ok(newest.iter().take_while(|n| n.seq > seen).count())
+}
+
+/// How many notifications the person has not seen (at most [`NOTIFICATIONS_PAGE_MAX`]).
+pub async fn unread_count(reader: &SharedReader, person: PersonId) -> Result<usize, PaymentError> {
+    let seen = seen_through(reader, person).await?;
+    unread_count_after(reader, person, seen).await
+}
+
+/// Marks everything up to `through` (default: the newest) as seen. The marker only
+/// moves forward, so a stale request cannot make read notifications unread again.
+pub async fn mark_seen(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    person: PersonId,
+    through: Option<u64>,
+) -> Result<u64, PaymentError> {
+    let seen = seen_through(reader, person).await?;
+    let newest_seq = newest(reader, person, None, 1)
+        .await?
+        .first()
+        .map_or(0, |n| n.seq);
+    let target = through.unwrap_or(newest_seq).min(newest_seq);
+    if target <= seen {
+        return Ok(seen);
+    }
+    let row = BusinessRow::Document {
+        collection: COLLECTION_NOTIFICATIONS_SEEN.to_owned(),
+        key: person.to_string(),
+        body: target.to_string().into_bytes(),
+    };
+    crate::documents::submit_rows(ledger, vec![row])
+        .await
+        .map_err(|error| internal("marking notifications seen", error))?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn decoded(row: &BusinessRow) -> (String, Notification) {
+        let BusinessRow::Document { key, body, .. } = row else {
+            panic!("not a document: {row:?}");
+        };
+        (key.clone(), serde_json::from_slice(body).unwrap())
+    }
+
+    #[test]
+    fn a_payment_notifies_its_payee_only() {
+        let payer = PersonId::random();
+        let payee = PersonId::random();
+        let payload = serde_json::json!({
+            "amount_minor": 1925, "occurred_at_ns": 7, "payer": payer.to_string(),
+            "payee": payee.to_string(),
+            "view": {"amount": "19.25", "currency": "USD", "from": "gabriel", "to": "bilal",
+                     "id": "e627bc4d8c0376b842e743062c3382b9", "note": "secret note"},
+        });
+        let rows = rows_for_event(
+            42,
+            crate::payments::TOPIC_PAYMENT_SUCCEEDED,
+            payload.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        let (key, notification) = decoded(&rows[0]);
+        assert!(key.starts_with(&payee.to_string()));
+        assert_eq!(notification.kind, Kind::PaymentReceived);
+        assert_eq!(notification.from.as_deref(), Some("gabriel"));
+        assert_eq!(notification.amount().unwrap().format_major(), "19.25");
+        assert_eq!(notification.occurred_at_ns, 7);
+        let BusinessRow::Document { body, .. } = &rows[0] else {
+            unreachable!()
+        };
+        assert!(!String::from_utf8_lossy(body).contains("secret note"));
+    }
+
+    #[test]
+    fn requests_notify_the_other_side_and_unknown_events_nobody() {
+        let payer = PersonId::random();
+        let requester = PersonId::random();
+        let payload = serde_json::json!({
+            "amount_minor": 500, "payer": payer.to_string(), "requester": requester.to_string(),
+            "view": {"amount": "5.00", "currency": "USD", "from": "elif", "to": "dana", "id": "ab"},
+        })
+        .to_string();
+        let created = rows_for_event(
+            1,
+            crate::requests::TOPIC_REQUEST_CREATED,
+            payload.as_bytes(),
+        )
+        .unwrap();
+        let (key, n) = decoded(&created[0]);
+        assert!(key.starts_with(&payer.to_string()));
+        assert_eq!(
+            (n.kind, n.from.as_deref()),
+            (Kind::RequestReceived, Some("dana"))
+        );
+        let paid =
+            rows_for_event(2, crate::requests::TOPIC_REQUEST_PAID, payload.as_bytes()).unwrap();
+        let (key, n) = decoded(&paid[0]);
+        assert!(key.starts_with(&requester.to_string()));
+        assert_eq!(
+            (n.kind, n.from.as_deref()),
+            (Kind::RequestPaid, Some("elif"))
+        );
+        assert!(rows_for_event(3, "person.created", payload.as_bytes())
+            .unwrap()
+            .is_empty());
+        assert!(
+            rows_for_event(4, crate::payments::TOPIC_PAYMENT_SUCCEEDED, b"not json")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn keys_list_newest_first() {
+        let person = PersonId::random();
+        assert!(key(person, 10) < key(person, 9));
+        assert!(key(person, u64::MAX) < key(person, 0));
+    }
+}
