@@ -20,6 +20,7 @@ use mizan_app::webhooks::{
     self, Delivery, DeliveryStatus, Endpoint, WebhookError, SIGNATURE_HEADER,
 };
 use mizan_core::{Clock, SystemClock};
+use mizan_ledger::writer::SUBMISSION_ROWS_MAX;
 use mizan_ledger::{BusinessRow, Submission};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -105,6 +106,9 @@ async fn attempt(
     delivery
 }
 
+/// Writes `rows` in order, in submissions of at most the writer's row cap. Every row
+/// the worker writes is keyed and idempotent (a delivery's state, a notification), so
+/// a crash between two submissions only means the next round writes some again.
 async fn submit_rows(state: &AppState, rows: Vec<BusinessRow>) -> Result<(), WebhookError> {
     if rows.is_empty() {
         return Ok(());
@@ -112,14 +116,18 @@ async fn submit_rows(state: &AppState, rows: Vec<BusinessRow>) -> Result<(), Web
     let Some(ledger) = state.ledger() else {
         return Err(internal("ledger", "shutting down"));
     };
-    ledger
-        .submit(Submission {
-            rows,
-            atomic: true,
-            ..Submission::default()
-        })
-        .await
-        .map_err(|error| internal("submitting deliveries", error))?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<BusinessRow> = rows.by_ref().take(SUBMISSION_ROWS_MAX).collect();
+        ledger
+            .submit(Submission {
+                rows: chunk,
+                atomic: true,
+                ..Submission::default()
+            })
+            .await
+            .map_err(|error| internal("submitting deliveries", error))?;
+    }
     Ok(())
 }
 

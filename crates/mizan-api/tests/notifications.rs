@@ -22,7 +22,11 @@ async fn notifications(app: &TestApp, token: &str, query: &str) -> reqwest::Resp
 /// outbox in the background).
 async fn wait_for(app: &TestApp, token: &str, count: usize) -> Value {
     for _ in 0..250 {
-        let page: Value = notifications(app, token, "").await.json().await.unwrap();
+        let page: Value = notifications(app, token, "?limit=100")
+            .await
+            .json()
+            .await
+            .unwrap();
         if page["items"].as_array().unwrap().len() >= count {
             return page;
         }
@@ -184,5 +188,36 @@ async fn bad_pages_are_refused_with_stable_codes() {
     assert_eq!(problem(bad).await.code, "invalid_cursor");
     let unknown = post(&app, &sara, "/v1/notifications/seen", json!({"all": true})).await;
     assert_eq!(problem(unknown).await.code, "invalid_body");
+    app.stop().await;
+}
+
+/// More events than one submission may carry rows: the worker writes them in several
+/// (it once got stuck here, retrying one oversized submission forever).
+#[tokio::test]
+async fn a_burst_of_events_is_projected_in_full() {
+    const PAYMENTS: usize = 80;
+    // A slow poll, so the worker reads all the payments as one page.
+    let app = spawn_app_with(mizan_api::ServerConfig {
+        webhook_poll_ms: 1_500,
+        ..test_config()
+    })
+    .await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    assert_eq!(app.fund(&omar, "5.00", CARD_OK).await.status(), 201);
+    for _ in 0..PAYMENTS {
+        let paid = post(
+            &app,
+            &omar,
+            "/v1/payments",
+            json!({"to": "sara", "amount": "0.01", "currency": "USD"}),
+        )
+        .await;
+        assert_eq!(paid.status(), 201);
+    }
+    let page = wait_for(&app, &sara, PAYMENTS).await;
+    assert_eq!(page["unread"], PAYMENTS);
+    let kinds = page["items"].as_array().unwrap();
+    assert!(kinds.iter().all(|n| n["kind"] == "payment_received"));
     app.stop().await;
 }

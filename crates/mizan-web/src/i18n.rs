@@ -278,6 +278,9 @@ texts! {
     NoteFollowed => "followed you", "بدأ متابعتك";
     NoteCashoutReturned => "Your bank returned a cash-out; back in your wallet:", "أعاد البنك عملية سحب؛ عاد إلى محفظتك:";
     NoteFundingFailed => "A card top-up failed:", "فشلت إضافة رصيد من البطاقة:";
+    YouSent => "You sent", "أرسلت";
+    SentYou => "Sent you", "أرسل لك";
+    AskForMoney => "Request money", "اطلب مالًا";
     Feed => "Feed", "المنشورات";
     NoPosts => "No posts yet.", "لا توجد منشورات بعد.";
     NewPost => "Write a post", "اكتب منشورًا";

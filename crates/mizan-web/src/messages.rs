@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
-use mizan_app::identity::WALLET_CURRENCY;
-use mizan_app::messages::{self, MessageText, PaidDmPolicy, PaidDmStatus, PaidDmView};
+use mizan_app::identity::{PersonId, WALLET_CURRENCY};
+use mizan_app::messages::{self, MessageText, MessageView, PaidDmPolicy, PaidDmStatus, PaidDmView};
 use mizan_app::payments::{self, IdempotencyKey, PaymentError};
+use mizan_app::requests::{self, ActivityItem};
 use mizan_core::{Clock, Money, SystemClock};
 
 use crate::i18n::{self, Lang, T};
@@ -242,9 +243,45 @@ async fn render_thread(
         };
         cards.push((message, dm));
     }
+    // Money between the two shows in the conversation as cards, in time order.
+    let payments = payments_between(state, person.id, other_handle, lang).await?;
+    let mut timeline: Vec<Entry<'_>> = cards
+        .iter()
+        .map(|(message, dm)| Entry::Message(message, dm.as_ref()))
+        .chain(payments.iter().map(Entry::Payment))
+        .collect();
+    timeline.sort_by(|a, b| a.at().cmp(b.at()));
     let content = html! {
+        p.thread-actions {
+            a.button href={ "/send?to=" (layout::query_escape(other_handle)) } { (T::SendMoney.get(lang)) }
+            " "
+            a.button href={ "/request?from=" (layout::query_escape(other_handle)) } { (T::AskForMoney.get(lang)) }
+        }
         ol.thread {
-            @for (message, dm) in &cards {
+            @for entry in &timeline {
+              @match entry {
+                Entry::Payment(item) => {
+                    @let mine = item.direction == "out";
+                    li.message.payment-card.mine[mine] data-payment=[item.payment_id.as_deref()] {
+                        p.text {
+                            @let amount = payments::parse_amount(&item.amount, &item.currency)
+                                .map(|money| i18n::money(lang, money))
+                                .unwrap_or_else(|_| item.amount.clone());
+                            @if mine {
+                                (T::YouSent.get(lang)) " " bdi.amount { (amount) }
+                            } @else {
+                                (T::SentYou.get(lang)) " " bdi.amount { (amount) }
+                            }
+                            @if !item.note.is_empty() { " · " bdi { (item.note) } }
+                        }
+                        @if let Some(id) = &item.payment_id {
+                            a href={ "/receipts/" (id) } { (T::Receipt.get(lang)) }
+                            " "
+                        }
+                        time datetime=(item.timestamp) { (i18n::date_time(lang, &item.timestamp)) }
+                    }
+                }
+                Entry::Message(message, dm) => {
                 @let mine = message.from == person.handle.as_str();
                 li.message.mine[mine] {
                     p.text { (message.text) }
@@ -259,6 +296,8 @@ async fn render_thread(
                     }
                     time datetime=(message.created_at) { (i18n::date_time(lang, &message.created_at)) }
                 }
+                }
+              }
             }
         }
         form.card method="post" action={ "/messages/" (other_handle) } novalidate {
@@ -284,6 +323,41 @@ async fn render_thread(
     };
     let title = format!("@{other_handle}");
     Ok(page(visitor, status, &title, content))
+}
+
+/// One thing in a conversation: a message (with its paid DM) or money that moved.
+enum Entry<'a> {
+    Message(&'a MessageView, Option<&'a PaidDmView>),
+    Payment(&'a ActivityItem),
+}
+
+impl Entry<'_> {
+    /// RFC 3339 UTC to the second: ordering by text is ordering by time.
+    fn at(&self) -> &str {
+        match self {
+            Entry::Message(message, _) => &message.created_at,
+            Entry::Payment(item) => &item.timestamp,
+        }
+    }
+}
+
+/// The newest P2P payments between the signed-in person and `handle`, oldest first.
+async fn payments_between(
+    state: &AppState,
+    person: PersonId,
+    handle: &str,
+    lang: Lang,
+) -> Result<Vec<ActivityItem>, WebError> {
+    let limit = MESSAGES_SHOWN.to_string();
+    let query = requests::ActivityQuery::parse(Some(&limit), None, None)
+        .and_then(|query| query.with_counterparty(Some(handle)))
+        .map_err(failed(lang))?;
+    let mut items = requests::activity(&state.reader(), person, query)
+        .await
+        .map_err(failed(lang))?
+        .items;
+    items.reverse();
+    Ok(items)
 }
 
 /// `POST /messages/{handle}`.

@@ -746,11 +746,25 @@ fn request_form(visitor: &Visitor, form: &Form, key: &str, problems: &Problems) 
     }
 }
 
-pub async fn request_page(visitor: Visitor) -> Result<Response, WebError> {
+#[derive(serde::Deserialize)]
+pub struct RequestQuery {
+    from: Option<String>,
+}
+
+/// `GET /request[?from=handle]` (a conversation links here with the handle filled in).
+pub async fn request_page(
+    visitor: Visitor,
+    Query(query): Query<RequestQuery>,
+) -> Result<Response, WebError> {
     visitor.person()?;
+    // The form's field for whom to ask is named `to`.
+    let prefill = format!(
+        "to={}",
+        layout::query_escape(query.from.as_deref().unwrap_or_default())
+    );
     let content = request_form(
         &visitor,
-        &Form::default(),
+        &Form::parse(prefill.as_bytes()),
         &random_token(),
         &Problems::default(),
     );
