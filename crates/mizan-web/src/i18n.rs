@@ -264,6 +264,9 @@ texts! {
     ErrSsnLast4 => "Enter the last 4 digits of your SSN.", "أدخل آخر 4 أرقام من رقم الضمان الاجتماعي.";
     ErrDocument => "Choose a document and enter its number (letters and digits).", "اختر مستندًا وأدخل رقمه (أحرف وأرقام).";
     ErrNotVerified => "We couldn't verify these details. Check them and try again.", "تعذّر التحقق من هذه البيانات. راجعها وحاول مجددًا.";
+    ErrDocumentUsed => "This document is already used by another account.", "هذا المستند مستخدم في حساب آخر.";
+    ErrErased => "Your personal data was erased; it can't be used again.", "حُذفت بياناتك الشخصية ولا يمكن استخدامها مجددًا.";
+    SaveCard => "Save as my default card", "احفظها كبطاقتي الافتراضية";
     Feed => "Feed", "المنشورات";
     NoPosts => "No posts yet.", "لا توجد منشورات بعد.";
     NewPost => "Write a post", "اكتب منشورًا";
