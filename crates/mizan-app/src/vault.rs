@@ -355,3 +355,43 @@ pub async fn erase(
     store_saved_cards(ledger, person, Vec::new()).await?;
     Ok(shredded)
 }
+
+/// What an operator's reveal found.
+#[derive(Debug)]
+pub enum Revealed {
+    Value(Secret<String>),
+    /// The person has no field of this kind.
+    Nothing,
+    /// The operator's role may not see this kind (the denial is in the access log).
+    Denied,
+    /// The person was erased (logged too).
+    Erased,
+}
+
+/// Reveals the person's newest field of `kind` to an operator acting under
+/// `role`, for `reason` (8–500 characters): the vault writes its access log entry
+/// (granted, denied or erased) before anything is shown.
+pub async fn reveal_for_operator(
+    vault: &SharedVault,
+    person: PersonId,
+    kind: FieldKind,
+    role: Role,
+    actor: &str,
+    reason: &str,
+) -> Result<Revealed, VaultError> {
+    let owner = vault_person(person)?;
+    let accessor = Accessor::new(role, actor)?;
+    let reason = Reason::parse(reason)?;
+    blocking(vault, move |vault| {
+        let Some(record) = vault.latest_record(owner, kind)? else {
+            return Ok(Revealed::Nothing);
+        };
+        match vault.reveal(&accessor, &reason, record) {
+            Ok(value) => Ok(Revealed::Value(value)),
+            Err(VaultError::PermissionDenied { .. }) => Ok(Revealed::Denied),
+            Err(VaultError::Erased) => Ok(Revealed::Erased),
+            Err(other) => Err(other),
+        }
+    })
+    .await
+}

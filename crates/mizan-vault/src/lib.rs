@@ -440,6 +440,22 @@ impl Vault {
             }))
     }
 
+    /// The person's newest record of `kind`, if any (to reveal the current value
+    /// of a field that was stored more than once).
+    pub fn latest_record(
+        &self,
+        person: PersonId,
+        kind: FieldKind,
+    ) -> Result<Option<RecordId>, VaultError> {
+        Ok(self
+            .store
+            .records_of_person(person, ROWS_PER_QUERY_MAX)?
+            .into_iter()
+            .filter(|record| record.kind == kind)
+            .max_by_key(|record| record.created_at_ns)
+            .map(|record| record.record))
+    }
+
     /// Every token the person holds, with its last 4 (what may be displayed).
     pub fn tokens_of_person(&self, person: PersonId) -> Result<Vec<Token>, VaultError> {
         Ok(self
