@@ -434,6 +434,7 @@ pub struct CashoutBody {
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `step_up_required`, `verification_required` (tier 0 may not cash out; with `tier_required`) or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased; no bank account can be tokenized for them", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, `limit_exceeded` (with `limit` = `weekly_cashout` and `resets_at`; nothing is held), or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
     )
 )]
