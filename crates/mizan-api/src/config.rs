@@ -269,6 +269,25 @@ mod tests {
     }
 
     #[test]
+    fn vault_keys_come_from_the_environment_and_never_print() {
+        let keys = "master.1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let env = |name: &str| match name {
+            "MIZAN_MASTER_KEYS" => Some(keys.to_owned()),
+            "MIZAN_MASTER_KEY_FILE" => Some("/etc/mizan/vault.key".to_owned()),
+            _ => None,
+        };
+        let config = ServerConfig::load_from(None, env).unwrap();
+        assert_eq!(config.vault_master_keys.as_ref().unwrap().expose(), keys);
+        assert_eq!(
+            config.vault_key_file.as_deref(),
+            Some(Path::new("/etc/mizan/vault.key"))
+        );
+        assert!(!format!("{config:?}").contains("AAECAwQF"));
+        // Keys never come from a config file.
+        assert!(ServerConfig::from_toml("vault_master_keys = \"x\"").is_err());
+    }
+
+    #[test]
     fn parse_errors_do_not_quote_the_input() {
         let error = ServerConfig::from_toml("session_signing_key = top-secret-key\n").unwrap_err();
         assert!(!error.contains("top-secret-key"), "{error}");
