@@ -382,8 +382,13 @@ async fn card_to_charge(
             let saved = crate::vault::saved_card(reader, person, card_id).await?;
             let token = mizan_vault::TokenId::parse(&saved.id)
                 .map_err(|error| internal("saved card token", error.code()))?;
-            let number =
-                crate::vault::reveal_card_for_charge(vault, person, &token, "a saved card").await?;
+            let number = crate::vault::reveal_card_for_charge(
+                vault,
+                person,
+                &token,
+                "card funding from the person's saved card",
+            )
+            .await?;
             let card = CardNumber::parse(number)?;
             let info = mizan_vault::Token {
                 token,

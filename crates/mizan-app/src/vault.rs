@@ -186,16 +186,17 @@ pub async fn tokenize_bank_account(
 }
 
 /// The full card number behind one of the person's tokens, revealed to the payment
-/// service for one charge: the reveal and its reason are in the access log.
+/// service for one charge: the reveal and its reason (`purpose`, 8–500 characters)
+/// are in the access log.
 pub async fn reveal_card_for_charge(
     vault: &SharedVault,
     person: PersonId,
     token: &TokenId,
-    intent: &str,
+    purpose: &str,
 ) -> Result<Secret<String>, PaymentError> {
     let owner = vault_person(person).map_err(payment_error)?;
     let token = token.clone();
-    let reason = format!("charge of funding {intent}");
+    let reason = purpose.to_owned();
     blocking(vault, move |vault| {
         let info = vault.token_info(&token)?;
         if info.person != owner || info.token.kind() != FieldKind::CardNumber {
