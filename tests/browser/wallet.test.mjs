@@ -134,6 +134,28 @@ test('a declined card shows its error next to the field and moves no money', asy
   await context.close();
 });
 
+test('a card saved as the default card is kept as a token and listed by its last 4', async () => {
+  await signup(server.baseUrl, 'hugo', PASSWORD);
+  const { context, page } = await signedIn('hugo');
+  await page.goto(`${server.baseUrl}/add-money`);
+  await page.getByLabel('Amount').fill('10.00');
+  await page.getByLabel('Card number').fill('5555 5555 5555 4444');
+  await page.getByLabel('Save as my default card').check();
+  await page.getByRole('button', { name: 'Add from card' }).click();
+  await page.waitForURL(`${server.baseUrl}/?done=added`);
+  assert.equal(await balanceText(page), '$10.00');
+  // The API answers the same session: one saved card, default, last 4 only.
+  const response = await page.request.get(`${server.baseUrl}/v1/me/cards`);
+  assert.equal(response.status(), 200);
+  const { cards } = await response.json();
+  assert.equal(cards.length, 1);
+  assert.equal(cards[0].last4, '4444');
+  assert.equal(cards[0].default, true);
+  assert.match(cards[0].id, /^tok_card_[0-9a-f]{32}$/);
+  assert.ok(!JSON.stringify(cards).includes('5555555555554444'));
+  await context.close();
+});
+
 test('the Arabic pages are right to left, with Arabic numerals', async () => {
   await signup(server.baseUrl, 'dana', PASSWORD);
   const token = await login(server.baseUrl, 'dana', PASSWORD);

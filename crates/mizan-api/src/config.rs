@@ -99,6 +99,15 @@ pub struct ServerConfig {
     /// Limits per verification tier (`[limits.tier0]` … `[limits.tier2]`, USD
     /// cents; TOML only). See docs/COMPLIANCE.md.
     pub limits: mizan_app::limits::LimitsTable,
+    /// The vault's master key file (`MIZAN_MASTER_KEY_FILE`; see docs/VAULT.md).
+    /// Without it and without `MIZAN_MASTER_KEYS`, the embedded SQLite store uses
+    /// `mizan.vault.key` in the data directory, created (mode 0600) on first start;
+    /// PostgreSQL refuses to start.
+    pub vault_key_file: Option<PathBuf>,
+    /// The vault's keys themselves (`MIZAN_MASTER_KEYS`, environment only: keys never
+    /// go in a config file). Never printed.
+    #[serde(skip)]
+    pub vault_master_keys: Option<Secret<String>>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +132,8 @@ impl Default for ServerConfig {
             paid_dm_cut_bps: 1_000,
             paid_dm_timeout_seconds: 72 * 3_600,
             limits: mizan_app::limits::LimitsTable::default(),
+            vault_key_file: None,
+            vault_master_keys: None,
         }
     }
 }
@@ -227,6 +238,12 @@ impl ServerConfig {
             }
             self.operator_token = Some(Secret::new(value));
         }
+        if let Some(value) = env("MIZAN_MASTER_KEY_FILE") {
+            self.vault_key_file = Some(PathBuf::from(value));
+        }
+        if let Some(value) = env("MIZAN_MASTER_KEYS") {
+            self.vault_master_keys = Some(Secret::new(value));
+        }
         Ok(())
     }
 }
@@ -249,6 +266,25 @@ mod tests {
         assert!(!printed.contains("top-secret-key"), "{printed}");
         assert!(printed.contains("***"), "{printed}");
         assert!(!format!("{config:#?}").contains("top-secret-key"));
+    }
+
+    #[test]
+    fn vault_keys_come_from_the_environment_and_never_print() {
+        let keys = "master.1=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let env = |name: &str| match name {
+            "MIZAN_MASTER_KEYS" => Some(keys.to_owned()),
+            "MIZAN_MASTER_KEY_FILE" => Some("/etc/mizan/vault.key".to_owned()),
+            _ => None,
+        };
+        let config = ServerConfig::load_from(None, env).unwrap();
+        assert_eq!(config.vault_master_keys.as_ref().unwrap().expose(), keys);
+        assert_eq!(
+            config.vault_key_file.as_deref(),
+            Some(Path::new("/etc/mizan/vault.key"))
+        );
+        assert!(!format!("{config:?}").contains("AAECAwQF"));
+        // Keys never come from a config file.
+        assert!(ServerConfig::from_toml("vault_master_keys = \"x\"").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
     apps, compliance, docs, health, identity, messages, metrics, notifications, payments, requests,
-    security, social,
+    security, social, vault,
 };
 use crate::state::{AppState, StateError};
 
@@ -62,6 +62,9 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/sessions/{id}", delete(security::revoke_session))
         .route("/v1/me/password", post(security::change_password))
         .route("/v1/me/export", get(security::export))
+        .route("/v1/me/erase", post(vault::erase))
+        .route("/v1/me/cards", get(vault::list_cards))
+        .route("/v1/me/cards/{id}", delete(vault::delete_card))
         .route("/v1/me/totp", post(security::begin_totp))
         .route("/v1/me/totp/confirm", post(security::confirm_totp))
         .route("/v1/me", get(identity::me))

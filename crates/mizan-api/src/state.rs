@@ -14,6 +14,7 @@ use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
 use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_app::vault::SharedVault;
 use mizan_app::verification::{IdentityVerifier, SandboxVerifier};
 use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
@@ -41,6 +42,69 @@ pub enum StateError {
     WriterPanicked,
     #[error("creating the platform accounts: {0}")]
     PlatformAccounts(String),
+    #[error("opening the vault: {0}")]
+    Vault(#[from] mizan_vault::VaultError),
+    #[error("the vault needs master keys on PostgreSQL: set MIZAN_MASTER_KEY_FILE (create one with `mizan keys init`) or MIZAN_MASTER_KEYS")]
+    VaultKeysRequired,
+}
+
+/// The key file the embedded SQLite store uses when no key source is configured.
+pub const VAULT_KEY_FILE_NAME: &str = "mizan.vault.key";
+
+/// The vault's master keys: the configured file or environment value; for the
+/// embedded SQLite store, `mizan.vault.key` beside the database, created (0600) on
+/// first start; on PostgreSQL, nothing else (the keys must not live with the data).
+fn vault_key_ring(
+    location: &Location,
+    config: &ServerConfig,
+) -> Result<mizan_vault::MasterKeyRing, StateError> {
+    use mizan_vault::MasterKeyRing;
+    if let Some(path) = &config.vault_key_file {
+        return Ok(MasterKeyRing::from_key_file(path)?);
+    }
+    if let Some(keys) = &config.vault_master_keys {
+        return Ok(MasterKeyRing::parse(keys)?);
+    }
+    let Location::Sqlite(ledger_path) = location else {
+        return Err(StateError::VaultKeysRequired);
+    };
+    let path = ledger_path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join(VAULT_KEY_FILE_NAME);
+    if !path.exists() {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                mizan_vault::VaultError::KeyRing(format!("{}: {error}", parent.display()))
+            })?;
+        }
+        MasterKeyRing::generate().write_key_file(&path)?;
+        tracing::warn!(
+            key_file = %path.display(),
+            "created the vault's master key file; back it up apart from the database"
+        );
+    }
+    Ok(MasterKeyRing::from_key_file(&path)?)
+}
+
+/// Opens the vault on the same database as the ledger: `mizan.vault.sqlite` beside
+/// the SQLite file, or the `vault_*` tables of the PostgreSQL database.
+pub fn open_vault(
+    location: &Location,
+    config: &ServerConfig,
+) -> Result<mizan_vault::Vault, StateError> {
+    let ring = vault_key_ring(location, config)?;
+    let store: Box<dyn mizan_vault::VaultStore> = match location {
+        Location::Sqlite(ledger_path) => {
+            let path = ledger_path
+                .parent()
+                .unwrap_or_else(|| std::path::Path::new("."))
+                .join(mizan_vault::store::sqlite::SQLITE_FILE_NAME);
+            Box::new(mizan_vault::SqliteVaultStore::open(&path)?)
+        }
+        Location::Postgres(url) => Box::new(mizan_vault::PostgresVaultStore::connect(url, None)?),
+    };
+    Ok(mizan_vault::Vault::open(store, ring)?)
 }
 
 #[derive(Clone)]
@@ -58,6 +122,8 @@ struct Inner {
     processor: Arc<dyn Processor>,
     payouts: Arc<dyn Payouts>,
     verifier: Arc<dyn IdentityVerifier>,
+    /// Taken at shutdown and dropped on a blocking thread (a PostgreSQL client).
+    vault: Mutex<Option<SharedVault>>,
     limits: RateLimits,
     /// Flips to true when shutdown begins, so long-lived responses (event streams)
     /// end and let the server drain.
@@ -87,6 +153,7 @@ impl AppState {
             location: location.describe(),
             source,
         };
+        let vault = Arc::new(open_vault(location, &config)?);
         let store = location.open_store().map_err(open_error)?;
         let writer_config = WriterConfig::default();
         let queue_submissions_max = writer_config.queue_submissions_max;
@@ -110,6 +177,7 @@ impl AppState {
                 processor: Arc::new(SandboxProcessor),
                 payouts: Arc::new(SandboxPayouts),
                 verifier: Arc::new(SandboxVerifier),
+                vault: Mutex::new(Some(vault)),
                 limits: RateLimits {
                     ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
@@ -143,6 +211,11 @@ impl AppState {
     /// The identity-verification provider (the sandbox for now).
     pub fn verifier(&self) -> Arc<dyn IdentityVerifier> {
         self.inner.verifier.clone()
+    }
+
+    /// The vault, or `None` once shutdown began.
+    pub fn vault(&self) -> Option<SharedVault> {
+        lock(&self.inner.vault).clone()
     }
 
     pub fn rate_limits(&self) -> &RateLimits {
@@ -212,7 +285,12 @@ impl AppState {
         // Close the reader here, on a blocking thread: a PostgreSQL client dropped on
         // an async worker (where the last `AppState` clone may go) would panic.
         let reader = self.inner.reader.clone();
-        let closed = tokio::task::spawn_blocking(move || reader.close()).await;
+        let vault = lock(&self.inner.vault).take();
+        let closed = tokio::task::spawn_blocking(move || {
+            drop(vault);
+            reader.close()
+        })
+        .await;
         if closed.is_err() {
             tracing::error!("closing the ledger reader panicked");
         }

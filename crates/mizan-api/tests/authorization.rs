@@ -75,6 +75,9 @@ const ROUTES: &[Route] = &[
     route("GET", "/v1/me", Access::Read),
     route("POST", "/v1/me/password", Access::Session),
     route("GET", "/v1/me/export", Access::Session),
+    route("POST", "/v1/me/erase", Access::Session),
+    route("GET", "/v1/me/cards", Access::Session),
+    owned("DELETE", "/v1/me/cards/{id}", Access::Session),
     route("POST", "/v1/me/totp", Access::Session),
     route("POST", "/v1/me/totp/confirm", Access::Session),
     route("POST", "/v1/me/verification", Access::Session),
@@ -151,6 +154,8 @@ struct World {
     delivery_id: String,
     /// A funding of Sara's waiting for its card challenge.
     challenged_funding_id: String,
+    /// Sara's saved card.
+    sara_card_id: String,
     /// A post of Sara's.
     post_id: String,
     /// A paid DM Sara sent Lina, still pending.
@@ -261,6 +266,10 @@ fn concrete(path: &str, world: &World) -> String {
     .replace(
         "/v1/funding/{id}",
         &format!("/v1/funding/{}", world.challenged_funding_id),
+    )
+    .replace(
+        "/v1/me/cards/{id}",
+        &format!("/v1/me/cards/{}", world.sara_card_id),
     )
     .replace(
         "/v1/app/webhook-deliveries/{id}",
@@ -442,7 +451,20 @@ async fn build_world(app: &TestApp) -> World {
         .await,
     )
     .await;
+    let saved = send(
+        app,
+        "POST",
+        "/v1/funding",
+        Some(&sara),
+        Some(
+            json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK, "save_card": true}),
+        ),
+    )
+    .await;
+    assert_eq!(saved.status(), 201);
+    let cards = json_of(send(app, "GET", "/v1/me/cards", Some(&sara), None).await).await;
     World {
+        sara_card_id: cards["cards"][0]["id"].as_str().unwrap().to_owned(),
         paid_dm_id: paid_dm["paid_dm"]["id"].as_str().unwrap().to_owned(),
         post_id: post["id"].as_str().unwrap().to_owned(),
         challenged_funding_id: challenged["id"].as_str().unwrap().to_owned(),

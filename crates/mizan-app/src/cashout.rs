@@ -6,7 +6,8 @@
 //! on settlement the hold posts, on a return it is voided and the money is back. A
 //! hold the server never resolves (a crash) expires after
 //! [`CASHOUT_PENDING_TIMEOUT_SECONDS`]: the money returns to the wallet rather than
-//! vanish. Only the account's last four digits are stored.
+//! vanish. The account is tokenized in the vault; documents keep its token and last
+//! four digits only.
 
 use mizan_core::{AccountId, Money, Secret, TransferId};
 use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger};
@@ -135,6 +136,9 @@ struct CashoutDocument {
     currency: String,
     routing: String,
     account_last4: String,
+    /// The account's vault token (`tok_bank_…`); the number is only in the vault.
+    #[serde(default)]
+    account_token: String,
     status: CashoutStatus,
     return_reason: Option<ReturnReason>,
     pending_transfer_id: String,
@@ -168,12 +172,16 @@ pub async fn cash_out(
     reader: &SharedReader,
     limits: &crate::limits::LimitsTable,
     payouts: &dyn Payouts,
+    vault: &crate::vault::SharedVault,
     person: PersonId,
     amount: Money,
     account: BankAccount,
     key: IdempotencyKey,
     now_ns: u64,
 ) -> Result<CashoutOutcome, PaymentError> {
+    let token =
+        crate::vault::tokenize_bank_account(vault, person, &account.routing, &account.account)
+            .await?;
     let request_sha256 = fingerprint(person, amount, &account);
     let claim_key = idempotency_key(person, &key);
     let pending_id = TransferId::new(derived_u128(CASHOUT_TRANSFER_ID_DOMAIN, person, &key))
@@ -187,6 +195,7 @@ pub async fn cash_out(
         currency: amount.currency().code().to_owned(),
         routing: account.routing.clone(),
         account_last4: account.last4(),
+        account_token: token.token.as_str().to_owned(),
         status: CashoutStatus::Pending,
         return_reason: None,
         pending_transfer_id: pending_id.to_string(),

@@ -1,7 +1,10 @@
 //! A person's own data, as one JSON document they can download at any time: who they
 //! are, their wallet, their live sessions, the apps linked to them, and their whole
-//! activity. Secrets are never in it (no password hash, no tokens, no card or bank
-//! numbers: only what the person already sees in the app).
+//! activity, their verification, the personal data the vault holds for them (their
+//! legal name, date of birth, address, SSN last 4 and document numbers, each reveal
+//! written to the vault's access log) and their cards and bank accounts by last 4.
+//! Secrets are never in it (no password hash, no session tokens, no full card or
+//! bank numbers).
 
 use serde::Serialize;
 
@@ -24,6 +27,11 @@ pub struct Export {
     pub linked_apps: Vec<LinkView>,
     pub activity: Vec<ActivityItem>,
     pub activity_truncated: bool,
+    pub verification: crate::verification::VerificationStatus,
+    /// The vault's export: `fields` (kind and value), `tokens` (kind and last 4),
+    /// `erased`.
+    pub personal_data: serde_json::Value,
+    pub saved_cards: Vec<crate::vault::SavedCard>,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,9 +52,13 @@ pub struct ExportedWallet {
 /// Everything Mizan holds about `person` that they may see, newest activity first.
 pub async fn export(
     reader: &SharedReader,
+    vault: &crate::vault::SharedVault,
     person: &Person,
     now_ns: u64,
 ) -> Result<Export, PaymentError> {
+    let verification = crate::verification::status_of(reader, person.id).await?;
+    let personal_data = crate::vault::export_own(vault, person.id).await?;
+    let saved_cards = crate::vault::saved_cards(reader, person.id).await?;
     let balance = identity::wallet_balance(reader, person.id).await?;
     let sessions = identity::sessions_of(reader, person.id, now_ns).await?;
     let linked_apps = apps::links_of(reader, person.id)
@@ -86,5 +98,8 @@ pub async fn export(
         linked_apps,
         activity,
         activity_truncated: truncated,
+        verification,
+        personal_data,
+        saved_cards,
     })
 }

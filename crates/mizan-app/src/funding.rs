@@ -127,6 +127,9 @@ struct FundingDocument {
     amount_minor: i64,
     currency: String,
     card_last4: String,
+    /// The card's vault token (`tok_card_…`); the number itself is only in the vault.
+    #[serde(default)]
+    card_token: String,
     status: FundingStatus,
     decline_reason: Option<DeclineReason>,
     pending_transfer_id: String,
@@ -348,6 +351,115 @@ fn answer_claim(claim: &FundingClaim, fingerprint: &str) -> Result<FundingOutcom
     })
 }
 
+/// Which card a funding charges.
+#[derive(Debug)]
+pub enum CardSource {
+    /// A number typed in; with `save_as_default`, saved as the person's default
+    /// card once the charge is approved (or awaits its challenge).
+    New {
+        number: CardNumber,
+        save_as_default: bool,
+    },
+    /// A saved card, by its id (`GET /v1/me/cards`).
+    Saved { card_id: String },
+}
+
+/// The number to charge and its token: a new number is tokenized in the vault
+/// (Luhn-checked); a saved card's number is revealed to the payment service, the
+/// reveal written to the vault's access log.
+async fn card_to_charge(
+    vault: &crate::vault::SharedVault,
+    reader: &SharedReader,
+    person: PersonId,
+    source: &CardSource,
+) -> Result<(CardNumber, mizan_vault::Token), PaymentError> {
+    match source {
+        CardSource::New { number, .. } => {
+            let token = crate::vault::tokenize_card(vault, person, &number.0).await?;
+            Ok((number.clone(), token))
+        }
+        CardSource::Saved { card_id } => {
+            let saved = crate::vault::saved_card(reader, person, card_id).await?;
+            let token = mizan_vault::TokenId::parse(&saved.id)
+                .map_err(|error| internal("saved card token", error.code()))?;
+            let number = crate::vault::reveal_card_for_charge(
+                vault,
+                person,
+                &token,
+                "card funding from the person's saved card",
+            )
+            .await?;
+            let card = CardNumber::parse(number)?;
+            let info = mizan_vault::Token {
+                token,
+                person: crate::vault::vault_person(person).map_err(crate::vault::payment_error)?,
+                last4: saved.last4,
+            };
+            Ok((card, info))
+        }
+    }
+}
+
+/// Charges a card (a new number or a saved card) and credits the person's wallet,
+/// once per `Idempotency-Key`; a decline moves no money. The card is tokenized in
+/// the vault; documents keep its token and last 4 only.
+#[tracing::instrument(skip_all, fields(%person))]
+#[allow(clippy::too_many_arguments)]
+pub async fn fund(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
+    processor: &dyn Processor,
+    vault: &crate::vault::SharedVault,
+    person: PersonId,
+    amount: Money,
+    source: CardSource,
+    key: IdempotencyKey,
+    now_ns: u64,
+) -> Result<FundingOutcome, PaymentError> {
+    let (card, token) = card_to_charge(vault, reader, person, &source).await?;
+    let outcome = fund_card(
+        ledger, reader, limits, processor, person, amount, card, &token, key, now_ns,
+    )
+    .await?;
+    if let CardSource::New {
+        save_as_default: true,
+        ..
+    } = source
+    {
+        crate::vault::save_default_card(ledger, reader, person, &token, now_ns).await?;
+    }
+    Ok(outcome)
+}
+
+/// Charges the person's default saved card (subscription renewals and other
+/// charges the person agreed to in advance); `CardNotFound` without one.
+#[allow(clippy::too_many_arguments)]
+pub async fn charge_default_card(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
+    processor: &dyn Processor,
+    vault: &crate::vault::SharedVault,
+    person: PersonId,
+    amount: Money,
+    key: IdempotencyKey,
+    now_ns: u64,
+) -> Result<FundingOutcome, PaymentError> {
+    let default = crate::vault::saved_cards(reader, person)
+        .await?
+        .into_iter()
+        .find(|card| card.default)
+        .ok_or(PaymentError::CardNotFound)?;
+    let source = CardSource::Saved {
+        card_id: default.id,
+    };
+    fund(
+        ledger, reader, limits, processor, vault, person, amount, source, key, now_ns,
+    )
+    .await
+}
+
 /// Charges a card and credits the person's wallet, once per `Idempotency-Key`; a
 /// decline moves no money.
 ///
@@ -357,9 +469,8 @@ fn answer_claim(claim: &FundingClaim, fingerprint: &str) -> Result<FundingOutcom
 /// retry can never hold twice. A retry while the processor call is in flight answers
 /// `IdempotencyRequestInProgress`; after it, the stored answer. If the process dies
 /// between the two submissions, the hold expires and no money is created.
-#[tracing::instrument(skip_all, fields(%person))]
 #[allow(clippy::too_many_arguments)]
-pub async fn fund(
+async fn fund_card(
     ledger: &Ledger,
     reader: &SharedReader,
     limits: &crate::limits::LimitsTable,
@@ -367,6 +478,7 @@ pub async fn fund(
     person: PersonId,
     amount: Money,
     card: CardNumber,
+    token: &mizan_vault::Token,
     key: IdempotencyKey,
     now_ns: u64,
 ) -> Result<FundingOutcome, PaymentError> {
@@ -382,6 +494,7 @@ pub async fn fund(
         amount_minor: amount.minor_units(),
         currency: amount.currency().code().to_owned(),
         card_last4: card.last4(),
+        card_token: token.token.as_str().to_owned(),
         status: FundingStatus::Pending,
         decline_reason: None,
         pending_transfer_id: pending_id.to_string(),

@@ -27,5 +27,6 @@ pub mod social;
 pub mod time;
 pub mod tips;
 pub mod totp;
+pub mod vault;
 pub mod verification;
 pub mod webhooks;

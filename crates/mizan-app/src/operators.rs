@@ -73,12 +73,16 @@ impl OperatorName {
 }
 
 /// What an operator may do. The server's operator token grants `Admin`; `Support`
-/// is for operators who help people and need not run ledger checks or read the audit.
+/// is for operators who help people and need not run ledger checks or read the audit;
+/// `Analytics` (product analytics, growth, ads) sees the dashboard's aggregates and
+/// nothing about any person, payment or their personal data: the wall between
+/// payments and ads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorRole {
     Admin,
     Support,
+    Analytics,
 }
 
 impl OperatorRole {
@@ -86,6 +90,29 @@ impl OperatorRole {
         match self {
             OperatorRole::Admin => "admin",
             OperatorRole::Support => "support",
+            OperatorRole::Analytics => "analytics",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OperatorRole> {
+        [
+            OperatorRole::Admin,
+            OperatorRole::Support,
+            OperatorRole::Analytics,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == text)
+    }
+
+    /// The role this operator acts under in the vault, whose permission matrix
+    /// (`mizan_vault::may_reveal`) decides which fields a reveal may show: admins
+    /// are compliance officers (no full card numbers), support sees names, birth
+    /// dates and addresses, analytics nothing.
+    pub fn vault_role(self) -> mizan_vault::Role {
+        match self {
+            OperatorRole::Admin => mizan_vault::Role::ComplianceOfficer,
+            OperatorRole::Support => mizan_vault::Role::SupportAgent,
+            OperatorRole::Analytics => mizan_vault::Role::Analytics,
         }
     }
 
@@ -105,7 +132,24 @@ impl OperatorRole {
                 | OperatorAction::LookUpLedger
                 | OperatorAction::ViewAccount
                 | OperatorAction::ViewTransfer
-                | OperatorAction::ViewWebhooks => true,
+                | OperatorAction::ViewWebhooks
+                | OperatorAction::RevealPersonalData => true,
+            },
+            OperatorRole::Analytics => match action {
+                OperatorAction::LogIn | OperatorAction::LogOut | OperatorAction::ViewDashboard => {
+                    true
+                }
+                OperatorAction::Search
+                | OperatorAction::ViewPerson
+                | OperatorAction::ViewPayment
+                | OperatorAction::ViewLedger
+                | OperatorAction::LookUpLedger
+                | OperatorAction::ViewAccount
+                | OperatorAction::ViewTransfer
+                | OperatorAction::VerifyLedger
+                | OperatorAction::ViewWebhooks
+                | OperatorAction::ViewAudit
+                | OperatorAction::RevealPersonalData => false,
             },
         }
     }
@@ -127,6 +171,9 @@ pub enum OperatorAction {
     VerifyLedger,
     ViewWebhooks,
     ViewAudit,
+    /// Reveal one vault field of a person, with a stated reason (also written to
+    /// the vault's access log).
+    RevealPersonalData,
 }
 
 impl OperatorAction {
@@ -146,6 +193,7 @@ impl OperatorAction {
             OperatorAction::VerifyLedger => "verify_ledger",
             OperatorAction::ViewWebhooks => "view_webhooks",
             OperatorAction::ViewAudit => "view_audit",
+            OperatorAction::RevealPersonalData => "reveal_personal_data",
         }
     }
 }
@@ -418,6 +466,28 @@ mod tests {
         assert!(!OperatorRole::Support.may(OperatorAction::VerifyLedger));
         assert!(!OperatorRole::Support.may(OperatorAction::ViewAudit));
         assert!(OperatorRole::Support.may(OperatorAction::ViewPerson));
+        // The wall: analytics sees aggregates, never a person, a payment or the vault.
+        assert!(OperatorRole::Analytics.may(OperatorAction::ViewDashboard));
+        for action in [
+            OperatorAction::Search,
+            OperatorAction::ViewPerson,
+            OperatorAction::ViewPayment,
+            OperatorAction::ViewLedger,
+            OperatorAction::ViewAccount,
+            OperatorAction::ViewTransfer,
+            OperatorAction::ViewWebhooks,
+            OperatorAction::RevealPersonalData,
+        ] {
+            assert!(!OperatorRole::Analytics.may(action), "{}", action.as_str());
+        }
+        for kind in mizan_vault::FieldKind::ALL {
+            assert!(!mizan_vault::may_reveal(
+                OperatorRole::Analytics.vault_role(),
+                kind
+            ));
+        }
+        assert_eq!(OperatorRole::parse("support"), Some(OperatorRole::Support));
+        assert_eq!(OperatorRole::parse("root"), None);
     }
 
     #[test]

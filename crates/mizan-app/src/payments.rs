@@ -142,6 +142,12 @@ pub enum PaymentError {
     PaidDmNotFound,
     #[error("this paid DM was already paid out or refunded")]
     PaidDmNotPending,
+    #[error("no such saved card")]
+    CardNotFound,
+    #[error("at most 10 cards can be saved; delete one first")]
+    SavedCardsFull,
+    #[error("this person's personal data was erased")]
+    PersonErased,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -192,6 +198,9 @@ impl PaymentError {
             PaymentError::PaidDmRequired(_) => "paid_dm_required",
             PaymentError::PaidDmNotFound => "paid_dm_not_found",
             PaymentError::PaidDmNotPending => "paid_dm_not_pending",
+            PaymentError::CardNotFound => "card_not_found",
+            PaymentError::SavedCardsFull => "saved_cards_full",
+            PaymentError::PersonErased => "person_erased",
             PaymentError::Internal(_) => "internal_error",
         }
     }
@@ -235,7 +244,10 @@ impl PaymentError {
             | PaymentError::VerificationRequired { .. }
             | PaymentError::PaidDmNotFound
             | PaymentError::PaidDmNotPending
+            | PaymentError::SavedCardsFull
+            | PaymentError::PersonErased
             | PaymentError::Internal(_) => None,
+            PaymentError::CardNotFound => Some("card_id"),
             PaymentError::MessageInvalid => Some("text"),
             PaymentError::DmPriceInvalid => Some("price"),
             PaymentError::PaidDmRequired(_) => Some("offer"),

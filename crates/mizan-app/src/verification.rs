@@ -9,8 +9,9 @@
 //!
 //! The `verifications` collection holds, per person, only the tier, the residence
 //! and when each step passed. The personal fields themselves (name, date of birth,
-//! address, SSN digits, document number) go to the provider and are not stored here:
-//! storing them encrypted through `mizan-vault` is left for later. They are
+//! address, SSN last 4, document number) go to the provider and, once verified, into
+//! the vault ([`crate::vault`]), sealed under the person's data key; a document
+//! number is blind-indexed so another person presenting it is refused. They are
 //! [`Secret`]s, so `{:?}` and logs never show them.
 
 use mizan_core::Secret;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{self, PersonId, SharedReader};
 use crate::licences::Jurisdiction;
 use crate::payments::{internal, to_json, PaymentError};
+use crate::vault::SharedVault;
 
 pub const COLLECTION_VERIFICATIONS: &str = "verifications";
 pub const LEGAL_NAME_CHARS_MAX: usize = 200;
@@ -86,6 +88,10 @@ pub enum VerificationError {
     VerificationFailed,
     #[error("verify your identity (tier 1) before your document")]
     IdentityNotVerified,
+    #[error("this document number is already used by another person")]
+    DocumentAlreadyUsed,
+    #[error("this person's personal data was erased")]
+    PersonErased,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -102,6 +108,8 @@ impl VerificationError {
             VerificationError::DocumentNumberInvalid => "document_number_invalid",
             VerificationError::VerificationFailed => "verification_failed",
             VerificationError::IdentityNotVerified => "verification_required",
+            VerificationError::DocumentAlreadyUsed => "document_already_used",
+            VerificationError::PersonErased => "person_erased",
             VerificationError::Internal(_) => "internal_error",
         }
     }
@@ -114,8 +122,11 @@ impl VerificationError {
             VerificationError::JurisdictionInvalid => Some("address"),
             VerificationError::SsnLast4Invalid => Some("ssn_last4"),
             VerificationError::DocumentTypeInvalid => Some("document_type"),
-            VerificationError::DocumentNumberInvalid => Some("document_number"),
-            VerificationError::VerificationFailed
+            VerificationError::DocumentNumberInvalid | VerificationError::DocumentAlreadyUsed => {
+                Some("document_number")
+            }
+            VerificationError::PersonErased
+            | VerificationError::VerificationFailed
             | VerificationError::IdentityNotVerified
             | VerificationError::Internal(_) => None,
         }
@@ -374,6 +385,7 @@ pub async fn verify_identity(
     ledger: &Ledger,
     reader: &SharedReader,
     verifier: &dyn IdentityVerifier,
+    vault: &SharedVault,
     person: PersonId,
     claim: IdentityClaim,
     now_ns: u64,
@@ -382,6 +394,7 @@ pub async fn verify_identity(
         tracing::info!("identity verification failed");
         return Err(VerificationError::VerificationFailed);
     }
+    crate::vault::keep_identity(vault, person, &claim).await?;
     let mut status = status_of(reader, person).await?;
     status.tier = status.tier.max(Tier::Identity);
     status.residence = Some(claim.residence.as_str().to_owned());
@@ -397,6 +410,7 @@ pub async fn verify_document(
     ledger: &Ledger,
     reader: &SharedReader,
     verifier: &dyn IdentityVerifier,
+    vault: &SharedVault,
     person: PersonId,
     document: IdentityDocument,
     now_ns: u64,
@@ -405,10 +419,12 @@ pub async fn verify_document(
     if status.tier < Tier::Identity {
         return Err(VerificationError::IdentityNotVerified);
     }
+    crate::vault::check_document_unused(vault, person, &document).await?;
     if verifier.verify_document(person, &document) == VerifierDecision::Failed {
         tracing::info!("document verification failed");
         return Err(VerificationError::VerificationFailed);
     }
+    crate::vault::keep_document(vault, person, &document).await?;
     status.tier = Tier::Document;
     status.document_verified_at_ns = Some(now_ns);
     store(ledger, person, &status).await?;

@@ -16,6 +16,9 @@ pub enum FieldKind {
     Address,
     /// Government id numbers: SSN, national id, passport, tax id.
     GovernmentId,
+    /// The last 4 digits of a US SSN: too few digits to index (10,000 values), so
+    /// apart from [`FieldKind::GovernmentId`], which is blind-indexed.
+    SsnLast4,
     /// A full card number (PAN); stored only through `Vault::tokenize_card`.
     CardNumber,
     /// A full bank account number or IBAN; stored only through
@@ -24,11 +27,12 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
-    pub const ALL: [FieldKind; 6] = [
+    pub const ALL: [FieldKind; 7] = [
         FieldKind::LegalName,
         FieldKind::DateOfBirth,
         FieldKind::Address,
         FieldKind::GovernmentId,
+        FieldKind::SsnLast4,
         FieldKind::CardNumber,
         FieldKind::BankAccountNumber,
     ];
@@ -40,6 +44,7 @@ impl FieldKind {
             FieldKind::DateOfBirth => "date_of_birth",
             FieldKind::Address => "address",
             FieldKind::GovernmentId => "government_id",
+            FieldKind::SsnLast4 => "ssn_last4",
             FieldKind::CardNumber => "card_number",
             FieldKind::BankAccountNumber => "bank_account_number",
         }
@@ -58,7 +63,10 @@ impl FieldKind {
     pub fn blind_indexed(self) -> bool {
         match self {
             FieldKind::GovernmentId | FieldKind::CardNumber | FieldKind::BankAccountNumber => true,
-            FieldKind::LegalName | FieldKind::DateOfBirth | FieldKind::Address => false,
+            FieldKind::LegalName
+            | FieldKind::DateOfBirth
+            | FieldKind::Address
+            | FieldKind::SsnLast4 => false,
         }
     }
 
@@ -69,7 +77,8 @@ impl FieldKind {
             FieldKind::LegalName
             | FieldKind::DateOfBirth
             | FieldKind::Address
-            | FieldKind::GovernmentId => false,
+            | FieldKind::GovernmentId
+            | FieldKind::SsnLast4 => false,
         }
     }
 }
@@ -133,20 +142,20 @@ pub fn may_reveal(role: Role, kind: FieldKind) -> bool {
     use FieldKind::*;
     match role {
         Role::DataSubject => match kind {
-            LegalName | DateOfBirth | Address | GovernmentId => true,
+            LegalName | DateOfBirth | Address | GovernmentId | SsnLast4 => true,
             CardNumber | BankAccountNumber => false,
         },
         Role::SupportAgent => match kind {
             LegalName | DateOfBirth | Address => true,
-            GovernmentId | CardNumber | BankAccountNumber => false,
+            GovernmentId | SsnLast4 | CardNumber | BankAccountNumber => false,
         },
         Role::ComplianceOfficer => match kind {
-            LegalName | DateOfBirth | Address | GovernmentId | BankAccountNumber => true,
+            LegalName | DateOfBirth | Address | GovernmentId | SsnLast4 | BankAccountNumber => true,
             CardNumber => false,
         },
         Role::PaymentProcessing => match kind {
             LegalName | CardNumber | BankAccountNumber => true,
-            DateOfBirth | Address | GovernmentId => false,
+            DateOfBirth | Address | GovernmentId | SsnLast4 => false,
         },
         Role::Analytics | Role::Advertising => false,
     }

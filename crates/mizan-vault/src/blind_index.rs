@@ -34,7 +34,10 @@ pub fn normalize(kind: FieldKind, value: &str) -> Zeroizing<String> {
             .filter(|c| !(c.is_whitespace() || *c == '-' || *c == '.'))
             .flat_map(char::to_uppercase)
             .collect(),
-        FieldKind::LegalName | FieldKind::DateOfBirth | FieldKind::Address => value
+        FieldKind::LegalName
+        | FieldKind::DateOfBirth
+        | FieldKind::Address
+        | FieldKind::SsnLast4 => value
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")

@@ -406,6 +406,70 @@ impl Vault {
         })
     }
 
+    /// The person's existing token for this card or bank number, found by blind
+    /// index without decrypting: a card funded twice keeps one token.
+    pub fn find_token(
+        &self,
+        person: PersonId,
+        kind: FieldKind,
+        value: &str,
+    ) -> Result<Option<Token>, VaultError> {
+        if !kind.tokenized() {
+            return Err(VaultError::InvalidInput(
+                "only card and bank numbers have tokens",
+            ));
+        }
+        let records: Vec<RecordId> = self
+            .find_by_blind_index(kind, value)?
+            .into_iter()
+            .filter(|found| found.person == person)
+            .map(|found| found.record)
+            .collect();
+        if records.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .tokens_of_person(person, ROWS_PER_QUERY_MAX)?
+            .into_iter()
+            .find(|row| records.contains(&row.record))
+            .map(|row| Token {
+                token: row.token,
+                person: row.person,
+                last4: row.last4,
+            }))
+    }
+
+    /// The person's newest record of `kind`, if any (to reveal the current value
+    /// of a field that was stored more than once).
+    pub fn latest_record(
+        &self,
+        person: PersonId,
+        kind: FieldKind,
+    ) -> Result<Option<RecordId>, VaultError> {
+        Ok(self
+            .store
+            .records_of_person(person, ROWS_PER_QUERY_MAX)?
+            .into_iter()
+            .filter(|record| record.kind == kind)
+            .max_by_key(|record| record.created_at_ns)
+            .map(|record| record.record))
+    }
+
+    /// Every token the person holds, with its last 4 (what may be displayed).
+    pub fn tokens_of_person(&self, person: PersonId) -> Result<Vec<Token>, VaultError> {
+        Ok(self
+            .store
+            .tokens_of_person(person, ROWS_PER_QUERY_MAX)?
+            .into_iter()
+            .map(|row| Token {
+                token: row.token,
+                person: row.person,
+                last4: row.last4,
+            })
+            .collect())
+    }
+
     /// Checks that a record decrypts, without returning or logging its value: for
     /// health checks and the rotation benchmark's reader.
     pub fn check_readable(&self, record: RecordId) -> Result<(), VaultError> {

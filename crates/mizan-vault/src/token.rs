@@ -194,7 +194,8 @@ fn token_prefix(kind: FieldKind) -> Result<&'static str, VaultError> {
         FieldKind::LegalName
         | FieldKind::DateOfBirth
         | FieldKind::Address
-        | FieldKind::GovernmentId => Err(VaultError::InvalidInput(
+        | FieldKind::GovernmentId
+        | FieldKind::SsnLast4 => Err(VaultError::InvalidInput(
             "only card and bank numbers are tokenized",
         )),
     }

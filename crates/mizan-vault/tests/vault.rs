@@ -711,7 +711,7 @@ fn permission_matrix_is_exactly_as_designed() {
     use FieldKind::*;
     let expected = |role: Role| -> Vec<FieldKind> {
         match role {
-            Role::DataSubject => vec![LegalName, DateOfBirth, Address, GovernmentId],
+            Role::DataSubject => vec![LegalName, DateOfBirth, Address, GovernmentId, SsnLast4],
             Role::SupportAgent => vec![LegalName, DateOfBirth, Address],
             Role::ComplianceOfficer => {
                 vec![
@@ -719,6 +719,7 @@ fn permission_matrix_is_exactly_as_designed() {
                     DateOfBirth,
                     Address,
                     GovernmentId,
+                    SsnLast4,
                     BankAccountNumber,
                 ]
             }
@@ -737,7 +738,7 @@ fn permission_matrix_is_exactly_as_designed() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 36);
+    assert_eq!(checked, 42);
     for kind in FieldKind::ALL {
         assert!(!may_reveal(Role::Analytics, kind));
         assert!(!may_reveal(Role::Advertising, kind));

@@ -281,6 +281,9 @@ texts! {
     YouSent => "You sent", "أرسلت";
     SentYou => "Sent you", "أرسل لك";
     AskForMoney => "Request money", "اطلب مالًا";
+    ErrDocumentUsed => "This document is already used by another account.", "هذا المستند مستخدم في حساب آخر.";
+    ErrErased => "Your personal data was erased; it can't be used again.", "حُذفت بياناتك الشخصية ولا يمكن استخدامها مجددًا.";
+    SaveCard => "Save as my default card", "احفظها كبطاقتي الافتراضية";
     Feed => "Feed", "المنشورات";
     NoPosts => "No posts yet.", "لا توجد منشورات بعد.";
     NewPost => "Write a post", "اكتب منشورًا";

@@ -29,8 +29,10 @@ use mizan_app::operators::{
 };
 use mizan_app::payments::{self, PaymentError};
 use mizan_app::requests::{self, ActivityItem, ActivityQuery};
+use mizan_app::vault::Revealed;
 use mizan_core::{AccountId, Clock, SystemClock, TransferId};
 use mizan_ledger::Ledger;
+use mizan_vault::FieldKind;
 use serde::Deserialize;
 
 use crate::layout::{self, csrf_field, form_error, submit, Field};
@@ -61,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/logout", post(logout))
         .route("/ops/search", get(search))
         .route("/ops/people/{handle}", get(person_page))
+        .route("/ops/people/{handle}/reveal", post(reveal))
         .route("/ops/payments/{id}", get(payment_page))
         .route("/ops/ledger", get(ledger::ledger_page))
         .route("/ops/ledger/lookup", get(ledger::lookup))
@@ -315,6 +318,14 @@ fn login_form(
             @if let Some(error) = error { (form_error(error)) }
             (Field::new("name", "Your name").value(name).hint("Shown in the audit log with everything you look at.").error(name_error).autocomplete("username").render())
             (Field::new("token", "Operator token").kind("password").autocomplete("current-password").render())
+            div.field {
+                label for="field-role" { "Role" }
+                select #field-role name="role" {
+                    option value="admin" selected { "Admin (compliance: may reveal personal data)" }
+                    option value="support" { "Support (names, birth dates, addresses)" }
+                    option value="analytics" { "Analytics (aggregates only; no person, payment or personal data)" }
+                }
+            }
             (submit("Log in", "Logging in…"))
         }
     }
@@ -344,7 +355,17 @@ pub async fn login(
     };
     let token_ok = same_secret(form.raw("token").as_bytes(), expected.expose().as_bytes());
     let name = OperatorName::parse(form.get("name"));
+    // The shared token may sign in under a narrower role, never a wider one.
+    let role = match form.get("role") {
+        "" => Some(OperatorRole::Admin),
+        text => OperatorRole::parse(text),
+    };
     let refusal = match (&name, token_ok) {
+        (Ok(_), true) if role.is_none() => Some((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Choose admin, support or analytics."),
+        )),
         (Ok(_), true) => None,
         (Err(_), _) => Some((
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -366,8 +387,9 @@ pub async fn login(
     }
     let name = name.map_err(internal)?;
     let ledger = writer(&state)?;
-    // The shared token grants the full role; named roles come with per-operator keys.
-    let session = operators::open_session(&ledger, name, OperatorRole::Admin, now_ns()).await?;
+    // The shared token grants the full role; the operator may take a narrower one.
+    let role = role.unwrap_or(OperatorRole::Admin);
+    let session = operators::open_session(&ledger, name, role, now_ns()).await?;
     let mut response = layout::redirect("/ops");
     let cookie = ops_cookie(session.token.expose(), OPERATOR_SESSION_LIFETIME_SECONDS)?;
     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -581,8 +603,10 @@ pub async fn person_page(
         .await
         .map_err(internal)?;
     let links = apps::links_of(&reader, person.id).await.map_err(internal)?;
+    let reveal = reveal_form(&ops, person.handle.as_str(), None, None);
     let content = html! {
         section.card { (person_details(&person)) }
+        (reveal)
         section.card {
             h2 { "Wallet" }
             @for account in &wallets { (ledger::account_details(account)) }
@@ -608,6 +632,134 @@ pub async fn person_page(
     };
     let title = format!("@{}", person.handle.as_str());
     Ok(ops_page(&title, &ops, content))
+}
+
+// ---------------------------------------------------------------- reveal
+
+/// What an operator may ask the vault for, by its field kind code.
+const REVEALABLE: [(FieldKind, &str); 6] = [
+    (FieldKind::LegalName, "Legal name"),
+    (FieldKind::DateOfBirth, "Date of birth"),
+    (FieldKind::Address, "Address"),
+    (FieldKind::SsnLast4, "SSN last 4"),
+    (FieldKind::GovernmentId, "Document number"),
+    (
+        FieldKind::BankAccountNumber,
+        "Bank account (routing + number)",
+    ),
+];
+
+fn reveal_form(ops: &Ops, handle: &str, error: Option<&str>, shown: Option<Markup>) -> Markup {
+    html! {
+        section.card #reveal {
+            h2 { "Personal data" }
+            p.hint {
+                "Held encrypted in the vault. A reveal needs a reason; the reason, your name and role and the outcome go to the vault's access log and the audit log. Your role (" (ops.operator.role.as_str()) ") decides what may be shown."
+            }
+            @if let Some(shown) = shown { (shown) }
+            form method="post" action={ "/ops/people/" (handle) "/reveal" } {
+                (csrf_field(&ops.visitor))
+                @if let Some(error) = error { (form_error(error)) }
+                div.field {
+                    label for="field-field" { "Field" }
+                    select #field-field name="field" {
+                        @for (kind, label) in REVEALABLE {
+                            option value=(kind.code()) { (label) }
+                        }
+                    }
+                }
+                (Field::new("reason", "Reason").hint("8 to 500 characters: the ticket or case this is for.").render())
+                (submit("Reveal", "Revealing…"))
+            }
+        }
+    }
+}
+
+/// `POST /ops/people/{handle}/reveal`: one vault field, with a reason. The audit
+/// entry is written first; the vault writes its access log entry (granted, denied
+/// or erased) before it answers.
+pub async fn reveal(
+    State(state): State<AppState>,
+    ops: Ops,
+    Path(handle_text): Path<String>,
+    body: Bytes,
+) -> Result<Response, OpsError> {
+    let form = ops.checked_form(&body)?;
+    let kind = REVEALABLE
+        .iter()
+        .map(|(kind, _)| *kind)
+        .find(|kind| kind.code() == form.get("field"));
+    let target = format!("{handle_text} {}", form.get("field"));
+    ops.audit(&state, OperatorAction::RevealPersonalData, &target)
+        .await?;
+    let reader = state.reader();
+    let handle =
+        Handle::parse(handle_text.trim_start_matches('@')).map_err(|_| OpsError::NotFound)?;
+    let person_id = identity::person_by_handle(&reader, &handle)
+        .await
+        .map_err(internal)?
+        .ok_or(OpsError::NotFound)?;
+    let vault = state
+        .vault()
+        .ok_or_else(|| OpsError::Internal("shutting down".to_owned()))?;
+    let actor: String = ops
+        .operator
+        .name
+        .as_str()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    let (status, error, shown) = match kind {
+        None => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Choose a field."),
+            None,
+        ),
+        Some(kind) => {
+            let revealed = mizan_app::vault::reveal_for_operator(
+                &vault,
+                person_id,
+                kind,
+                ops.operator.role.vault_role(),
+                &format!("operator:{actor}"),
+                form.get("reason"),
+            )
+            .await;
+            match revealed {
+                Err(error) if error.code() == "invalid_input" => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("Give a reason of 8 to 500 characters."),
+                    None,
+                ),
+                Err(error) => return Err(internal(error)),
+                Ok(Revealed::Value(value)) => (
+                    StatusCode::OK,
+                    None,
+                    Some(html! { p.revealed { strong { (kind.code()) ": " } output { (value.expose()) } } }),
+                ),
+                Ok(Revealed::Nothing) => (
+                    StatusCode::OK,
+                    None,
+                    Some(html! { p.revealed { "Nothing of this kind is stored for this person." } }),
+                ),
+                Ok(Revealed::Denied) => (
+                    StatusCode::FORBIDDEN,
+                    Some("Your operator role may not reveal this field. The attempt is in the access log."),
+                    None,
+                ),
+                Ok(Revealed::Erased) => (
+                    StatusCode::GONE,
+                    None,
+                    Some(html! { p.revealed { "This person's personal data was erased." } }),
+                ),
+            }
+        }
+    };
+    let content = reveal_form(&ops, handle.as_str(), error, shown);
+    let title = format!("@{} · personal data", handle.as_str());
+    let mut response = ops_page(&title, &ops, content);
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 // ---------------------------------------------------------------- a payment

@@ -1102,6 +1102,10 @@ fn add_money_form(visitor: &Visitor, form: &Form, key: &str, problems: &Problems
             (Field::new("card_number", T::CardNumber.get(lang)).inputmode("numeric")
                 .autocomplete("cc-number").hint(T::CardHint.get(lang))
                 .error(problems.field("card_number")).render())
+            div.check {
+                input #field-save-card type="checkbox" name="save_card" value="yes" checked[form.get("save_card") == "yes"];
+                label for="field-save-card" { (T::SaveCard.get(lang)) }
+            }
             (submit(T::AddFromCard.get(lang), T::Working.get(lang)))
         }
     }
@@ -1151,15 +1155,23 @@ pub async fn add_money(
         let key = IdempotencyKey::parse(&form_key(&form, "fund"))
             .map_err(|error| WebError::Internal(lang, error.to_string()))?;
         let ledger = ledger(&state, lang)?;
+        let vault = state
+            .vault()
+            .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
         let processor = state.processor();
+        let source = funding::CardSource::New {
+            number: card,
+            save_as_default: form.get("save_card") == "yes",
+        };
         let funded = funding::fund(
             &ledger,
             &state.reader(),
             &state.config().limits,
             processor.as_ref(),
+            &vault,
             person.id,
             amount,
-            card,
+            source,
             key,
             now_ns(),
         )
@@ -1332,12 +1344,16 @@ pub async fn cash_out(
                 let key = IdempotencyKey::parse(&form_key(&form, "cashout"))
                     .map_err(|error| WebError::Internal(lang, error.to_string()))?;
                 let ledger = ledger(&state, lang)?;
+                let vault = state
+                    .vault()
+                    .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
                 let payouts = state.payouts();
                 let result = cashout::cash_out(
                     &ledger,
                     &state.reader(),
                     &state.config().limits,
                     payouts.as_ref(),
+                    &vault,
                     caller.person.id,
                     amount,
                     account,

@@ -58,6 +58,8 @@ fn problem_of(lang: Lang, error: &VerificationError) -> Result<Problem, WebError
         VerificationError::DocumentNumberInvalid => ("document_number", T::ErrDocument.get(lang)),
         VerificationError::VerificationFailed => ("", T::ErrNotVerified.get(lang)),
         VerificationError::IdentityNotVerified => ("", T::ErrVerify.get(lang)),
+        VerificationError::DocumentAlreadyUsed => ("document_number", T::ErrDocumentUsed.get(lang)),
+        VerificationError::PersonErased => ("", T::ErrErased.get(lang)),
         VerificationError::Internal(detail) => {
             return Err(WebError::Internal(lang, detail.clone()))
         }
@@ -254,11 +256,15 @@ pub async fn verify_identity(
             let ledger = state
                 .ledger()
                 .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+            let vault = state
+                .vault()
+                .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
             let verifier = state.verifier();
             verification::verify_identity(
                 &ledger,
                 &state.reader(),
                 verifier.as_ref(),
+                &vault,
                 person.id,
                 claim,
                 now_ns,
@@ -299,11 +305,15 @@ pub async fn verify_document(
                 let ledger = state
                     .ledger()
                     .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+                let vault = state
+                    .vault()
+                    .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
                 let verifier = state.verifier();
                 verification::verify_document(
                     &ledger,
                     &state.reader(),
                     verifier.as_ref(),
+                    &vault,
                     person.id,
                     document,
                     now_ns(),

@@ -23,6 +23,8 @@ struct TestApp {
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), mizan_api::ServeError>>,
+    /// The server's state, to read the vault's access log.
+    state: AppState,
     _data: tempfile::TempDir,
 }
 
@@ -50,7 +52,12 @@ async fn spawn_app(config: ServerConfig) -> TestApp {
         let _ = signal.await;
     };
     let router = mizan_api::router_with(state.clone(), mizan_web::pages());
-    let server = tokio::spawn(mizan_api::serve_router(listener, router, state, signal));
+    let server = tokio::spawn(mizan_api::serve_router(
+        listener,
+        router,
+        state.clone(),
+        signal,
+    ));
     let client = reqwest::Client::builder()
         .redirect(redirect::Policy::none())
         .build()
@@ -60,6 +67,7 @@ async fn spawn_app(config: ServerConfig) -> TestApp {
         client,
         shutdown: Some(shutdown),
         server,
+        state,
         _data: data,
     }
 }
@@ -207,8 +215,16 @@ impl<'a> Browser<'a> {
     }
 
     async fn log_in(&mut self, name: &str, token: &str) -> reqwest::Response {
+        self.log_in_as(name, token, "admin").await
+    }
+
+    async fn log_in_as(&mut self, name: &str, token: &str, role: &str) -> reqwest::Response {
         let response = self
-            .post("/ops/login", &[("name", name), ("token", token)], true)
+            .post(
+                "/ops/login",
+                &[("name", name), ("token", token), ("role", role)],
+                true,
+            )
             .await;
         if let Some(session) = set_cookie(&response, "mizan_ops") {
             self.session = Some(session);
@@ -604,5 +620,140 @@ async fn the_webhook_log_shows_deliveries_and_no_secrets() {
         "{person}"
     );
     assert!(person.contains("wallet:read"), "{person}");
+    app.stop().await;
+}
+
+/// Verifies `token`'s person through the JSON API with a known legal name.
+async fn verify(app: &TestApp, token: &str, legal_name: &str) {
+    let body = json!({
+        "legal_name": legal_name, "date_of_birth": "1985-07-09", "ssn_last4": "4821",
+        "address": {"line1": "12 Harbour Road", "city": "Portland", "postal_code": "97201", "state": "OR", "country": "US"}
+    });
+    let response = app
+        .client
+        .post(app.url("/v1/me/verification"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = json!({"document_type": "passport", "document_number": "Z9081726"});
+    let response = app
+        .client
+        .post(app.url("/v1/me/verification/document"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+fn access_log(app: &TestApp) -> Vec<mizan_vault::AccessLogEntry> {
+    app.state.vault().unwrap().access_log(0, 100).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revealing_personal_data_takes_a_role_and_a_reason_and_is_logged() {
+    const NAME: &str = "Ottoline Featherstonehaugh";
+    let app = spawn_app(test_config(Some(OPERATOR_TOKEN))).await;
+    let token = app.person_with("bilal", "25.00").await;
+    verify(&app, &token, NAME).await;
+    let mut browser = Browser::open(&app).await;
+    browser.log_in("Sara K.", OPERATOR_TOKEN).await;
+
+    // The person page never shows personal data by itself.
+    let page = browser.page("/ops/people/bilal").await;
+    assert!(!page.contains(NAME), "{page}");
+    assert!(page.contains("/ops/people/bilal/reveal"), "{page}");
+
+    // No reason, no reveal (and nothing in the vault's log).
+    let response = browser
+        .post(
+            "/ops/people/bilal/reveal",
+            &[("field", "legal_name"), ("reason", "curious")],
+            true,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!response.text().await.unwrap().contains(NAME));
+    let logged = tokio::task::block_in_place(|| access_log(&app));
+    assert!(logged.is_empty(), "{logged:?}");
+
+    // An admin (compliance officer) with a reason sees it; the vault logs it.
+    let reason = "KYC review for case 4411";
+    let response = browser
+        .post(
+            "/ops/people/bilal/reveal",
+            &[("field", "legal_name"), ("reason", reason)],
+            true,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains(NAME));
+    let logged = tokio::task::block_in_place(|| access_log(&app));
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].role, "compliance_officer");
+    assert_eq!(logged[0].actor, "operator:Sara_K.");
+    assert_eq!(logged[0].reason, reason);
+    assert_eq!(logged[0].field, "legal_name");
+    assert_eq!(logged[0].outcome.code(), "granted");
+    let audit = browser.page("/ops/audit").await;
+    assert!(audit.contains("reveal_personal_data"), "{audit}");
+
+    // Support may not see a document number: refused, and the denial is logged.
+    let mut support = Browser::open(&app).await;
+    support
+        .log_in_as("Omar S.", OPERATOR_TOKEN, "support")
+        .await;
+    let response = support
+        .post(
+            "/ops/people/bilal/reveal",
+            &[
+                ("field", "government_id"),
+                ("reason", "caller asked for it"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!response.text().await.unwrap().contains("Z9081726"));
+    let logged = tokio::task::block_in_place(|| access_log(&app));
+    assert_eq!(logged.len(), 2);
+    assert_eq!(
+        (logged[1].role.as_str(), logged[1].outcome.code()),
+        ("support_agent", "denied")
+    );
+
+    // Analytics: the dashboard's aggregates, and nothing about anyone.
+    let mut analytics = Browser::open(&app).await;
+    analytics
+        .log_in_as("Ads Team", OPERATOR_TOKEN, "analytics")
+        .await;
+    assert_eq!(analytics.get("/ops").await.status(), StatusCode::OK);
+    for path in [
+        "/ops/people/bilal",
+        "/ops/search?q=bil",
+        "/ops/ledger",
+        "/ops/webhooks",
+    ] {
+        assert_eq!(
+            analytics.get(path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let response = analytics
+        .post(
+            "/ops/people/bilal/reveal",
+            &[("field", "legal_name"), ("reason", "audience building")],
+            true,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!response.text().await.unwrap().contains(NAME));
+    // Refused before the vault was asked: still two entries.
+    assert_eq!(tokio::task::block_in_place(|| access_log(&app)).len(), 2);
     app.stop().await;
 }

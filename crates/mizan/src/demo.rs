@@ -269,6 +269,8 @@ fn seed_unless_present(
         now_ns: AtomicU64::new(timeline.start_ns),
     });
     let started = Instant::now();
+    let config = mizan_api::ServerConfig::load(None)?;
+    let vault = Arc::new(mizan_api::state::open_vault(location, &config)?);
     let (ledger, writer) = Ledger::start(store, clock.clone(), WriterConfig::default())?;
     let seeded = payments::ensure_platform_accounts(&ledger)
         .map_err(|error| anyhow!("creating the platform accounts: {error}"))
@@ -283,11 +285,13 @@ fn seed_unless_present(
                 random: StdRng::seed_from_u64(RANDOM_SEED),
                 counts: SeedCounts::default(),
                 limits: LimitsTable::default(),
+                vault: vault.clone(),
             };
             runtime.block_on(seeder.seed())?;
             Ok(seeder.counts)
         });
     drop(ledger);
+    drop(vault);
     writer
         .join()
         .map_err(|_| anyhow!("the ledger writer panicked"))?;
@@ -362,6 +366,8 @@ struct Seeder<'a> {
     counts: SeedCounts,
     /// The server's default limits: the demo's movements stay within them.
     limits: LimitsTable,
+    /// The vault the server opens too (same keys, same store).
+    vault: mizan_app::vault::SharedVault,
 }
 
 impl Seeder<'_> {
@@ -448,6 +454,7 @@ impl Seeder<'_> {
             self.ledger,
             &self.reader,
             &SandboxVerifier,
+            &self.vault,
             person.id,
             claim,
             now_ns,
@@ -455,13 +462,15 @@ impl Seeder<'_> {
         .await
         .map_err(|error| anyhow!("verifying @{}: {error}", person.handle.as_str()))?;
         if index.is_multiple_of(3) || DEMO_CREATORS.contains(&person.handle.as_str()) {
-            let document = IdentityDocument::parse("passport", "P12345678")
+            // One passport per person: the vault refuses a document number twice.
+            let document = IdentityDocument::parse("passport", &format!("P{index:07}1"))
                 .map_err(|error| anyhow!("demo document: {error}"))?;
             let now_ns = self.later();
             verification::verify_document(
                 self.ledger,
                 &self.reader,
                 &SandboxVerifier,
+                &self.vault,
                 person.id,
                 document,
                 now_ns,
@@ -487,9 +496,13 @@ impl Seeder<'_> {
             &self.reader,
             &self.limits,
             &SandboxProcessor,
+            &self.vault,
             person,
             usd(minor),
-            card,
+            funding::CardSource::New {
+                number: card,
+                save_as_default: false,
+            },
             key,
             self.clock.now_ns(),
         )
@@ -800,6 +813,7 @@ impl Seeder<'_> {
             &self.reader,
             &self.limits,
             &SandboxPayouts,
+            &self.vault,
             person,
             usd(minor),
             account,

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::routes::apps::{require_operator, session_person};
-use crate::routes::identity::{ledger, JsonBody};
+use crate::routes::identity::{ledger, vault, JsonBody};
 use crate::state::AppState;
 
 impl From<VerificationError> for ApiError {
@@ -35,6 +35,20 @@ impl From<VerificationError> for ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code,
                 title: "Invalid field",
+                field,
+                detail: error.to_string(),
+            },
+            VerificationError::DocumentAlreadyUsed => ApiError::Refused {
+                status: StatusCode::CONFLICT,
+                code,
+                title: "Document already used",
+                field,
+                detail: error.to_string(),
+            },
+            VerificationError::PersonErased => ApiError::Refused {
+                status: StatusCode::GONE,
+                code,
+                title: "Personal data erased",
                 field,
                 detail: error.to_string(),
             },
@@ -133,6 +147,7 @@ impl From<VerificationStatus> for VerificationBody {
         (status = 400, description = "`invalid_body`, `legal_name_invalid`, `date_of_birth_invalid`, `address_invalid`, `jurisdiction_invalid` or `ssn_last4_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`verification_failed`", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -159,10 +174,12 @@ pub async fn verify_identity(
     let claim = IdentityClaim::parse(&input, now_ns)?;
     let ledger = ledger(&state)?;
     let verifier = state.verifier();
+    let vault = vault(&state)?;
     let status = verification::verify_identity(
         &ledger,
         &state.reader(),
         verifier.as_ref(),
+        &vault,
         person.id,
         claim,
         now_ns,
@@ -183,6 +200,8 @@ pub async fn verify_identity(
         (status = 400, description = "`invalid_body`, `document_type_invalid` or `document_number_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`, or `verification_required` (tier 1 first)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`document_already_used`: another person verified with this document number (found by blind index in the vault)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`verification_failed`", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -196,10 +215,12 @@ pub async fn verify_document(
         IdentityDocument::parse(&request.document_type, request.document_number.expose())?;
     let ledger = ledger(&state)?;
     let verifier = state.verifier();
+    let vault = vault(&state)?;
     let status = verification::verify_document(
         &ledger,
         &state.reader(),
         verifier.as_ref(),
+        &vault,
         person.id,
         document,
         SystemClock.now_ns(),

@@ -138,6 +138,13 @@ pub(crate) fn ledger(state: &AppState) -> Result<mizan_ledger::Ledger, ApiError>
     })
 }
 
+/// The vault, or 503 `not_ready` once shutdown began.
+pub(crate) fn vault(state: &AppState) -> Result<mizan_app::vault::SharedVault, ApiError> {
+    state.vault().ok_or(ApiError::NotReady {
+        reason: "shutting down",
+    })
+}
+
 async fn person_body(state: &AppState, person: &Person) -> Result<PersonBody, ApiError> {
     let balance = identity::wallet_balance(&state.reader(), person.id).await?;
     Ok(PersonBody {

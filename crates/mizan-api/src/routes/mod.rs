@@ -12,3 +12,4 @@ pub mod payments;
 pub mod requests;
 pub mod security;
 pub mod social;
+pub mod vault;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem, ProblemExtras};
-use crate::routes::identity::{ledger, JsonBody};
+use crate::routes::identity::{ledger, vault, JsonBody};
 use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
@@ -61,7 +61,12 @@ impl From<PaymentError> for ApiError {
             PaymentError::RecipientNotFound
             | PaymentError::PaymentNotFound
             | PaymentError::PostNotFound
-            | PaymentError::RequestNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
+            | PaymentError::RequestNotFound
+            | PaymentError::CardNotFound => refused(StatusCode::NOT_FOUND, "Not found", error),
+            PaymentError::SavedCardsFull => {
+                refused(StatusCode::CONFLICT, "Too many saved cards", error)
+            }
+            PaymentError::PersonErased => refused(StatusCode::GONE, "Personal data erased", error),
             PaymentError::IdempotencyKeyReused
             | PaymentError::CannotPayYourself
             | PaymentError::CannotRequestFromYourself
@@ -148,10 +153,48 @@ pub struct FundingRequest {
     pub amount: String,
     /// ISO 4217; only "USD" for now.
     pub currency: String,
-    /// 12–19 digits; never stored or logged (only the last four are kept).
-    #[schema(value_type = String)]
-    pub card_number: Secret<String>,
+    /// 12–19 digits, Luhn-valid; tokenized in the vault, never stored anywhere
+    /// else or logged (documents keep the token and last four). Give this or
+    /// `card_id`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub card_number: Option<Secret<String>>,
+    /// A saved card's id (`GET /v1/me/cards`) instead of a number.
+    #[serde(default)]
+    pub card_id: Option<String>,
+    /// With `card_number`: save the card as the caller's default card once the
+    /// charge is approved (or awaits its challenge).
+    #[serde(default)]
+    pub save_card: bool,
 }
+
+/// The card a funding request names: a number (optionally saved) or a saved card.
+fn card_source(request: FundingRequest) -> Result<funding::CardSource, ApiError> {
+    let invalid = |detail: &str| ApiError::InvalidField {
+        code: "card_source_invalid",
+        field: "card_number",
+        detail: detail.to_owned(),
+    };
+    match (request.card_number, request.card_id) {
+        (Some(number), None) => Ok(funding::CardSource::New {
+            number: CardNumber::parse(number)?,
+            save_as_default: request.save_card,
+        }),
+        (None, Some(card_id)) if !request.save_card => {
+            if card_id.is_empty() || card_id.len() > CARD_ID_BYTES_MAX {
+                return Err(PaymentError::CardNotFound.into());
+            }
+            Ok(funding::CardSource::Saved { card_id })
+        }
+        (None, Some(_)) => Err(invalid("save_card goes with a new card_number only")),
+        (Some(_), Some(_)) | (None, None) => {
+            Err(invalid("give exactly one of card_number and card_id"))
+        }
+    }
+}
+
+/// Longest saved-card id accepted (a token is 41 characters).
+const CARD_ID_BYTES_MAX: usize = 64;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct FundingBody {
@@ -314,7 +357,9 @@ pub(crate) async fn caller(
         (status = 409, description = "`idempotency_request_in_progress`: the first request with this key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`, or `limit_exceeded` (with `limit` = `weekly_funding` and `resets_at`); nothing is held", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, or `verification_required` (with `tier_required`) when the tier may not add money", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported` or `card_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `amount_malformed`, `amount_too_precise`, `amount_must_be_positive`, `unknown_currency`, `currency_not_supported`, `card_number_invalid` (not 12–19 digits, or fails the Luhn check) or `card_source_invalid` (not exactly one of `card_number` and `card_id`; `save_card` with `card_id`) (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`card_not_found`: `card_id` is not one of the caller's saved cards", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased; no card can be tokenized for them", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "`card_declined`; `detail` names the reason (`insufficient_funds`, `stolen_card`)", body = Problem, content_type = "application/problem+json")
     )
@@ -327,17 +372,19 @@ pub async fn fund(
     let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
-    let card = CardNumber::parse(request.card_number)?;
+    let source = card_source(request)?;
     let ledger = ledger(&state)?;
+    let vault = vault(&state)?;
     let processor = state.processor();
     let outcome = funding::fund(
         &ledger,
         &state.reader(),
         &state.config().limits,
         processor.as_ref(),
+        &vault,
         person.id,
         amount,
-        card,
+        source,
         key,
         SystemClock.now_ns(),
     )
@@ -355,7 +402,8 @@ pub struct CashoutRequest {
     pub currency: String,
     /// 9 digits with a valid ABA checksum.
     pub routing_number: String,
-    /// 4–17 digits; never stored or logged (only the last four are kept).
+    /// 4–17 digits; tokenized in the vault, never stored anywhere else or logged
+    /// (documents keep the token and last four).
     #[schema(value_type = String)]
     pub account_number: Secret<String>,
 }
@@ -386,6 +434,7 @@ pub struct CashoutBody {
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `step_up_required`, `verification_required` (tier 0 may not cash out; with `tier_required`) or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased; no bank account can be tokenized for them", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, `limit_exceeded` (with `limit` = `weekly_cashout` and `resets_at`; nothing is held), or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -401,12 +450,14 @@ pub async fn cash_out(
     let account = BankAccount::parse(&request.routing_number, request.account_number)?;
     require_step_up(&state, &caller, amount.minor_units()).await?;
     let ledger = ledger(&state)?;
+    let vault = vault(&state)?;
     let payouts = state.payouts();
     let outcome = cashout::cash_out(
         &ledger,
         &state.reader(),
         &state.config().limits,
         payouts.as_ref(),
+        &vault,
         person.id,
         amount,
         account,

@@ -330,8 +330,10 @@ pub async fn step_up(
 }
 
 /// Everything Mizan holds about the caller that they may see, as one JSON download:
-/// person, wallet, live sessions, linked apps and the whole activity (at most 10,000
-/// items; `activity_truncated` says when there were more).
+/// person, wallet, live sessions, linked apps, the whole activity (at most 10,000
+/// items; `activity_truncated` says when there were more), verification, the
+/// personal data the vault holds (`personal_data`: each reveal is in the vault's
+/// access log) and saved cards by last 4.
 #[utoipa::path(
     get,
     path = "/v1/me/export",
@@ -349,8 +351,14 @@ pub async fn export(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let caller = own_session(&state, &headers).await?;
-    let export =
-        mizan_app::export::export(&state.reader(), &caller.person, SystemClock.now_ns()).await?;
+    let vault = crate::routes::identity::vault(&state)?;
+    let export = mizan_app::export::export(
+        &state.reader(),
+        &vault,
+        &caller.person,
+        SystemClock.now_ns(),
+    )
+    .await?;
     let disposition = format!(
         "attachment; filename=\"mizan-{}.json\"",
         caller.person.handle.as_str()

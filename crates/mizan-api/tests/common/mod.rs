@@ -46,25 +46,55 @@ impl Drop for TestStore {
 
 impl TestStore {
     pub fn fresh() -> TestStore {
-        let data = tempfile::tempdir().unwrap();
         let postgres = std::env::var("MIZAN_TEST_API_STORE").is_ok_and(|store| store == "postgres");
         if postgres {
-            let admin = std::env::var("MIZAN_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-            let database = create_test_database(&admin).unwrap();
-            let location = Location::from_config(data.path(), Some(&database.url));
-            TestStore {
-                data,
-                location,
-                database: Some(database),
-            }
+            TestStore::postgres()
         } else {
-            let location = Location::from_config(data.path(), None);
-            TestStore {
-                data,
-                location,
-                database: None,
-            }
+            TestStore::sqlite()
+        }
+    }
+
+    /// A fresh SQLite store in a temporary data directory.
+    pub fn sqlite() -> TestStore {
+        let data = tempfile::tempdir().unwrap();
+        let location = Location::from_config(data.path(), None);
+        TestStore {
+            data,
+            location,
+            database: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database on `MIZAN_TEST_POSTGRES_URL`, dropped afterwards.
+    pub fn postgres() -> TestStore {
+        let data = tempfile::tempdir().unwrap();
+        let admin = std::env::var("MIZAN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let database = create_test_database(&admin).unwrap();
+        let location = Location::from_config(data.path(), Some(&database.url));
+        TestStore {
+            data,
+            location,
+            database: Some(database),
+        }
+    }
+
+    /// The PostgreSQL URL of this store, if it is one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|database| database.url.as_str())
+    }
+
+    /// On PostgreSQL the vault needs configured keys (the server refuses to invent
+    /// them next to the data): a key file in the test's temporary directory, which
+    /// never enters the database.
+    pub fn configure_vault_keys(&self, config: &mut ServerConfig) {
+        let configured = config.vault_key_file.is_some() || config.vault_master_keys.is_some();
+        if self.database.is_some() && !configured {
+            let path = self.data.path().join("test-vault.key");
+            mizan_vault::MasterKeyRing::generate()
+                .write_key_file(&path)
+                .unwrap();
+            config.vault_key_file = Some(path);
         }
     }
 
@@ -106,6 +136,12 @@ pub fn test_config() -> ServerConfig {
 
 pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
+    spawn_app_in(store, config).await
+}
+
+/// A server on `store` (SQLite or PostgreSQL, whatever the environment says).
+pub async fn spawn_app_in(store: TestStore, mut config: ServerConfig) -> TestApp {
+    store.configure_vault_keys(&mut config);
     let location = store.location.clone();
     let state = tokio::task::spawn_blocking(move || AppState::start(&location, config))
         .await
