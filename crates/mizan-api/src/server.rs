@@ -23,8 +23,8 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
-    apps, compliance, docs, health, identity, messages, metrics, payments, requests, security,
-    social,
+    apps, cases, compliance, docs, health, identity, messages, metrics, payments, requests,
+    security, social,
 };
 use crate::state::{AppState, StateError};
 
@@ -73,6 +73,15 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/me/limits", get(compliance::my_limits))
         .route("/v1/licences", get(compliance::list_licences))
         .route("/v1/licences/{jurisdiction}", put(compliance::put_licence))
+        .route("/v1/cases", get(cases::list_cases).post(cases::open_case))
+        .route("/v1/cases/{id}", get(cases::get_case))
+        .route("/v1/cases/{id}/assign", post(cases::assign_case))
+        .route("/v1/cases/{id}/notes", post(cases::note_case))
+        .route("/v1/cases/{id}/decision", post(cases::decide_case))
+        .route("/v1/cases/{id}/sar", get(cases::sar_draft))
+        .route("/v1/sanctions/reload", post(cases::reload_sanctions))
+        .route("/v1/reports/ctr", get(cases::ctr_drafts))
+        .route("/v1/monitoring/scan", post(cases::monitoring_scan))
         .route("/v1/funding", post(payments::fund))
         .route("/v1/cashouts", post(payments::cash_out))
         .route(

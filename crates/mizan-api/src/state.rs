@@ -5,6 +5,7 @@
 //! and joins the thread, so the store flushes before the process exits, whatever
 //! clones of the state are still around.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
 use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_app::sanctions::{ScreenerCell, SharedScreener};
 use mizan_app::verification::{IdentityVerifier, SandboxVerifier};
+use mizan_compliance::sanctions::{SanctionsList, Screener, Thresholds};
 use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
 use mizan_store::Location;
@@ -41,6 +44,40 @@ pub enum StateError {
     WriterPanicked,
     #[error("creating the platform accounts: {0}")]
     PlatformAccounts(String),
+    #[error("loading the sanctions list: {0}")]
+    SanctionsList(String),
+}
+
+/// Lists already parsed in this process, by directory: a process that starts many
+/// servers (the tests) parses each list once. A reload always reads the disk.
+static LOADED_LISTS: Mutex<Vec<(PathBuf, Arc<Screener>)>> = Mutex::new(Vec::new());
+
+/// Reads and indexes the OFAC list in `directory`.
+pub fn load_screener(directory: &Path) -> Result<Arc<Screener>, StateError> {
+    let list = SanctionsList::load_dir(directory)
+        .map_err(|error| StateError::SanctionsList(format!("{}: {error}", directory.display())))?;
+    let screener = Arc::new(Screener::new(&list, Thresholds::TUNED));
+    let mut loaded = lock(&LOADED_LISTS);
+    loaded.retain(|(path, _)| path != directory);
+    loaded.push((directory.to_owned(), screener.clone()));
+    Ok(screener)
+}
+
+fn screener_at_start(directory: Option<&Path>) -> Result<SharedScreener, StateError> {
+    let Some(directory) = directory else {
+        tracing::warn!("no sanctions list configured: nobody is screened");
+        return Ok(ScreenerCell::new(None));
+    };
+    let cached = lock(&LOADED_LISTS)
+        .iter()
+        .find(|(path, _)| path == directory)
+        .map(|(_, screener)| screener.clone());
+    let screener = match cached {
+        Some(screener) => screener,
+        None => load_screener(directory)?,
+    };
+    tracing::info!(names = screener.name_count(), "sanctions list loaded");
+    Ok(ScreenerCell::new(Some(screener)))
 }
 
 #[derive(Clone)]
@@ -58,6 +95,7 @@ struct Inner {
     processor: Arc<dyn Processor>,
     payouts: Arc<dyn Payouts>,
     verifier: Arc<dyn IdentityVerifier>,
+    screener: SharedScreener,
     limits: RateLimits,
     /// Flips to true when shutdown begins, so long-lived responses (event streams)
     /// end and let the server drain.
@@ -87,6 +125,7 @@ impl AppState {
             location: location.describe(),
             source,
         };
+        let screener = screener_at_start(config.sanctions_dir.as_deref())?;
         let store = location.open_store().map_err(open_error)?;
         let writer_config = WriterConfig::default();
         let queue_submissions_max = writer_config.queue_submissions_max;
@@ -110,6 +149,7 @@ impl AppState {
                 processor: Arc::new(SandboxProcessor),
                 payouts: Arc::new(SandboxPayouts),
                 verifier: Arc::new(SandboxVerifier),
+                screener,
                 limits: RateLimits {
                     ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
@@ -143,6 +183,11 @@ impl AppState {
     /// The identity-verification provider (the sandbox for now).
     pub fn verifier(&self) -> Arc<dyn IdentityVerifier> {
         self.inner.verifier.clone()
+    }
+
+    /// The sanctions screener (swapped whole when the list is reloaded).
+    pub fn screener(&self) -> SharedScreener {
+        self.inner.screener.clone()
     }
 
     pub fn rate_limits(&self) -> &RateLimits {

@@ -94,7 +94,11 @@ impl OperatorRole {
         match self {
             OperatorRole::Admin => true,
             OperatorRole::Support => match action {
-                OperatorAction::VerifyLedger | OperatorAction::ViewAudit => false,
+                OperatorAction::VerifyLedger
+                | OperatorAction::ViewAudit
+                | OperatorAction::DecideCase
+                | OperatorAction::ReloadSanctions
+                | OperatorAction::ExportReport => false,
                 OperatorAction::LogIn
                 | OperatorAction::LogOut
                 | OperatorAction::ViewDashboard
@@ -105,7 +109,13 @@ impl OperatorRole {
                 | OperatorAction::LookUpLedger
                 | OperatorAction::ViewAccount
                 | OperatorAction::ViewTransfer
-                | OperatorAction::ViewWebhooks => true,
+                | OperatorAction::ViewWebhooks
+                | OperatorAction::ViewCases
+                | OperatorAction::ViewCase
+                | OperatorAction::OpenCase
+                | OperatorAction::AssignCase
+                | OperatorAction::NoteCase
+                | OperatorAction::ScanMonitoring => true,
             },
         }
     }
@@ -127,6 +137,19 @@ pub enum OperatorAction {
     VerifyLedger,
     ViewWebhooks,
     ViewAudit,
+    ViewCases,
+    ViewCase,
+    OpenCase,
+    AssignCase,
+    NoteCase,
+    /// Clear, freeze, close an account, file a SAR: admin only.
+    DecideCase,
+    /// Reload the sanctions list and re-screen everyone: admin only.
+    ReloadSanctions,
+    /// Download a SAR or CTR draft (personal data): admin only.
+    ExportReport,
+    /// Run the monitoring rules on everyone.
+    ScanMonitoring,
 }
 
 impl OperatorAction {
@@ -146,6 +169,15 @@ impl OperatorAction {
             OperatorAction::VerifyLedger => "verify_ledger",
             OperatorAction::ViewWebhooks => "view_webhooks",
             OperatorAction::ViewAudit => "view_audit",
+            OperatorAction::ViewCases => "view_cases",
+            OperatorAction::ViewCase => "view_case",
+            OperatorAction::OpenCase => "open_case",
+            OperatorAction::AssignCase => "assign_case",
+            OperatorAction::NoteCase => "note_case",
+            OperatorAction::DecideCase => "decide_case",
+            OperatorAction::ReloadSanctions => "reload_sanctions",
+            OperatorAction::ExportReport => "export_report",
+            OperatorAction::ScanMonitoring => "scan_monitoring",
         }
     }
 }
@@ -211,7 +243,7 @@ fn audit_key(at_ns: u64) -> String {
     format!("{:020}:{}", u64::MAX - at_ns, hex::encode(random))
 }
 
-fn audit_row(
+pub(crate) fn audit_row(
     operator: &OperatorName,
     role: OperatorRole,
     action: OperatorAction,

@@ -120,6 +120,7 @@ fn payment_problem(error: &PaymentError) -> Option<(&'static str, T)> {
         PaymentError::LimitExceeded { .. } => ("amount", T::ErrLimit),
         PaymentError::CapabilityUnavailable { .. } => ("", T::ErrUnavailable),
         PaymentError::VerificationRequired { .. } => ("", T::ErrVerify),
+        PaymentError::AccountFrozen => ("", T::ErrFrozen),
         _ => return None,
     })
 }
@@ -1324,6 +1325,7 @@ pub async fn cash_out(
                     &state.reader(),
                     &state.config().limits,
                     payouts.as_ref(),
+                    &state.screener(),
                     caller.person.id,
                     amount,
                     account,

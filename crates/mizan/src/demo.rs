@@ -448,6 +448,8 @@ impl Seeder<'_> {
             self.ledger,
             &self.reader,
             &SandboxVerifier,
+            // Demo people have made-up names; the demo screens nobody.
+            &mizan_app::sanctions::ScreenerCell::new(None),
             person.id,
             claim,
             now_ns,
@@ -800,6 +802,7 @@ impl Seeder<'_> {
             &self.reader,
             &self.limits,
             &SandboxPayouts,
+            &mizan_app::sanctions::ScreenerCell::new(None),
             person,
             usd(minor),
             account,

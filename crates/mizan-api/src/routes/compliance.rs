@@ -163,6 +163,7 @@ pub async fn verify_identity(
         &ledger,
         &state.reader(),
         verifier.as_ref(),
+        &state.screener(),
         person.id,
         claim,
         now_ns,
