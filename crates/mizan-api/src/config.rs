@@ -114,6 +114,9 @@ pub struct ServerConfig {
     /// Transaction-monitoring thresholds (`[monitoring]`, TOML only); see
     /// docs/COMPLIANCE.md.
     pub monitoring: mizan_compliance::monitoring::Thresholds,
+    /// Seconds between transaction-monitoring scans of everyone; 0 (the default)
+    /// runs none: operators run one with `POST /v1/monitoring/scan`.
+    pub monitoring_scan_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +144,7 @@ impl Default for ServerConfig {
             sanctions_dir: None,
             filer: mizan_app::reports::Filer::default(),
             monitoring: mizan_compliance::monitoring::Thresholds::default(),
+            monitoring_scan_seconds: 0,
         }
     }
 }

@@ -200,6 +200,10 @@ where
     }
     let grace_ms = state.config().shutdown_grace_ms;
     let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let monitoring_worker = tokio::spawn(crate::monitoring::run(
+        state.clone(),
+        webhooks_stopped.clone(),
+    ));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (signalled, on_signal) = oneshot::channel::<()>();
     let closing_state = state.clone();
@@ -233,6 +237,9 @@ where
     let _ = stop_webhooks.send(true);
     if let Err(error) = webhook_worker.await {
         tracing::error!(%error, "the webhook worker panicked");
+    }
+    if let Err(error) = monitoring_worker.await {
+        tracing::error!(%error, "the monitoring worker panicked");
     }
     tracing::info!("HTTP server stopped; stopping the ledger writer");
     let stopped = state.shutdown().await;

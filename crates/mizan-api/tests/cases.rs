@@ -471,3 +471,34 @@ async fn a_day_of_cash_over_10000_gets_a_ctr_draft_and_monitoring_opens_cases() 
     assert_eq!(again["cases_opened"], 0);
     assert_eq!(queue(&app).await.len(), cases.len());
 }
+
+#[tokio::test]
+async fn the_periodic_scan_opens_monitoring_cases_by_itself() {
+    let app = spawn_app_with(mizan_api::ServerConfig {
+        monitoring_scan_seconds: 1,
+        ..config()
+    })
+    .await;
+    let omar = app.person("omar").await;
+    let _sara = app.person("sara").await;
+    assert_eq!(app.fund(&omar, "9000.00", CARD_OK).await.status(), 201);
+    for n in 0..3 {
+        let sent = pay(&app, &omar, "sara", "2950.00", &format!("p-{n}")).await;
+        assert_eq!(sent.status(), 201);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let cases = queue(&app).await;
+        if cases
+            .iter()
+            .any(|case| case["handle"] == "omar" && case["evidence"]["rule"] == "rapid_in_out")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scan ran: {cases:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
