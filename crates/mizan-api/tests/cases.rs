@@ -83,19 +83,24 @@ async fn queue(app: &TestApp) -> Vec<Value> {
     body["cases"].as_array().unwrap().clone()
 }
 
-/// The audit log's actions, newest first, once the server stopped.
+/// The audit log's actions, newest first, once the server stopped (read on a
+/// blocking thread: the PostgreSQL client is synchronous).
 async fn audit_actions(app: TestApp) -> Vec<String> {
     let store = app.stop().await;
-    let mut reader = store.reader();
-    reader
-        .documents_with_prefix("operator_audit", "", None, 1_000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, body)| {
-            let entry: Value = serde_json::from_slice(&body).unwrap();
-            entry["action"].as_str().unwrap().to_owned()
-        })
-        .collect()
+    tokio::task::spawn_blocking(move || {
+        let mut reader = store.reader();
+        reader
+            .documents_with_prefix("operator_audit", "", None, 1_000)
+            .unwrap()
+            .into_iter()
+            .map(|(_, body)| {
+                let entry: Value = serde_json::from_slice(&body).unwrap();
+                entry["action"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
