@@ -136,6 +136,39 @@ async fn a_sanctioned_name_freezes_outgoing_money_until_an_operator_clears_it() 
     let refused = cash_out(&app, &sara, "frozen-out-1").await;
     assert_eq!(refused.status(), 403);
     assert_eq!(common::problem(refused).await.code, "account_frozen");
+    // A tip and paying a request are outgoing money too.
+    let tip = app
+        .client
+        .post(app.url("/v1/tips"))
+        .bearer_auth(&sara)
+        .header("Idempotency-Key", "frozen-tip")
+        .json(&json!({"to": "omar", "amount": "1.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::problem(tip).await.code, "account_frozen");
+    let request: Value = app
+        .client
+        .post(app.url("/v1/requests"))
+        .bearer_auth(&omar)
+        .header("Idempotency-Key", "omar-asks")
+        .json(&json!({"from": "sara", "amount": "3.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request_id = request["id"].as_str().unwrap();
+    let paid = app
+        .client
+        .post(app.url(&format!("/v1/requests/{request_id}/pay")))
+        .bearer_auth(&sara)
+        .header("Idempotency-Key", "frozen-request")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(common::problem(paid).await.code, "account_frozen");
     assert_eq!(app.balance(&sara).await, "100.00");
     assert_eq!(app.balance(&omar).await, "50.00");
     assert_eq!(
