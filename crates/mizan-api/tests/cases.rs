@@ -423,6 +423,30 @@ async fn bad_case_requests_get_stable_codes() {
     )
     .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("note_invalid")));
+    let spec: Value = app
+        .client
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ctr = &spec["paths"]["/v1/reports/ctr"]["get"]["responses"]["200"];
+    let schema = &ctr["content"]["application/json"]["schema"];
+    assert_eq!(schema["type"], "array", "{ctr}");
+    for path in [
+        "/v1/cases",
+        "/v1/cases/{id}/decision",
+        "/v1/cases/{id}/sar",
+        "/v1/sanctions/reload",
+        "/v1/monitoring/scan",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} in the OpenAPI document"
+        );
+    }
     let (status, body) = operator(&app, "GET", "/v1/reports/ctr?date=2026-13-01", None).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_date")));
 }

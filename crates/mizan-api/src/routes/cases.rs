@@ -569,7 +569,7 @@ pub struct CtrParams {
     security(("bearer" = [])),
     params(CtrParams),
     responses(
-        (status = 200, description = "CTR drafts (JSON array, or CSV with `format=csv`)", body = Object),
+        (status = 200, description = "CTR drafts (JSON array, or CSV with `format=csv`)", body = [Object]),
         (status = 400, description = "`invalid_date` or `invalid_format`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing or wrong operator token", body = Problem, content_type = "application/problem+json")
     )
