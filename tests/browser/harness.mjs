@@ -54,6 +54,9 @@ export async function startMizan(options = {}) {
     'rate_limit_ip_per_minute = 0',
     'rate_limit_person_per_minute = 0',
     'rate_limit_app_per_minute = 0',
+    // The server screens names against the OFAC list; the default path is relative
+    // to the repository root, and the browser tests run elsewhere.
+    `sanctions_dir = ${JSON.stringify(join(repoRoot, 'data', 'ofac'))}`,
     ...(Array.isArray(extra) ? extra : [extra]),
   ];
   const configPath = join(dataDir, 'config.toml');

@@ -29,6 +29,10 @@ pub const READERS_DEFAULT: usize = 4;
 pub const RATE_LIMIT_PERSON_PER_MINUTE_DEFAULT: u32 = 600;
 pub const RATE_LIMIT_APP_PER_MINUTE_DEFAULT: u32 = 6_000;
 
+/// Where `mizan serve` reads the OFAC list unless told otherwise (relative to the
+/// working directory: the repository root).
+pub const SANCTIONS_DIR_DEFAULT: &str = "data/ofac";
+
 /// Shortest operator token accepted: a guessable one would open the operator routes.
 pub const OPERATOR_TOKEN_CHARS_MIN: usize = 24;
 
@@ -108,6 +112,20 @@ pub struct ServerConfig {
     /// go in a config file). Never printed.
     #[serde(skip)]
     pub vault_master_keys: Option<Secret<String>>,
+    /// Directory of the OFAC list (`sdn.csv`, `alt.csv`), loaded once at start; a
+    /// list that fails to load stops the start. `ServerConfig::load` (the binary)
+    /// defaults it to [`SANCTIONS_DIR_DEFAULT`]; `ServerConfig::default()` (library
+    /// embeddings, tests) has none, and then nobody is screened.
+    /// Env: `MIZAN_SANCTIONS_DIR`.
+    pub sanctions_dir: Option<PathBuf>,
+    /// The filing institution SAR and CTR drafts name (`[filer]`, TOML only).
+    pub filer: mizan_app::reports::Filer,
+    /// Transaction-monitoring thresholds (`[monitoring]`, TOML only); see
+    /// docs/COMPLIANCE.md.
+    pub monitoring: mizan_compliance::monitoring::Thresholds,
+    /// Seconds between transaction-monitoring scans of everyone; 0 (the default)
+    /// runs none: operators run one with `POST /v1/monitoring/scan`.
+    pub monitoring_scan_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -134,6 +152,10 @@ impl Default for ServerConfig {
             limits: mizan_app::limits::LimitsTable::default(),
             vault_key_file: None,
             vault_master_keys: None,
+            sanctions_dir: None,
+            filer: mizan_app::reports::Filer::default(),
+            monitoring: mizan_compliance::monitoring::Thresholds::default(),
+            monitoring_scan_seconds: 0,
         }
     }
 }
@@ -171,6 +193,9 @@ impl ServerConfig {
             None => ServerConfig::default(),
         };
         config.apply_env(env)?;
+        if config.sanctions_dir.is_none() {
+            config.sanctions_dir = Some(PathBuf::from(SANCTIONS_DIR_DEFAULT));
+        }
         Ok(config)
     }
 
@@ -210,6 +235,10 @@ impl ServerConfig {
             .limits
             .validate()
             .map_err(|reason| format!("limits: {reason}"))?;
+        config
+            .monitoring
+            .validate()
+            .map_err(|reason| format!("monitoring: {reason}"))?;
         Ok(config)
     }
 
@@ -225,6 +254,9 @@ impl ServerConfig {
                 name: "MIZAN_LOG_FORMAT",
                 reason: format!("{value:?} is neither \"json\" nor \"text\""),
             })?;
+        }
+        if let Some(value) = env("MIZAN_SANCTIONS_DIR") {
+            self.sanctions_dir = Some(PathBuf::from(value));
         }
         if let Some(value) = env("MIZAN_SESSION_SIGNING_KEY") {
             self.session_signing_key = Some(Secret::new(value));
@@ -321,6 +353,11 @@ mod tests {
         let config = ServerConfig::load_from(None, |_| None).unwrap();
         assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(
+            config.sanctions_dir.as_deref(),
+            Some(Path::new(SANCTIONS_DIR_DEFAULT))
+        );
+        assert_eq!(ServerConfig::default().sanctions_dir, None);
     }
 
     #[test]

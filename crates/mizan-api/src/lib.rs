@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod monitoring;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

@@ -23,8 +23,8 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
-    apps, compliance, docs, health, identity, messages, metrics, notifications, payments, requests,
-    security, social, vault,
+    apps, cases, compliance, docs, health, identity, messages, metrics, notifications, payments,
+    requests, security, social, vault,
 };
 use crate::state::{AppState, StateError};
 
@@ -76,6 +76,15 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/me/limits", get(compliance::my_limits))
         .route("/v1/licences", get(compliance::list_licences))
         .route("/v1/licences/{jurisdiction}", put(compliance::put_licence))
+        .route("/v1/cases", get(cases::list_cases).post(cases::open_case))
+        .route("/v1/cases/{id}", get(cases::get_case))
+        .route("/v1/cases/{id}/assign", post(cases::assign_case))
+        .route("/v1/cases/{id}/notes", post(cases::note_case))
+        .route("/v1/cases/{id}/decision", post(cases::decide_case))
+        .route("/v1/cases/{id}/sar", get(cases::sar_draft))
+        .route("/v1/sanctions/reload", post(cases::reload_sanctions))
+        .route("/v1/reports/ctr", get(cases::ctr_drafts))
+        .route("/v1/monitoring/scan", post(cases::monitoring_scan))
         .route("/v1/funding", post(payments::fund))
         .route("/v1/cashouts", post(payments::cash_out))
         .route(
@@ -196,6 +205,10 @@ where
     }
     let grace_ms = state.config().shutdown_grace_ms;
     let (stop_webhooks, webhooks_stopped) = tokio::sync::watch::channel(false);
+    let monitoring_worker = tokio::spawn(crate::monitoring::run(
+        state.clone(),
+        webhooks_stopped.clone(),
+    ));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (signalled, on_signal) = oneshot::channel::<()>();
     let closing_state = state.clone();
@@ -229,6 +242,9 @@ where
     let _ = stop_webhooks.send(true);
     if let Err(error) = webhook_worker.await {
         tracing::error!(%error, "the webhook worker panicked");
+    }
+    if let Err(error) = monitoring_worker.await {
+        tracing::error!(%error, "the monitoring worker panicked");
     }
     tracing::info!("HTTP server stopped; stopping the ledger writer");
     let stopped = state.shutdown().await;

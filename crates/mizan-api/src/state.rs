@@ -5,6 +5,7 @@
 //! and joins the thread, so the store flushes before the process exits, whatever
 //! clones of the state are still around.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,8 +15,10 @@ use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
 use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_app::sanctions::{ScreenerCell, SharedScreener};
 use mizan_app::vault::SharedVault;
 use mizan_app::verification::{IdentityVerifier, SandboxVerifier};
+use mizan_compliance::sanctions::{SanctionsList, Screener, Thresholds};
 use mizan_core::SystemClock;
 use mizan_ledger::{Ledger, LedgerError, StoreError, WriterConfig};
 use mizan_store::Location;
@@ -46,6 +49,8 @@ pub enum StateError {
     Vault(#[from] mizan_vault::VaultError),
     #[error("the vault needs master keys on PostgreSQL: set MIZAN_MASTER_KEY_FILE (create one with `mizan keys init`) or MIZAN_MASTER_KEYS")]
     VaultKeysRequired,
+    #[error("loading the sanctions list: {0}")]
+    SanctionsList(String),
 }
 
 /// The key file the embedded SQLite store uses when no key source is configured.
@@ -107,6 +112,38 @@ pub fn open_vault(
     Ok(mizan_vault::Vault::open(store, ring)?)
 }
 
+/// Lists already parsed in this process, by directory: a process that starts many
+/// servers (the tests) parses each list once. A reload always reads the disk.
+static LOADED_LISTS: Mutex<Vec<(PathBuf, Arc<Screener>)>> = Mutex::new(Vec::new());
+
+/// Reads and indexes the OFAC list in `directory`.
+pub fn load_screener(directory: &Path) -> Result<Arc<Screener>, StateError> {
+    let list = SanctionsList::load_dir(directory)
+        .map_err(|error| StateError::SanctionsList(format!("{}: {error}", directory.display())))?;
+    let screener = Arc::new(Screener::new(&list, Thresholds::TUNED));
+    let mut loaded = lock(&LOADED_LISTS);
+    loaded.retain(|(path, _)| path != directory);
+    loaded.push((directory.to_owned(), screener.clone()));
+    Ok(screener)
+}
+
+fn screener_at_start(directory: Option<&Path>) -> Result<SharedScreener, StateError> {
+    let Some(directory) = directory else {
+        tracing::warn!("no sanctions list configured: nobody is screened");
+        return Ok(ScreenerCell::new(None));
+    };
+    let cached = lock(&LOADED_LISTS)
+        .iter()
+        .find(|(path, _)| path == directory)
+        .map(|(_, screener)| screener.clone());
+    let screener = match cached {
+        Some(screener) => screener,
+        None => load_screener(directory)?,
+    };
+    tracing::info!(names = screener.name_count(), "sanctions list loaded");
+    Ok(ScreenerCell::new(Some(screener)))
+}
+
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -124,6 +161,7 @@ struct Inner {
     verifier: Arc<dyn IdentityVerifier>,
     /// Taken at shutdown and dropped on a blocking thread (a PostgreSQL client).
     vault: Mutex<Option<SharedVault>>,
+    screener: SharedScreener,
     limits: RateLimits,
     /// Flips to true when shutdown begins, so long-lived responses (event streams)
     /// end and let the server drain.
@@ -154,6 +192,7 @@ impl AppState {
             source,
         };
         let vault = Arc::new(open_vault(location, &config)?);
+        let screener = screener_at_start(config.sanctions_dir.as_deref())?;
         let store = location.open_store().map_err(open_error)?;
         let writer_config = WriterConfig::default();
         let queue_submissions_max = writer_config.queue_submissions_max;
@@ -178,6 +217,7 @@ impl AppState {
                 payouts: Arc::new(SandboxPayouts),
                 verifier: Arc::new(SandboxVerifier),
                 vault: Mutex::new(Some(vault)),
+                screener,
                 limits: RateLimits {
                     ip: RateLimiter::per_minute(config.rate_limit_ip_per_minute),
                     person: RateLimiter::per_minute(config.rate_limit_person_per_minute),
@@ -216,6 +256,11 @@ impl AppState {
     /// The vault, or `None` once shutdown began.
     pub fn vault(&self) -> Option<SharedVault> {
         lock(&self.inner.vault).clone()
+    }
+
+    /// The sanctions screener (swapped whole when the list is reloaded).
+    pub fn screener(&self) -> SharedScreener {
+        self.inner.screener.clone()
     }
 
     pub fn rate_limits(&self) -> &RateLimits {

@@ -164,7 +164,9 @@ fn fingerprint(person: PersonId, amount: Money, account: &BankAccount) -> String
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// Sends `amount` from the person's wallet to a bank account, once per key.
+/// Sends `amount` from the person's wallet to a bank account, once per key. The
+/// person's legal name is screened against the sanctions list first: a hit freezes
+/// them, and the freeze check in [`crate::limits::prepare`] refuses the cash-out.
 #[tracing::instrument(skip_all, fields(%person))]
 #[allow(clippy::too_many_arguments)]
 pub async fn cash_out(
@@ -173,6 +175,7 @@ pub async fn cash_out(
     limits: &crate::limits::LimitsTable,
     payouts: &dyn Payouts,
     vault: &crate::vault::SharedVault,
+    screener: &crate::sanctions::SharedScreener,
     person: PersonId,
     amount: Money,
     account: BankAccount,
@@ -224,6 +227,9 @@ pub async fn cash_out(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
+    crate::sanctions::screen_before_cashout(ledger, reader, screener, person, now_ns)
+        .await
+        .map_err(|error| internal("sanctions screening", error))?;
     let charge = crate::limits::prepare(
         ledger,
         reader,

@@ -6,9 +6,12 @@
 //! - [`funding`]: money entering a wallet from a card, through a processor.
 //! - [`verification`], [`limits`], [`licences`]: tiers, limits on every money
 //!   movement, and availability by jurisdiction.
+//! - [`cases`], [`sanctions`]: compliance cases, freezes, and sanctions screening of
+//!   the people on the platform.
 //! - [`social`]: profiles, follows and posts; [`tips`]: money to creators.
 
 pub mod apps;
+pub mod cases;
 pub mod cashout;
 mod documents;
 pub mod export;
@@ -17,12 +20,15 @@ pub mod identity;
 pub mod licences;
 pub mod limits;
 pub mod messages;
+pub mod monitoring;
 pub mod notifications;
 pub mod operators;
 pub mod outbox;
 pub mod payments;
 pub mod readers;
+pub mod reports;
 pub mod requests;
+pub mod sanctions;
 pub mod social;
 pub mod time;
 pub mod tips;

@@ -60,6 +60,14 @@ impl Movement {
         }
     }
 
+    /// Whether the money leaves the person (a frozen person may not).
+    fn is_outgoing(self) -> bool {
+        match self {
+            Movement::Send | Movement::Cashout => true,
+            Movement::Funding => false,
+        }
+    }
+
     fn capability(self) -> Option<Capability> {
         match self {
             Movement::Send => Some(Capability::P2p),
@@ -292,7 +300,8 @@ pub struct Charge {
     allowances: Vec<Allowance>,
 }
 
-/// Before a movement: checks the person's licence (by residence) and tier, and makes
+/// Before a movement: refuses outgoing money of a frozen person
+/// ([`crate::cases`]), checks the person's licence (by residence) and tier, and makes
 /// sure this window's allowances exist and hold the tier's limit.
 pub async fn prepare(
     ledger: &Ledger,
@@ -302,6 +311,14 @@ pub async fn prepare(
     movement: Movement,
     now_ns: u64,
 ) -> Result<Charge, PaymentError> {
+    if movement.is_outgoing() {
+        let frozen = crate::cases::is_frozen(reader, person)
+            .await
+            .map_err(|error| internal("reading the freeze", error))?;
+        if frozen {
+            return Err(PaymentError::AccountFrozen);
+        }
+    }
     let status = verification::status_of(reader, person).await?;
     if let Some(capability) = movement.capability() {
         licences::require(reader, &status.jurisdiction(), capability).await?;

@@ -121,7 +121,11 @@ impl OperatorRole {
         match self {
             OperatorRole::Admin => true,
             OperatorRole::Support => match action {
-                OperatorAction::VerifyLedger | OperatorAction::ViewAudit => false,
+                OperatorAction::VerifyLedger
+                | OperatorAction::ViewAudit
+                | OperatorAction::DecideCase
+                | OperatorAction::ReloadSanctions
+                | OperatorAction::ExportReport => false,
                 OperatorAction::LogIn
                 | OperatorAction::LogOut
                 | OperatorAction::ViewDashboard
@@ -133,7 +137,13 @@ impl OperatorRole {
                 | OperatorAction::ViewAccount
                 | OperatorAction::ViewTransfer
                 | OperatorAction::ViewWebhooks
-                | OperatorAction::RevealPersonalData => true,
+                | OperatorAction::RevealPersonalData
+                | OperatorAction::ViewCases
+                | OperatorAction::ViewCase
+                | OperatorAction::OpenCase
+                | OperatorAction::AssignCase
+                | OperatorAction::NoteCase
+                | OperatorAction::ScanMonitoring => true,
             },
             OperatorRole::Analytics => match action {
                 OperatorAction::LogIn | OperatorAction::LogOut | OperatorAction::ViewDashboard => {
@@ -149,7 +159,16 @@ impl OperatorRole {
                 | OperatorAction::VerifyLedger
                 | OperatorAction::ViewWebhooks
                 | OperatorAction::ViewAudit
-                | OperatorAction::RevealPersonalData => false,
+                | OperatorAction::RevealPersonalData
+                | OperatorAction::ViewCases
+                | OperatorAction::ViewCase
+                | OperatorAction::OpenCase
+                | OperatorAction::AssignCase
+                | OperatorAction::NoteCase
+                | OperatorAction::DecideCase
+                | OperatorAction::ReloadSanctions
+                | OperatorAction::ExportReport
+                | OperatorAction::ScanMonitoring => false,
             },
         }
     }
@@ -174,6 +193,19 @@ pub enum OperatorAction {
     /// Reveal one vault field of a person, with a stated reason (also written to
     /// the vault's access log).
     RevealPersonalData,
+    ViewCases,
+    ViewCase,
+    OpenCase,
+    AssignCase,
+    NoteCase,
+    /// Clear, freeze, close an account, file a SAR: admin only.
+    DecideCase,
+    /// Reload the sanctions list and re-screen everyone: admin only.
+    ReloadSanctions,
+    /// Download a SAR or CTR draft (personal data): admin only.
+    ExportReport,
+    /// Run the monitoring rules on everyone.
+    ScanMonitoring,
 }
 
 impl OperatorAction {
@@ -194,6 +226,15 @@ impl OperatorAction {
             OperatorAction::ViewWebhooks => "view_webhooks",
             OperatorAction::ViewAudit => "view_audit",
             OperatorAction::RevealPersonalData => "reveal_personal_data",
+            OperatorAction::ViewCases => "view_cases",
+            OperatorAction::ViewCase => "view_case",
+            OperatorAction::OpenCase => "open_case",
+            OperatorAction::AssignCase => "assign_case",
+            OperatorAction::NoteCase => "note_case",
+            OperatorAction::DecideCase => "decide_case",
+            OperatorAction::ReloadSanctions => "reload_sanctions",
+            OperatorAction::ExportReport => "export_report",
+            OperatorAction::ScanMonitoring => "scan_monitoring",
         }
     }
 }
@@ -259,7 +300,7 @@ fn audit_key(at_ns: u64) -> String {
     format!("{:020}:{}", u64::MAX - at_ns, hex::encode(random))
 }
 
-fn audit_row(
+pub(crate) fn audit_row(
     operator: &OperatorName,
     role: OperatorRole,
     action: OperatorAction,

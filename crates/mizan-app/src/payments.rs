@@ -130,6 +130,8 @@ pub enum PaymentError {
     },
     #[error("this needs verification tier {tier}; verify your identity first")]
     VerificationRequired { tier: u8 },
+    #[error("this account is frozen: money cannot leave it while compliance reviews it")]
+    AccountFrozen,
     #[error("a message is 1 to 2,000 characters")]
     MessageInvalid,
     #[error("a paid-DM price is from 0.01 to 1,000.00 USD")]
@@ -193,6 +195,7 @@ impl PaymentError {
             PaymentError::LimitExceeded { .. } => "limit_exceeded",
             PaymentError::CapabilityUnavailable { .. } => "capability_unavailable",
             PaymentError::VerificationRequired { .. } => "verification_required",
+            PaymentError::AccountFrozen => "account_frozen",
             PaymentError::MessageInvalid => "invalid_message",
             PaymentError::DmPriceInvalid => "invalid_dm_price",
             PaymentError::PaidDmRequired(_) => "paid_dm_required",
@@ -242,6 +245,7 @@ impl PaymentError {
             | PaymentError::LimitExceeded { .. }
             | PaymentError::CapabilityUnavailable { .. }
             | PaymentError::VerificationRequired { .. }
+            | PaymentError::AccountFrozen
             | PaymentError::PaidDmNotFound
             | PaymentError::PaidDmNotPending
             | PaymentError::SavedCardsFull

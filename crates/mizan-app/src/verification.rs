@@ -11,7 +11,9 @@
 //! and when each step passed. The personal fields themselves (name, date of birth,
 //! address, SSN last 4, document number) go to the provider and, once verified, into
 //! the vault ([`crate::vault`]), sealed under the person's data key; a document
-//! number is blind-indexed so another person presenting it is refused. They are
+//! number is blind-indexed so another person presenting it is refused. Sanctions
+//! screening keeps the legal name too, to screen again on a list reload
+//! (`sanctions_subjects`, see [`crate::sanctions`]). They are
 //! [`Secret`]s, so `{:?}` and logs never show them.
 
 use mizan_core::Secret;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{self, PersonId, SharedReader};
 use crate::licences::Jurisdiction;
 use crate::payments::{internal, to_json, PaymentError};
+use crate::sanctions::SharedScreener;
 use crate::vault::SharedVault;
 
 pub const COLLECTION_VERIFICATIONS: &str = "verifications";
@@ -366,26 +369,32 @@ async fn store(
     ledger: &Ledger,
     person: PersonId,
     status: &VerificationStatus,
+    mut rows: Vec<BusinessRow>,
 ) -> Result<(), VerificationError> {
-    let row = BusinessRow::Document {
+    rows.push(BusinessRow::Document {
         collection: COLLECTION_VERIFICATIONS.to_owned(),
         key: person.to_string(),
         body: to_json(status)?,
-    };
-    crate::documents::submit_rows(ledger, vec![row])
+    });
+    crate::documents::submit_rows(ledger, rows)
         .await
         .map_err(VerificationError::Internal)?;
     Ok(())
 }
 
 /// Tier 1: the provider checks the claim; on success the person's residence is set
-/// and their tier is at least 1, effective for the next movement.
+/// and their tier is at least 1, effective for the next movement. The legal name is
+/// then screened against the sanctions list ([`crate::sanctions`]): a hit freezes
+/// the person and opens a case, and the answer says nothing of it (a person is never
+/// told they are under review).
 #[tracing::instrument(skip_all, fields(%person))]
+#[allow(clippy::too_many_arguments)]
 pub async fn verify_identity(
     ledger: &Ledger,
     reader: &SharedReader,
     verifier: &dyn IdentityVerifier,
     vault: &SharedVault,
+    screener: &SharedScreener,
     person: PersonId,
     claim: IdentityClaim,
     now_ns: u64,
@@ -399,7 +408,22 @@ pub async fn verify_identity(
     status.tier = status.tier.max(Tier::Identity);
     status.residence = Some(claim.residence.as_str().to_owned());
     status.identity_verified_at_ns = Some(now_ns);
-    store(ledger, person, &status).await?;
+    // Screened before the tier is stored: a screening that fails leaves the person
+    // at their old tier, and a hit is frozen before the new tier exists.
+    crate::sanctions::screen_person(
+        ledger,
+        reader,
+        screener,
+        person,
+        &claim.legal_name,
+        crate::sanctions::Trigger::IdentityVerification,
+        now_ns,
+    )
+    .await
+    .map_err(|error| VerificationError::Internal(error.to_string()))?;
+    let subject = crate::sanctions::subject_row(person, &claim.legal_name)
+        .map_err(|error| VerificationError::Internal(error.to_string()))?;
+    store(ledger, person, &status, vec![subject]).await?;
     tracing::info!(tier = status.tier.number(), "identity verified");
     Ok(status)
 }
@@ -427,7 +451,7 @@ pub async fn verify_document(
     crate::vault::keep_document(vault, person, &document).await?;
     status.tier = Tier::Document;
     status.document_verified_at_ns = Some(now_ns);
-    store(ledger, person, &status).await?;
+    store(ledger, person, &status, Vec::new()).await?;
     tracing::info!(tier = status.tier.number(), "document verified");
     Ok(status)
 }

@@ -1,2 +1,4 @@
-//! Compliance for a licensed money transmitter.
+//! Compliance for a licensed money transmitter: sanctions screening ([`sanctions`])
+//! and transaction-monitoring rules ([`monitoring`]).
+pub mod monitoring;
 pub mod sanctions;

@@ -217,6 +217,7 @@ texts! {
     ErrLimit => "That would go over your limit for now. Verify your identity to raise it.", "هذا يتجاوز حدك الحالي. وثّق هويتك لرفعه.";
     ErrUnavailable => "This isn't available where you live yet.", "هذه الخدمة غير متاحة في مكان إقامتك بعد.";
     ErrVerify => "Verify your identity first to do this.", "وثّق هويتك أولًا للقيام بذلك.";
+    ErrFrozen => "Money can't leave your account right now. Contact support.", "لا يمكن إخراج المال من حسابك الآن. تواصل مع الدعم.";
     Verification => "Verification and limits", "التوثيق والحدود";
     VerificationLink => "See your limits and verify your identity", "اطّلع على حدودك ووثّق هويتك";
     Tier0 => "You haven't verified your identity: your limits are small and you can't cash out.", "لم توثّق هويتك بعد: حدودك صغيرة ولا يمكنك السحب إلى البنك.";

@@ -417,6 +417,7 @@ pub async fn send(
             (Some(T::ErrUnavailable.get(lang)), None)
         }
         Err(PaymentError::VerificationRequired { .. }) => (Some(T::ErrVerify.get(lang)), None),
+        Err(PaymentError::AccountFrozen) => (Some(T::ErrFrozen.get(lang)), None),
         Err(error) => return Err(failed(lang)(error)),
     };
     render_thread(

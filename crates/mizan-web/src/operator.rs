@@ -1,7 +1,7 @@
 //! The operator console under `/ops` (English only): sign-in with the server's
 //! operator token, people and payment search, a person's accounts and activity, the
-//! ledger explorer ([`ledger`]), the webhook delivery log ([`webhooks`]) and the
-//! audit log.
+//! ledger explorer ([`ledger`]), the webhook delivery log ([`webhooks`]), the
+//! compliance queue ([`cases`]) and the audit log.
 //!
 //! Every page and action writes its audit entry (`mizan_app::operators`) before it
 //! reads or shows anything; when that write fails, the page is not shown. Without an
@@ -9,6 +9,7 @@
 //! secret: no session tokens, webhook secrets, API keys, password hashes or
 //! card/bank numbers.
 
+mod cases;
 mod ledger;
 mod webhooks;
 
@@ -72,6 +73,12 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/ledger/verify", post(ledger::verify))
         .route("/ops/webhooks", get(webhooks::webhooks_page))
         .route("/ops/audit", get(audit_page))
+        .route("/ops/cases", get(cases::queue_page))
+        .route("/ops/cases/{id}", get(cases::case_page))
+        .route("/ops/cases/{id}/assign", post(cases::assign))
+        .route("/ops/cases/{id}/notes", post(cases::note))
+        .route("/ops/cases/{id}/decision", post(cases::decide))
+        .route("/ops/cases/{id}/sar", get(cases::sar))
 }
 
 // ---------------------------------------------------------------- errors
@@ -89,6 +96,8 @@ pub enum OpsError {
     FormExpired,
     /// What the visitor extractor refused (rate limit, a cross-site post).
     Web(WebError),
+    /// A use case refused the action (a bad note, a case already decided): shown.
+    Refused(String),
     /// A bug or a store failure (the audit write included); logged, never shown.
     Internal(String),
 }
@@ -119,6 +128,7 @@ impl IntoResponse for OpsError {
                 "This form has expired. Go back, reload the page and try again.",
             ),
             OpsError::Web(error) => return error.into_response(),
+            OpsError::Refused(ref text) => (StatusCode::UNPROCESSABLE_ENTITY, text.as_str()),
             OpsError::Internal(detail) => {
                 tracing::error!(%detail, "an operator page failed");
                 (
@@ -269,6 +279,7 @@ fn shell(
                                 li { a href="/ops" { "Dashboard" } }
                                 li { a href="/ops/ledger" { "Ledger" } }
                                 li { a href="/ops/webhooks" { "Webhooks" } }
+                                li { a href="/ops/cases" { "Cases" } }
                                 li { a href="/ops/audit" { "Audit log" } }
                             }
                         }

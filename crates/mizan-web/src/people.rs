@@ -120,6 +120,7 @@ fn payment_problem(error: &PaymentError) -> Option<(&'static str, T)> {
         PaymentError::LimitExceeded { .. } => ("amount", T::ErrLimit),
         PaymentError::CapabilityUnavailable { .. } => ("", T::ErrUnavailable),
         PaymentError::VerificationRequired { .. } => ("", T::ErrVerify),
+        PaymentError::AccountFrozen => ("", T::ErrFrozen),
         _ => return None,
     })
 }
@@ -1354,6 +1355,7 @@ pub async fn cash_out(
                     &state.config().limits,
                     payouts.as_ref(),
                     &vault,
+                    &state.screener(),
                     caller.person.id,
                     amount,
                     account,

@@ -241,6 +241,7 @@ fn tip_problem(lang: Lang, error: &PaymentError) -> Option<(&'static str, &'stat
         PaymentError::NoteTooLong => ("note", T::ErrNoteLong.get(lang)),
         PaymentError::CannotPayYourself => ("", T::ErrSelf.get(lang)),
         PaymentError::IdempotencyRequestInProgress => ("", T::ErrInProgress.get(lang)),
+        PaymentError::AccountFrozen => ("", T::ErrFrozen.get(lang)),
         _ => return None,
     })
 }

@@ -757,3 +757,128 @@ async fn revealing_personal_data_takes_a_role_and_a_reason_and_is_logged() {
     assert_eq!(tokio::task::block_in_place(|| access_log(&app)).len(), 2);
     app.stop().await;
 }
+
+/// Verifies a person's identity through the API with `legal_name`.
+async fn verify_as(app: &TestApp, token: &str, legal_name: &str) {
+    let body = json!({
+        "legal_name": legal_name,
+        "date_of_birth": "1960-02-11",
+        "address": {"line1": "1 Main St", "city": "Springfield", "postal_code": "12345",
+                    "state": "CA", "country": "US"},
+        "ssn_last4": "1234",
+    });
+    let response = app
+        .client
+        .post(app.url("/v1/me/verification"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn pay_status(app: &TestApp, token: &str, key: &str) -> StatusCode {
+    app.client
+        .post(app.url("/v1/payments"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({"to": "lina", "amount": "5.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn an_operator_works_a_sanctions_case_from_the_queue_to_a_decision() {
+    let list = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/ofac");
+    let app = spawn_app(ServerConfig {
+        sanctions_dir: Some(list),
+        ..test_config(Some(OPERATOR_TOKEN))
+    })
+    .await;
+    let bilal = app.person_with("bilal", "50.00").await;
+    let _lina = app.person_with("lina", "1.00").await;
+    verify_as(&app, &bilal, "Manuel Noriega").await;
+    assert_eq!(
+        pay_status(&app, &bilal, "frozen").await,
+        StatusCode::FORBIDDEN
+    );
+
+    // Without a session the queue sends you to log in.
+    let response = app.client.get(app.url("/ops/cases")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    let mut browser = Browser::open(&app).await;
+    browser.log_in("Sara K.", OPERATOR_TOKEN).await;
+    let queue = browser.page("/ops/cases").await;
+    assert!(queue.contains("1 undecided cases"), "{queue}");
+    assert!(queue.contains("sanctions_hit"), "{queue}");
+    let start = queue.find("href=\"/ops/cases/").unwrap() + "href=\"/ops/cases/".len();
+    let id = queue[start..].split('"').next().unwrap().to_owned();
+    let path = format!("/ops/cases/{id}");
+
+    let case = browser.page(&path).await;
+    assert!(case.contains("NORIEGA"), "{case}");
+    assert!(case.contains("frozen"), "{case}");
+
+    // Forms without the CSRF token change nothing.
+    let forged = browser
+        .post(&format!("{path}/decision"), &[("decision", "clear")], false)
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        pay_status(&app, &bilal, "still-frozen").await,
+        StatusCode::FORBIDDEN
+    );
+
+    let assigned = browser.post(&format!("{path}/assign"), &[], true).await;
+    assert_eq!(assigned.status(), StatusCode::SEE_OTHER);
+    let noted = browser
+        .post(
+            &format!("{path}/notes"),
+            &[("text", "Born 1934 on the list; a namesake.")],
+            true,
+        )
+        .await;
+    assert_eq!(noted.status(), StatusCode::SEE_OTHER);
+    let empty = browser
+        .post(&format!("{path}/notes"), &[("text", " ")], true)
+        .await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let case = browser.page(&path).await;
+    assert!(case.contains("assigned"), "{case}");
+    assert!(case.contains("a namesake"), "{case}");
+
+    let decided = browser
+        .post(&format!("{path}/decision"), &[("decision", "clear")], true)
+        .await;
+    assert_eq!(decided.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        pay_status(&app, &bilal, "cleared").await,
+        StatusCode::CREATED
+    );
+    let again = browser
+        .post(&format!("{path}/decision"), &[("decision", "freeze")], true)
+        .await;
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let no_sar = browser.get(&format!("{path}/sar")).await;
+    assert_eq!(no_sar.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(browser
+        .page("/ops/cases")
+        .await
+        .contains("The queue is empty"));
+
+    let audit = browser.page("/ops/audit").await;
+    for action in [
+        "view_cases",
+        "view_case",
+        "assign_case",
+        "note_case",
+        "decide_case",
+    ] {
+        assert!(audit.contains(action), "{action} in the audit log");
+    }
+    app.stop().await;
+}

@@ -455,6 +455,8 @@ impl Seeder<'_> {
             &self.reader,
             &SandboxVerifier,
             &self.vault,
+            // Demo people have made-up names; the demo screens nobody.
+            &mizan_app::sanctions::ScreenerCell::new(None),
             person.id,
             claim,
             now_ns,
@@ -814,6 +816,7 @@ impl Seeder<'_> {
             &self.limits,
             &SandboxPayouts,
             &self.vault,
+            &mizan_app::sanctions::ScreenerCell::new(None),
             person,
             usd(minor),
             account,

@@ -20,6 +20,28 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(response)
 }
 
+/// The OFAC list of the repository.
+const SANCTIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/ofac");
+
+#[test]
+fn without_its_sanctions_list_the_binary_refuses_to_start() {
+    let directory = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mizan"))
+        .args([
+            "--data-dir",
+            directory.path().to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("MIZAN_SANCTIONS_DIR", directory.path().join("no-list"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sanctions list"), "{stderr}");
+}
+
 #[test]
 fn the_binary_serves_and_stops_cleanly_on_sigterm() {
     let directory = tempfile::tempdir().unwrap();
@@ -36,6 +58,9 @@ fn the_binary_serves_and_stops_cleanly_on_sigterm() {
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        // `serve` loads the sanctions list from `data/ofac` under the working
+        // directory (the repository root); tests run in the crate's directory.
+        .env("MIZAN_SANCTIONS_DIR", SANCTIONS_DIR)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

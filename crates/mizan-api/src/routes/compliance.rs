@@ -180,6 +180,7 @@ pub async fn verify_identity(
         &state.reader(),
         verifier.as_ref(),
         &vault,
+        &state.screener(),
         person.id,
         claim,
         now_ns,

@@ -8,7 +8,9 @@ use utoipa::OpenApi;
 
 use crate::error::Problem;
 use crate::routes::health::Status;
-use crate::routes::{apps, compliance, identity, messages, payments, requests, security, social};
+use crate::routes::{
+    apps, cases, compliance, identity, messages, payments, requests, security, social,
+};
 
 /// Declares the `bearer` security scheme the identity operations name.
 struct BearerAuth;
@@ -144,6 +146,16 @@ impl utoipa::Modify for RateLimited {
         crate::routes::compliance::put_licence,
         crate::routes::notifications::list_notifications,
         crate::routes::notifications::mark_seen,
+        crate::routes::cases::list_cases,
+        crate::routes::cases::open_case,
+        crate::routes::cases::get_case,
+        crate::routes::cases::assign_case,
+        crate::routes::cases::note_case,
+        crate::routes::cases::decide_case,
+        crate::routes::cases::reload_sanctions,
+        crate::routes::cases::sar_draft,
+        crate::routes::cases::ctr_drafts,
+        crate::routes::cases::monitoring_scan,
         openapi_json,
         docs_page
     ),
@@ -206,6 +218,14 @@ impl utoipa::Modify for RateLimited {
         messages::DmSettingsBody,
         messages::DmSettingsRequest,
         compliance::VerificationAddress,
+        cases::CaseNoteBody,
+        cases::CaseBody,
+        cases::CaseListBody,
+        cases::ManualCaseRequest,
+        cases::CaseNoteRequest,
+        cases::CaseDecisionRequest,
+        cases::ReloadBody,
+        cases::ScanBody,
         compliance::VerificationRequest,
         compliance::DocumentVerificationRequest,
         compliance::VerificationBody,

@@ -1,6 +1,7 @@
 //! One module per group of endpoints.
 
 pub mod apps;
+pub mod cases;
 pub mod compliance;
 pub mod docs;
 pub mod health;

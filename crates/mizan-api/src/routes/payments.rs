@@ -84,6 +84,7 @@ impl From<PaymentError> for ApiError {
             PaymentError::RequestActionNotAllowed => {
                 refused(StatusCode::FORBIDDEN, "Not allowed", error)
             }
+            PaymentError::AccountFrozen => refused(StatusCode::FORBIDDEN, "Account frozen", error),
             PaymentError::CashoutReturned(_) => {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "Cash-out returned", error)
             }
@@ -432,7 +433,7 @@ pub struct CashoutBody {
         (status = 201, description = "Settled; the wallet is debited (also for a replay, with `Idempotent-Replayed: true`)", body = CashoutBody),
         (status = 400, description = "`invalid_body`, `idempotency_key_required`, an amount or currency code, `routing_number_invalid` or `account_number_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`, `step_up_required`, `verification_required` (tier 0 may not cash out; with `tier_required`) or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, `step_up_required`, `verification_required` (tier 0 may not cash out; with `tier_required`), `capability_unavailable` (with `jurisdiction` and `capability`) or `account_frozen` (compliance froze the account; nothing is held)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`person_erased`: the caller's personal data was erased; no bank account can be tokenized for them", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `idempotency_key_reused`, `limit_exceeded` (with `limit` = `weekly_cashout` and `resets_at`; nothing is held), or `cashout_returned` (the bank sent it back; the money is in the wallet again)", body = Problem, content_type = "application/problem+json")
@@ -458,6 +459,7 @@ pub async fn cash_out(
         &state.config().limits,
         payouts.as_ref(),
         &vault,
+        &state.screener(),
         person.id,
         amount,
         account,
