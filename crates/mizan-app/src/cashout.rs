@@ -227,7 +227,7 @@ pub async fn cash_out(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
-    crate::sanctions::screen_before_cashout(ledger, reader, screener, person, now_ns)
+    crate::sanctions::screen_before_cashout(ledger, reader, vault, screener, person, now_ns)
         .await
         .map_err(|error| internal("sanctions screening", error))?;
     let charge = crate::limits::prepare(

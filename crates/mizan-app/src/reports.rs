@@ -159,13 +159,14 @@ fn transaction(movement: &crate::cases::FlaggedMovement) -> ReportTransaction {
 
 async fn subject(
     reader: &crate::identity::SharedReader,
+    vault: &crate::vault::SharedVault,
     person: crate::identity::PersonId,
 ) -> Result<Subject, crate::cases::CaseError> {
     use crate::cases::internal;
     let found = crate::identity::person_by_id(reader, person)
         .await
         .map_err(|error| internal("reading the person", error))?;
-    let legal_name = crate::sanctions::subject_name(reader, person)
+    let legal_name = crate::sanctions::subject_name(reader, vault, person, "drafting a SAR or CTR")
         .await?
         .map(|name| name.expose().clone());
     let status = match crate::cases::freeze_of(reader, person).await? {
@@ -245,6 +246,7 @@ fn narrative(case: &crate::cases::Case) -> String {
 /// The SAR draft of a case decided `file_sar`.
 pub async fn sar_draft(
     reader: &crate::identity::SharedReader,
+    vault: &crate::vault::SharedVault,
     filer: &Filer,
     case: &crate::cases::Case,
     now_ns: u64,
@@ -283,7 +285,7 @@ pub async fn sar_draft(
         filing_type: "initial".to_owned(),
         case_id: case.id.clone(),
         generated_at: crate::time::rfc3339_from_ns(now_ns),
-        subject: subject(reader, person).await?,
+        subject: subject(reader, vault, person).await?,
         suspicious_activity: SuspiciousActivity {
             categories,
             date_from: flagged.iter().map(|m| m.at_ns).min().map(date_of),
@@ -304,6 +306,7 @@ pub async fn sar_draft(
 /// card funding, or whose cash-outs, added up to more than $10,000 that day.
 pub async fn ctr_drafts(
     reader: &crate::identity::SharedReader,
+    vault: &crate::vault::SharedVault,
     filer: &Filer,
     day_start_ns: u64,
 ) -> Result<Vec<CtrDraft>, crate::cases::CaseError> {
@@ -330,7 +333,7 @@ pub async fn ctr_drafts(
         drafts.push(CtrDraft {
             form: "FinCEN CTR (Form 112) draft".to_owned(),
             transaction_date: date_of(day_start_ns),
-            subject: subject(reader, person).await?,
+            subject: subject(reader, vault, person).await?,
             total_cash_in: usd(cash_in),
             total_cash_out: usd(cash_out),
             currency: crate::identity::WALLET_CURRENCY.code().to_owned(),

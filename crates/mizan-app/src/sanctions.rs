@@ -8,9 +8,10 @@
 //! stays cleared: the case's reason key (the person and the matched `ent_num`s) is
 //! never opened twice.
 //!
-//! To screen again later, the legal name is kept in `sanctions_subjects`, keyed by
-//! person. It is personal data: never logged, never answered outside a case; it moves
-//! to the vault when identity data does.
+//! To screen again later, `sanctions_subjects` marks (by person id, nothing else)
+//! who has a verified legal name; the name itself is read from the vault, where
+//! identity verification sealed it, each read written to the vault's access log.
+//! It is personal data: never logged, never answered outside a case.
 
 use std::sync::{Arc, RwLock};
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cases::{self, CaseError, CaseKind, Evidence, NewCase, SanctionsMatch};
 use crate::identity::{PersonId, SharedReader};
+use crate::vault::SharedVault;
 
 pub const COLLECTION_SANCTIONS_SUBJECTS: &str = "sanctions_subjects";
 /// People one re-screening page reads at a time.
@@ -79,9 +81,7 @@ impl ScreenerCell {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Subject {
-    legal_name: String,
-}
+struct Subject {}
 
 /// What a screening did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,15 +170,11 @@ pub async fn screen_person(
     })
 }
 
-/// Keeps the legal name for later screenings (cash-outs, list reloads).
-pub(crate) fn subject_row(
-    person: PersonId,
-    name: &Secret<String>,
-) -> Result<BusinessRow, CaseError> {
-    let body = serde_json::to_vec(&Subject {
-        legal_name: name.expose().clone(),
-    })
-    .map_err(|error| cases::internal("encoding a subject", error))?;
+/// Marks `person` as having a legal name to screen again (cash-outs, list reloads);
+/// the name stays in the vault.
+pub(crate) fn subject_row(person: PersonId) -> Result<BusinessRow, CaseError> {
+    let body = serde_json::to_vec(&Subject {})
+        .map_err(|error| cases::internal("encoding a subject", error))?;
     Ok(BusinessRow::Document {
         collection: COLLECTION_SANCTIONS_SUBJECTS.to_owned(),
         key: person.to_string(),
@@ -186,23 +182,26 @@ pub(crate) fn subject_row(
     })
 }
 
-/// The legal name kept for `person`, if they ever verified.
+/// The legal name kept for `person` in the vault, if they verified (and were not
+/// erased). `purpose` goes to the vault's access log.
 pub async fn subject_name(
     reader: &SharedReader,
+    vault: &SharedVault,
     person: PersonId,
+    purpose: &'static str,
 ) -> Result<Option<Secret<String>>, CaseError> {
     let key = person.to_string();
-    let body = reader
+    let marked = reader
         .read(move |r| r.document(COLLECTION_SANCTIONS_SUBJECTS, &key))
         .await
         .map_err(|error| cases::internal("reading task", error))?
         .map_err(|error| cases::internal("reading a subject", error))?;
-    let Some(body) = body else {
+    if marked.is_none() {
         return Ok(None);
-    };
-    let subject: Subject =
-        serde_json::from_slice(&body).map_err(|error| cases::internal("stored subject", error))?;
-    Ok(Some(Secret::new(subject.legal_name)))
+    }
+    crate::vault::legal_name_for_screening(vault, person, purpose)
+        .await
+        .map_err(|error| cases::internal("the vault", error.code()))
 }
 
 /// Before a cash-out: screens the person's kept legal name (none kept: nothing to
@@ -210,11 +209,19 @@ pub async fn subject_name(
 pub async fn screen_before_cashout(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     screener: &SharedScreener,
     person: PersonId,
     now_ns: u64,
 ) -> Result<(), CaseError> {
-    if let Some(name) = subject_name(reader, person).await? {
+    if let Some(name) = subject_name(
+        reader,
+        vault,
+        person,
+        "sanctions screening before a cash-out",
+    )
+    .await?
+    {
         screen_person(
             ledger,
             reader,
@@ -243,6 +250,7 @@ pub struct RescreenReport {
 pub async fn rescreen_all(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     screener: &SharedScreener,
     now_ns: u64,
 ) -> Result<RescreenReport, CaseError> {
@@ -259,12 +267,21 @@ pub async fn rescreen_all(
         .await
         .map_err(|error| cases::internal("listing subjects", error))?;
         let full = rows.len() == RESCREEN_PAGE;
-        for (key, body) in rows {
+        for (key, _) in rows {
             let person =
                 PersonId::parse(&key).map_err(|error| cases::internal("subject key", error))?;
-            let subject: Subject = serde_json::from_slice(&body)
-                .map_err(|error| cases::internal("stored subject", error))?;
-            let name = Secret::new(subject.legal_name);
+            let Some(name) = crate::vault::legal_name_for_screening(
+                vault,
+                person,
+                "sanctions re-screening after a list reload",
+            )
+            .await
+            .map_err(|error| cases::internal("the vault", error.code()))?
+            else {
+                // Erased: nothing left to screen.
+                after = Some(key);
+                continue;
+            };
             let outcome = screen_person(
                 ledger,
                 reader,

@@ -212,6 +212,32 @@ pub async fn reveal_card_for_charge(
     })
 }
 
+/// The actor name sanctions screening uses in the vault's access log.
+const SCREENING_ACTOR: &str = "mizan-sanctions";
+
+/// The person's latest verified legal name, revealed to sanctions screening (as a
+/// compliance officer; each reveal is in the access log). `None` when they never
+/// verified or were erased.
+pub async fn legal_name_for_screening(
+    vault: &SharedVault,
+    person: PersonId,
+    purpose: &'static str,
+) -> Result<Option<Secret<String>>, VaultError> {
+    let owner = vault_person(person)?;
+    blocking(vault, move |vault| {
+        let Some(record) = vault.latest_record(owner, FieldKind::LegalName)? else {
+            return Ok(None);
+        };
+        let accessor = Accessor::new(Role::ComplianceOfficer, SCREENING_ACTOR)?;
+        match vault.reveal(&accessor, &Reason::parse(purpose)?, record) {
+            Ok(name) => Ok(Some(name)),
+            Err(VaultError::Erased) => Ok(None),
+            Err(other) => Err(other),
+        }
+    })
+    .await
+}
+
 /// One saved card, as the person sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedCard {

@@ -421,7 +421,7 @@ pub async fn verify_identity(
     )
     .await
     .map_err(|error| VerificationError::Internal(error.to_string()))?;
-    let subject = crate::sanctions::subject_row(person, &claim.legal_name)
+    let subject = crate::sanctions::subject_row(person)
         .map_err(|error| VerificationError::Internal(error.to_string()))?;
     store(ledger, person, &status, vec![subject]).await?;
     tracing::info!(tier = status.tier.number(), "identity verified");

@@ -502,7 +502,14 @@ pub async fn reload_sanctions(
     let list_names = screener.name_count() as u64;
     let shared = state.screener();
     shared.replace(screener);
-    let report = sanctions::rescreen_all(&ledger, &state.reader(), &shared, now_ns).await?;
+    let report = sanctions::rescreen_all(
+        &ledger,
+        &state.reader(),
+        &crate::routes::identity::vault(&state)?,
+        &shared,
+        now_ns,
+    )
+    .await?;
     Ok(Json(ReloadBody {
         list_names,
         screened: report.screened,
@@ -537,7 +544,14 @@ pub async fn sar_draft(
     let reader = state.reader();
     let case = cases::case(&reader, &id).await?;
     let now_ns = SystemClock.now_ns();
-    let draft = reports::sar_draft(&reader, &state.config().filer, &case, now_ns).await?;
+    let draft = reports::sar_draft(
+        &reader,
+        &crate::routes::identity::vault(&state)?,
+        &state.config().filer,
+        &case,
+        now_ns,
+    )
+    .await?;
     let ledger = ledger(&state)?;
     let target = format!("{} sar", id.as_str());
     cases::record_action(
@@ -610,7 +624,13 @@ pub async fn ctr_drafts(
     )
     .await?;
     drop(ledger);
-    let drafts = reports::ctr_drafts(&state.reader(), &state.config().filer, day_start_ns).await?;
+    let drafts = reports::ctr_drafts(
+        &state.reader(),
+        &crate::routes::identity::vault(&state)?,
+        &state.config().filer,
+        day_start_ns,
+    )
+    .await?;
     if csv {
         let headers = [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")];
         return Ok((headers, reports::ctr_csv(&drafts)).into_response());

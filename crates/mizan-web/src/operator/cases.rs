@@ -269,7 +269,17 @@ pub async fn sar(
     ops.audit(&state, OperatorAction::ExportReport, &target)
         .await?;
     let case = cases::case(&state.reader(), &id).await?;
-    let draft = reports::sar_draft(&state.reader(), &state.config().filer, &case, now_ns()).await?;
+    let vault = state
+        .vault()
+        .ok_or_else(|| OpsError::Internal("shutting down".to_owned()))?;
+    let draft = reports::sar_draft(
+        &state.reader(),
+        &vault,
+        &state.config().filer,
+        &case,
+        now_ns(),
+    )
+    .await?;
     let body = serde_json::to_vec_pretty(&draft).map_err(internal)?;
     let disposition = HeaderValue::from_str(&format!(
         "attachment; filename=\"sar-{}.json\"",
