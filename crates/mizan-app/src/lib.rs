@@ -6,7 +6,8 @@
 //! - [`funding`]: money entering a wallet from a card, through a processor.
 //! - [`verification`], [`limits`], [`licences`]: tiers, limits on every money
 //!   movement, and availability by jurisdiction.
-//! - [`social`]: profiles, follows and posts; [`tips`]: money to creators.
+//! - [`social`]: profiles, follows and posts; [`tips`]: money to creators;
+//!   [`subscriptions`]: monthly creator tiers, renewals and subscriber-only posts.
 
 pub mod apps;
 pub mod cashout;
@@ -23,6 +24,7 @@ pub mod payments;
 pub mod readers;
 pub mod requests;
 pub mod social;
+pub mod subscriptions;
 pub mod time;
 pub mod tips;
 pub mod totp;

@@ -11,3 +11,4 @@ pub mod payments;
 pub mod requests;
 pub mod security;
 pub mod social;
+pub mod subscriptions;
