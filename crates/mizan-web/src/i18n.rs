@@ -353,7 +353,7 @@ texts! {
     ErrTooManyTiers => "You have reached 10 tiers.", "وصلت إلى 10 فئات.";
     ErrAlreadySubscribed => "You already subscribe to this creator.", "أنت مشترك بالفعل لدى هذا المبدع.";
     ErrTierRetired => "This tier takes no new subscribers.", "هذه الفئة لا تقبل مشتركين جددًا.";
-    Subscriber => "Subscriber", "المشترك";
+    Subscriptions => "Subscriptions", "الاشتراكات";
 }
 
 const ARABIC_DIGITS: [char; 10] = ['٠', '١', '٢', '٣', '٤', '٥', '٦', '٧', '٨', '٩'];

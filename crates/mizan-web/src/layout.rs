@@ -69,6 +69,7 @@ pub fn page(visitor: &Visitor, status: StatusCode, title: &str, content: Markup)
                                 li { a href="/" { (T::Home.get(lang)) } }
                                 li { a href="/feed" { (T::Feed.get(lang)) } }
                                 li { a href="/messages" { (T::Messages.get(lang)) } }
+                                li { a href="/subscriptions" { (T::Subscriptions.get(lang)) } }
                                 li { a href="/send" { (T::Send.get(lang)) } }
                                 li { a href="/request" { (T::RequestMoney.get(lang)) } }
                                 li { a href="/requests" { (T::Requests.get(lang)) } }

@@ -449,8 +449,10 @@ async fn render_profile(
             .await
             .map_err(social_error(lang))?;
     let handle = owner.handle.as_str();
+    let tiers = crate::subscriptions::profile_section(state, visitor, &owner).await?;
     let content = html! {
         @if done == Some("tipped") { (notice(T::TipSent.get(lang))) }
+        @if done == Some("subscribed") { (notice(T::Subscribed.get(lang))) }
         section.profile {
             p.handle { bdi { "@" (handle) } }
             @if !profile.bio.is_empty() { p.bio { (profile.bio) } }
@@ -473,6 +475,7 @@ async fn render_profile(
                 a.button href={ "/send?to=" (handle) } { (T::Send.get(lang)) }
             }
         }
+        (tiers)
         @if !own {
             section aria-labelledby="tip-title" {
                 h2 #tip-title { (T::TipCreator.get(lang)) }
