@@ -196,6 +196,38 @@ async fn a_subscription_charges_once_reads_locked_posts_and_cancels() {
     .await;
     assert_eq!(app.balance(&fan).await, "18.00");
 
+    // Both sides see the charge in their activity; the creator also the fee.
+    let activity = get(&app, "/v1/activity", &fan).await;
+    let charge = &activity["items"][0];
+    assert_eq!(
+        (
+            charge["counterparty"].as_str(),
+            charge["note"].as_str(),
+            charge["amount"].as_str()
+        ),
+        (Some("star"), Some("subscription: Silver"), Some("2.00"))
+    );
+    let activity = get(&app, "/v1/activity", &star).await;
+    let lines: Vec<(String, String)> = activity["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["counterparty"].as_str().unwrap().to_owned(),
+                item["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        lines.contains(&("fan".to_owned(), "2.00".to_owned())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("platform fee".to_owned(), "0.20".to_owned())),
+        "{lines:?}"
+    );
+
     let mine = get(&app, "/v1/subscriptions", &fan).await;
     assert_eq!(mine["items"][0]["id"], id);
     let subscribers = get(&app, "/v1/me/subscribers", &star).await;

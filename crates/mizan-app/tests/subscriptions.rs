@@ -149,6 +149,23 @@ impl World {
         i64::try_from(accounts[0].balance_posted()).unwrap()
     }
 
+    /// How many outbox events of each subscription topic exist.
+    async fn events(&self) -> std::collections::BTreeMap<String, usize> {
+        let rows = self
+            .reader
+            .read(|r| r.outbox(0, 10_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, topic, _) in rows {
+            if topic.starts_with("subscription.") {
+                *counts.entry(topic).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     async fn run(&self) -> RenewalReport {
         subscriptions::run_renewals(
             self.ledger(),
@@ -314,6 +331,18 @@ async fn n_periods_make_exactly_n_charges_then_grace_then_lapse() {
         assert_eq!(world.run().await.renewed, 0);
     }
     assert_eq!(balances(&world, &fan, &star).await, expect(5));
+    // One event per change, whatever the repetitions and the crashes.
+    let events = world.events().await;
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("subscription.created", 1),
+        ("subscription.renewed", 4),
+        ("subscription.renewal_failed", 1),
+        ("subscription.lapsed", 1),
+    ]
+    .into_iter()
+    .map(|(topic, count)| (topic.to_owned(), count))
+    .collect();
+    assert_eq!(events, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
