@@ -22,6 +22,8 @@ pub const WEBHOOK_RETRY_BASE_MS_DEFAULT: u64 = 10_000;
 pub const WEBHOOK_ATTEMPTS_MAX_DEFAULT: u32 = 10;
 pub const WEBHOOK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 pub const WEBHOOK_POLL_MS_DEFAULT: u64 = 200;
+/// How often the subscription renewal job runs.
+pub const SUBSCRIPTION_RENEWAL_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// $100.00: payments from this amount up need a fresh second factor (with TOTP on).
 pub const STEP_UP_THRESHOLD_MINOR_DEFAULT: i64 = 10_000;
 pub const RATE_LIMIT_IP_PER_MINUTE_DEFAULT: u32 = 1_200;
@@ -95,6 +97,14 @@ pub struct ServerConfig {
     pub readers: usize,
     /// The platform's cut of every tip, in basis points (0–10,000; default 0).
     pub tip_fee_bps: u32,
+    /// The platform's cut of every subscription charge, in basis points (0–10,000;
+    /// default 0).
+    pub subscription_fee_bps: u32,
+    /// Seconds a subscription whose renewal failed stays in grace (retried every
+    /// run) before it lapses (default 259,200 = 3 days; at most 30 days).
+    pub subscription_grace_seconds: u64,
+    /// How often `mizan serve` runs the renewal job (default 60,000 = a minute).
+    pub subscription_renewal_interval_ms: u64,
     /// The platform's cut of a paid DM when it is paid out (default 1,000 = 10%).
     pub paid_dm_cut_bps: u32,
     /// Seconds a paid DM's recipient has to answer before the ledger refunds the
@@ -147,6 +157,9 @@ impl Default for ServerConfig {
             rate_limit_app_per_minute: RATE_LIMIT_APP_PER_MINUTE_DEFAULT,
             readers: READERS_DEFAULT,
             tip_fee_bps: 0,
+            subscription_fee_bps: 0,
+            subscription_grace_seconds: mizan_app::subscriptions::GRACE_SECONDS_DEFAULT,
+            subscription_renewal_interval_ms: SUBSCRIPTION_RENEWAL_INTERVAL_MS_DEFAULT,
             paid_dm_cut_bps: 1_000,
             paid_dm_timeout_seconds: 72 * 3_600,
             limits: mizan_app::limits::LimitsTable::default(),
@@ -224,6 +237,15 @@ impl ServerConfig {
             toml::from_str(text).map_err(|error: toml::de::Error| error.message().to_owned())?;
         if config.tip_fee_bps > mizan_app::tips::FEE_BPS_MAX {
             return Err("tip_fee_bps is at most 10000 (100%)".to_owned());
+        }
+        if config.subscription_fee_bps > mizan_app::tips::FEE_BPS_MAX {
+            return Err("subscription_fee_bps is at most 10000 (100%)".to_owned());
+        }
+        if config.subscription_grace_seconds > mizan_app::subscriptions::GRACE_SECONDS_MAX {
+            return Err("subscription_grace_seconds is at most 2592000 (30 days)".to_owned());
+        }
+        if config.subscription_renewal_interval_ms == 0 {
+            return Err("subscription_renewal_interval_ms must be at least 1".to_owned());
         }
         if config.paid_dm_cut_bps > mizan_app::tips::FEE_BPS_MAX {
             return Err("paid_dm_cut_bps is at most 10000 (100%)".to_owned());

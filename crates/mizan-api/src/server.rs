@@ -24,7 +24,7 @@ use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
     apps, cases, compliance, docs, health, identity, messages, metrics, notifications, payments,
-    requests, security, social, vault,
+    requests, security, social, subscriptions, vault,
 };
 use crate::state::{AppState, StateError};
 
@@ -117,6 +117,28 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/posts/{id}", get(social::get_post))
         .route("/v1/feed", get(social::feed))
         .route("/v1/tips", post(social::create_tip))
+        .route(
+            "/v1/me/subscription-tiers",
+            get(subscriptions::my_tiers).post(subscriptions::create_tier),
+        )
+        .route(
+            "/v1/me/subscription-tiers/{id}/retire",
+            post(subscriptions::retire_tier),
+        )
+        .route(
+            "/v1/people/{handle}/subscription-tiers",
+            get(subscriptions::tiers_of),
+        )
+        .route(
+            "/v1/subscriptions",
+            get(subscriptions::my_subscriptions).post(subscriptions::subscribe),
+        )
+        .route(
+            "/v1/subscriptions/{id}",
+            get(subscriptions::get_subscription),
+        )
+        .route("/v1/subscriptions/{id}/cancel", post(subscriptions::cancel))
+        .route("/v1/me/subscribers", get(subscriptions::my_subscribers))
         .route("/v1/messages", post(messages::send_message))
         .route("/v1/threads", get(messages::threads))
         .route("/v1/threads/{handle}", get(messages::thread))
@@ -210,6 +232,11 @@ where
         webhooks_stopped.clone(),
     ));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
+    let (stop_renewals, renewals_stopped) = tokio::sync::watch::channel(false);
+    let renewal_worker = tokio::spawn(crate::routes::subscriptions::run_renewals(
+        state.clone(),
+        renewals_stopped,
+    ));
     let (signalled, on_signal) = oneshot::channel::<()>();
     let closing_state = state.clone();
     let shutdown = async move {
@@ -245,6 +272,10 @@ where
     }
     if let Err(error) = monitoring_worker.await {
         tracing::error!(%error, "the monitoring worker panicked");
+    }
+    let _ = stop_renewals.send(true);
+    if let Err(error) = renewal_worker.await {
+        tracing::error!(%error, "the subscription renewal worker panicked");
     }
     tracing::info!("HTTP server stopped; stopping the ledger writer");
     let stopped = state.shutdown().await;

@@ -146,6 +146,23 @@ const ROUTES: &[Route] = &[
     owned("POST", "/v1/paid-dms/{id}/accept", Access::Session),
     owned("POST", "/v1/paid-dms/{id}/decline", Access::Session),
     owned("DELETE", "/v1/me/apps/{app_id}", Access::Session),
+    route("GET", "/v1/me/subscription-tiers", Access::Session),
+    route("POST", "/v1/me/subscription-tiers", Access::Session),
+    owned(
+        "POST",
+        "/v1/me/subscription-tiers/{id}/retire",
+        Access::Session,
+    ),
+    route(
+        "GET",
+        "/v1/people/{handle}/subscription-tiers",
+        Access::Read,
+    ),
+    route("POST", "/v1/subscriptions", Access::Write),
+    route("GET", "/v1/subscriptions", Access::Read),
+    owned("GET", "/v1/subscriptions/{id}", Access::Read),
+    owned("POST", "/v1/subscriptions/{id}/cancel", Access::Write),
+    route("GET", "/v1/me/subscribers", Access::Session),
 ];
 
 /// Sara's objects, and the credentials of everyone else.
@@ -170,6 +187,10 @@ struct World {
     post_id: String,
     /// A paid DM Sara sent Lina, still pending.
     paid_dm_id: String,
+    /// A subscription tier of Sara's.
+    tier_id: String,
+    /// Sara's subscription to a tier of Lina's.
+    subscription_id: String,
 }
 
 async fn send(
@@ -240,6 +261,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/v1/tips" => json!({"to": "lina", "amount": "1.00", "currency": "USD"}),
         "/v1/messages" => json!({"to": "lina", "text": "hi", "offer": "1.00"}),
         "/v1/me/dm-settings" => json!({"paid_dms": true, "price": "1.00"}),
+        "/v1/me/subscription-tiers" => json!({"name": "Gold", "price": "1.00", "currency": "USD"}),
+        "/v1/subscriptions" => json!({"tier_id": "00000000000000000000000000000000"}),
         "/v1/app/link-requests" => {
             json!({"handle": "sara", "external_user_id": "x", "scopes": ["wallet:read"]})
         }
@@ -272,6 +295,14 @@ fn concrete(path: &str, world: &World) -> String {
     .replace("{handle}", "lina")
     .replace("{jurisdiction}", "US-CA")
     .replace("/v1/posts/{id}", &format!("/v1/posts/{}", world.post_id))
+    .replace(
+        "/v1/me/subscription-tiers/{id}",
+        &format!("/v1/me/subscription-tiers/{}", world.tier_id),
+    )
+    .replace(
+        "/v1/subscriptions/{id}",
+        &format!("/v1/subscriptions/{}", world.subscription_id),
+    )
     .replace(
         "/v1/paid-dms/{id}",
         &format!("/v1/paid-dms/{}", world.paid_dm_id),
@@ -476,8 +507,34 @@ async fn build_world(app: &TestApp) -> World {
     .await;
     assert_eq!(saved.status(), 201);
     let cards = json_of(send(app, "GET", "/v1/me/cards", Some(&sara), None).await).await;
+    let tier = |token: String| async move {
+        let response = send(
+            app,
+            "POST",
+            "/v1/me/subscription-tiers",
+            Some(&token),
+            Some(json!({"name": "Gold", "price": "1.00", "currency": "USD"})),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        json_of(response).await["id"].as_str().unwrap().to_owned()
+    };
+    let sara_tier = tier(sara.clone()).await;
+    let lina_tier = tier(lina.clone()).await;
+    let subscription = send(
+        app,
+        "POST",
+        "/v1/subscriptions",
+        Some(&sara),
+        Some(json!({"tier_id": lina_tier})),
+    )
+    .await;
+    assert_eq!(subscription.status(), 201);
+    let subscription = json_of(subscription).await;
     World {
         sara_card_id: cards["cards"][0]["id"].as_str().unwrap().to_owned(),
+        tier_id: sara_tier,
+        subscription_id: subscription["id"].as_str().unwrap().to_owned(),
         paid_dm_id: paid_dm["paid_dm"]["id"].as_str().unwrap().to_owned(),
         post_id: post["id"].as_str().unwrap().to_owned(),
         challenged_funding_id: challenged["id"].as_str().unwrap().to_owned(),

@@ -8,7 +8,8 @@
 //!   movement, and availability by jurisdiction.
 //! - [`cases`], [`sanctions`]: compliance cases, freezes, and sanctions screening of
 //!   the people on the platform.
-//! - [`social`]: profiles, follows and posts; [`tips`]: money to creators.
+//! - [`social`]: profiles, follows and posts; [`tips`]: money to creators;
+//!   [`subscriptions`]: monthly creator tiers, renewals and subscriber-only posts.
 
 pub mod apps;
 pub mod cases;
@@ -30,6 +31,7 @@ pub mod reports;
 pub mod requests;
 pub mod sanctions;
 pub mod social;
+pub mod subscriptions;
 pub mod time;
 pub mod tips;
 pub mod totp;

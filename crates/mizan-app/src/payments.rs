@@ -150,6 +150,24 @@ pub enum PaymentError {
     SavedCardsFull,
     #[error("this person's personal data was erased")]
     PersonErased,
+    #[error("a tier name is 1 to 40 characters on one line")]
+    TierNameInvalid,
+    #[error("a tier price is from 0.01 to 1,000.00 USD a month")]
+    TierPriceInvalid,
+    #[error("tier perks are at most 500 characters")]
+    TierPerksInvalid,
+    #[error("a creator has at most 10 tiers, retired ones included")]
+    TooManyTiers,
+    #[error("no such subscription tier")]
+    TierNotFound,
+    #[error("this tier is retired and takes no new subscribers")]
+    TierRetired,
+    #[error("you already have a subscription to this creator")]
+    AlreadySubscribed,
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    #[error("this subscription has already ended")]
+    SubscriptionEnded,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -204,6 +222,15 @@ impl PaymentError {
             PaymentError::CardNotFound => "card_not_found",
             PaymentError::SavedCardsFull => "saved_cards_full",
             PaymentError::PersonErased => "person_erased",
+            PaymentError::TierNameInvalid => "invalid_tier_name",
+            PaymentError::TierPriceInvalid => "invalid_tier_price",
+            PaymentError::TierPerksInvalid => "invalid_tier_perks",
+            PaymentError::TooManyTiers => "too_many_tiers",
+            PaymentError::TierNotFound => "tier_not_found",
+            PaymentError::TierRetired => "tier_retired",
+            PaymentError::AlreadySubscribed => "already_subscribed",
+            PaymentError::SubscriptionNotFound => "subscription_not_found",
+            PaymentError::SubscriptionEnded => "subscription_ended",
             PaymentError::Internal(_) => "internal_error",
         }
     }
@@ -255,6 +282,14 @@ impl PaymentError {
             PaymentError::MessageInvalid => Some("text"),
             PaymentError::DmPriceInvalid => Some("price"),
             PaymentError::PaidDmRequired(_) => Some("offer"),
+            PaymentError::TierNameInvalid => Some("name"),
+            PaymentError::TierPriceInvalid => Some("price"),
+            PaymentError::TierPerksInvalid => Some("perks"),
+            PaymentError::TierNotFound | PaymentError::TierRetired => Some("tier_id"),
+            PaymentError::TooManyTiers
+            | PaymentError::AlreadySubscribed
+            | PaymentError::SubscriptionNotFound
+            | PaymentError::SubscriptionEnded => None,
         }
     }
 }

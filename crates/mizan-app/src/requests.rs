@@ -857,6 +857,21 @@ pub async fn activity(
                 });
                 tip.unwrap_or_default()
             }
+            None if transfer.code == crate::subscriptions::TRANSFER_CODE_SUBSCRIPTION => {
+                match crate::subscriptions::subscription_of_reference(reader, transfer.reference)
+                    .await?
+                {
+                    Some(subscription) => {
+                        let other = if incoming {
+                            subscription.subscriber
+                        } else {
+                            subscription.creator
+                        };
+                        (other, format!("subscription: {}", subscription.tier_name))
+                    }
+                    None => ("subscription".to_owned(), String::new()),
+                }
+            }
             None if transfer.code == TRANSFER_CODE_FUNDING => {
                 ("card funding".to_owned(), String::new())
             }

@@ -302,7 +302,29 @@ pub(crate) struct PostDocument {
     pub(crate) author_handle: String,
     pub(crate) text: String,
     pub(crate) subscribers_only: bool,
+    /// The cheapest tier whose subscribers read it (any tier when `None`).
+    #[serde(default)]
+    pub(crate) minimum_tier: Option<MinimumTier>,
     pub(crate) created_at_ns: u64,
+}
+
+/// A subscriber-only post's minimum tier, as it was when the post was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinimumTier {
+    pub id: String,
+    pub name: String,
+    pub price_minor: i64,
+}
+
+/// Who may read a post's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    /// The author's subscribers in good standing (active or in grace), of
+    /// `minimum_tier`'s price or above when given.
+    Subscribers {
+        minimum_tier: Option<MinimumTier>,
+    },
 }
 
 /// A post as people see it.
@@ -312,6 +334,10 @@ pub struct PostView {
     pub author: String,
     pub text: String,
     pub subscribers_only: bool,
+    /// A subscriber-only post's minimum tier (any tier when `None`).
+    pub minimum_tier: Option<MinimumTier>,
+    /// The viewer may not read it: `text` is empty, a subscribe prompt goes instead.
+    pub locked: bool,
     pub created_at: String,
     /// The same instant in nanoseconds, for ordering posts made within a second.
     pub created_at_ns: u64,
@@ -341,15 +367,20 @@ pub async fn create_post(
     ledger: &mizan_ledger::Ledger,
     author: &Person,
     text: PostText,
-    subscribers_only: bool,
+    audience: Audience,
     now_ns: u64,
 ) -> Result<PostView, SocialError> {
     let id = format!("{:032x}", rand::random::<u128>());
+    let (subscribers_only, minimum_tier) = match audience {
+        Audience::Everyone => (false, None),
+        Audience::Subscribers { minimum_tier } => (true, minimum_tier),
+    };
     let document = PostDocument {
         author: author.id.to_string(),
         author_handle: author.handle.as_str().to_owned(),
         text: text.0,
         subscribers_only,
+        minimum_tier,
         created_at_ns: now_ns,
     };
     let body = to_json(&document)?;
@@ -372,15 +403,17 @@ pub async fn create_post(
     {
         return Err(internal("post id taken", collection));
     }
-    Ok(view_of(id, document, 0))
+    Ok(view_of(id, document, 0, false))
 }
 
-fn view_of(id: String, document: PostDocument, tips: usize) -> PostView {
+fn view_of(id: String, document: PostDocument, tips: usize, locked: bool) -> PostView {
     PostView {
         id,
         author: document.author_handle,
-        text: document.text,
+        text: if locked { String::new() } else { document.text },
         subscribers_only: document.subscribers_only,
+        minimum_tier: document.minimum_tier,
+        locked,
         created_at: rfc3339_from_ns(document.created_at_ns),
         created_at_ns: document.created_at_ns,
         tips,
@@ -401,10 +434,48 @@ pub(crate) async fn post_document(
 }
 
 /// One post, with its tip count.
-pub async fn post(reader: &SharedReader, id: &str) -> Result<PostView, SocialError> {
+/// Who reads posts, and when: the text of a subscriber-only post shows to its author
+/// and to subscribers in good standing at `now_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub person: Option<PersonId>,
+    pub now_ns: u64,
+}
+
+async fn may_read(
+    reader: &SharedReader,
+    viewer: Viewer,
+    document: &PostDocument,
+) -> Result<bool, SocialError> {
+    if !document.subscribers_only {
+        return Ok(true);
+    }
+    let Some(person) = viewer.person else {
+        return Ok(false);
+    };
+    let author = PersonId::parse(&document.author)?;
+    if author == person {
+        return Ok(true);
+    }
+    let price =
+        crate::subscriptions::access_price_minor(reader, person, author, viewer.now_ns).await?;
+    let minimum = document
+        .minimum_tier
+        .as_ref()
+        .map_or(0, |tier| tier.price_minor);
+    Ok(price.is_some_and(|price| price >= minimum))
+}
+
+/// A post as `viewer` sees it (locked when they may not read it).
+pub async fn post(
+    reader: &SharedReader,
+    id: &str,
+    viewer: Viewer,
+) -> Result<PostView, SocialError> {
     let document = post_document(reader, id).await?;
     let tips = crate::tips::tip_count(reader, id).await?;
-    Ok(view_of(id.to_ascii_lowercase(), document, tips))
+    let locked = !may_read(reader, viewer, &document).await?;
+    Ok(view_of(id.to_ascii_lowercase(), document, tips, locked))
 }
 
 /// The latest posts of one person, newest first.
@@ -412,6 +483,7 @@ pub async fn posts_by(
     reader: &SharedReader,
     author: PersonId,
     limit: usize,
+    viewer: Viewer,
 ) -> Result<Vec<PostView>, SocialError> {
     let limit = limit.clamp(1, POSTS_LISTED_MAX);
     let rows = prefix(
@@ -424,7 +496,7 @@ pub async fn posts_by(
     let mut posts = Vec::with_capacity(rows.len());
     for (_, body) in rows {
         let id = String::from_utf8(body).map_err(|error| internal("post index", error))?;
-        posts.push(post(reader, &id).await?);
+        posts.push(post(reader, &id, viewer).await?);
     }
     Ok(posts)
 }
@@ -434,7 +506,12 @@ pub async fn feed(
     reader: &SharedReader,
     person: PersonId,
     limit: usize,
+    now_ns: u64,
 ) -> Result<Vec<PostView>, SocialError> {
+    let viewer = Viewer {
+        person: Some(person),
+        now_ns,
+    };
     let limit = limit.clamp(1, POSTS_LISTED_MAX);
     let rows = prefix(
         reader,
@@ -454,7 +531,7 @@ pub async fn feed(
     }
     let mut posts = Vec::new();
     for author in authors {
-        posts.extend(posts_by(reader, author, limit).await?);
+        posts.extend(posts_by(reader, author, limit, viewer).await?);
     }
     posts.sort_by(|a, b| b.created_at_ns.cmp(&a.created_at_ns).then(b.id.cmp(&a.id)));
     posts.truncate(limit);

@@ -36,7 +36,7 @@ const SECRET_BYTES: usize = 32;
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Every event type an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 14] = [
     crate::payments::TOPIC_PAYMENT_SUCCEEDED,
     crate::requests::TOPIC_REQUEST_CREATED,
     crate::requests::TOPIC_REQUEST_PAID,
@@ -46,6 +46,11 @@ pub const EVENT_TYPES: [&str; 9] = [
     crate::funding::TOPIC_FUNDING_FAILED,
     crate::apps::TOPIC_APP_LINKED,
     crate::apps::TOPIC_APP_UNLINKED,
+    crate::subscriptions::TOPIC_SUBSCRIPTION_CREATED,
+    crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWED,
+    crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED,
+    crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED,
+    crate::subscriptions::TOPIC_SUBSCRIPTION_CANCELED,
 ];
 
 /// The payload fields that name the people an event is about. They are internal

@@ -78,6 +78,7 @@ pub fn page(visitor: &Visitor, status: StatusCode, title: &str, content: Markup)
                                         }
                                     }
                                 }
+                                li { a href="/subscriptions" { (T::Subscriptions.get(lang)) } }
                                 li { a href="/send" { (T::Send.get(lang)) } }
                                 li { a href="/request" { (T::RequestMoney.get(lang)) } }
                                 li { a href="/requests" { (T::Requests.get(lang)) } }

@@ -25,6 +25,7 @@ pub mod notifications;
 pub mod operator;
 pub mod people;
 pub mod social;
+pub mod subscriptions;
 pub mod verification;
 pub mod visitor;
 
@@ -105,6 +106,24 @@ pub fn pages() -> Router<AppState> {
         .route("/people/{handle}/tip", post(social::tip_profile))
         .route("/people/{handle}/{action}", post(social::set_follow))
         .route("/profile", post(social::edit_profile))
+        .route(
+            "/subscribe/{tier}",
+            get(subscriptions::confirm_page).post(subscriptions::subscribe),
+        )
+        .route("/subscriptions", get(subscriptions::subscriptions_page))
+        .route("/subscriptions/{id}/cancel", post(subscriptions::cancel))
+        .route(
+            "/subscriptions/tiers",
+            get(subscriptions::tiers_page).post(subscriptions::create_tier),
+        )
+        .route(
+            "/subscriptions/tiers/{id}/retire",
+            post(subscriptions::retire_tier),
+        )
+        .route(
+            "/subscriptions/subscribers",
+            get(subscriptions::subscribers_page),
+        )
         .route("/lang/{lang}", get(people::set_language))
         .route("/handles", get(people::handle_suggestions))
         .route("/live/summary", get(people::live_summary))

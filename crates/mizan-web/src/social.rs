@@ -10,7 +10,10 @@ use maud::{html, Markup};
 use mizan_api::AppState;
 use mizan_app::identity::WALLET_CURRENCY;
 use mizan_app::payments::{self, IdempotencyKey, Note, PaymentError};
-use mizan_app::social::{self, PostText, PostView, ProfileEdit, SocialError};
+use mizan_app::social::{
+    self, Audience, MinimumTier, PostText, PostView, ProfileEdit, SocialError, Viewer,
+};
+use mizan_app::subscriptions::{self, TierView};
 use mizan_app::tips::{self, NewTip, TipTarget, PRESET_TIPS_MINOR};
 use mizan_core::{Clock, Money, SystemClock};
 use serde::Deserialize;
@@ -27,6 +30,14 @@ const NOTES_SHOWN: usize = 20;
 
 fn now_ns() -> u64 {
     SystemClock.now_ns()
+}
+
+/// The signed-in person reading posts now.
+fn viewer(person: &mizan_app::identity::Person) -> Viewer {
+    Viewer {
+        person: Some(person.id),
+        now_ns: now_ns(),
+    }
 }
 
 fn social_error(lang: Lang) -> impl Fn(SocialError) -> WebError {
@@ -50,7 +61,17 @@ fn post_card(lang: Lang, post: &PostView) -> Markup {
                 " "
                 time datetime=(post.created_at) { (i18n::date_time(lang, &post.created_at)) }
             }
-            p.text { (post.text) }
+            @if post.locked {
+                p.locked {
+                    (T::SubscribersOnly.get(lang))
+                    @if let Some(tier) = &post.minimum_tier { " (" (tier.name) ")" }
+                    " · "
+                    a href={ "/people/" (post.author) "#tiers-title" } { (T::SubscribeToRead.get(lang)) }
+                }
+            } @else {
+                @if post.subscribers_only { p.badge { (T::SubscribersOnly.get(lang)) } }
+                p.text { (post.text) }
+            }
             footer {
                 a href={ "/posts/" (post.id) } {
                     (T::Tips.get(lang)) ": " span.tip-count { (i18n::numerals(lang, &post.tips.to_string())) }
@@ -68,11 +89,14 @@ pub async fn feed_page(
 ) -> Result<Response, WebError> {
     let lang = visitor.lang;
     let person = visitor.person()?;
-    let posts = social::feed(&state.reader(), person.id, POSTS_SHOWN)
+    let posts = social::feed(&state.reader(), person.id, POSTS_SHOWN, now_ns())
         .await
         .map_err(social_error(lang))?;
+    let tiers = subscriptions::tiers_of(&state.reader(), person.id, false)
+        .await
+        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
     let content = html! {
-        (compose_form(&visitor, "", None))
+        (compose_form(&visitor, "", None, &tiers))
         section aria-labelledby="posts-title" {
             h2 #posts-title { (T::Feed.get(lang)) }
             @if posts.is_empty() { p { (T::NoPosts.get(lang)) } }
@@ -82,7 +106,7 @@ pub async fn feed_page(
     Ok(page(&visitor, StatusCode::OK, T::Feed.get(lang), content))
 }
 
-fn compose_form(visitor: &Visitor, text: &str, error: Option<&str>) -> Markup {
+fn compose_form(visitor: &Visitor, text: &str, error: Option<&str>, tiers: &[TierView]) -> Markup {
     let lang = visitor.lang;
     html! {
         form.card method="post" action="/posts" novalidate {
@@ -94,9 +118,52 @@ fn compose_form(visitor: &Visitor, text: &str, error: Option<&str>) -> Markup {
                     aria-describedby=[error.map(|_| "field-text-error")] { (text) }
                 @if let Some(error) = error { p.error #field-text-error { (error) } }
             }
+            @if !tiers.is_empty() {
+                div.field {
+                    label {
+                        input type="checkbox" name="subscribers_only" value="on";
+                        " " (T::ForSubscribersOnly.get(lang))
+                    }
+                }
+                div.field {
+                    label for="field-minimum-tier" { (T::MinimumTier.get(lang)) }
+                    select #field-minimum-tier name="minimum_tier" {
+                        option value="" { (T::AnyTier.get(lang)) }
+                        @for tier in tiers {
+                            option value=(tier.id) { (tier.name) " · " (tier.price) " " (tier.currency) }
+                        }
+                    }
+                }
+            }
             (submit(T::Publish.get(lang), T::Working.get(lang)))
         }
     }
+}
+
+/// Who a new post is for: everyone, or the author's subscribers from a tier up (a
+/// tier not the author's own counts as any tier).
+async fn audience_of(
+    state: &AppState,
+    person: &mizan_app::identity::Person,
+    form: &Form,
+    lang: Lang,
+) -> Result<Audience, WebError> {
+    if form.get("subscribers_only") != "on" {
+        return Ok(Audience::Everyone);
+    }
+    let minimum_tier = match form.get("minimum_tier") {
+        "" => None,
+        id => match subscriptions::tier(&state.reader(), id).await {
+            Ok(tier) if tier.creator == person.handle.as_str() => Some(MinimumTier {
+                id: tier.id,
+                name: tier.name,
+                price_minor: tier.price_minor,
+            }),
+            Ok(_) | Err(PaymentError::TierNotFound) => None,
+            Err(error) => return Err(WebError::Internal(lang, error.to_string())),
+        },
+    };
+    Ok(Audience::Subscribers { minimum_tier })
 }
 
 /// `POST /posts`.
@@ -109,16 +176,25 @@ pub async fn create_post(
     let person = visitor.person()?;
     let form = Form::parse(&body);
     visitor.check_form(&form)?;
+    let audience = audience_of(&state, person, &form, lang).await?;
     match PostText::parse(form.get("text")) {
         Ok(text) => {
             let ledger = ledger(&state, lang)?;
-            let post = social::create_post(&ledger, person, text, false, now_ns())
+            let post = social::create_post(&ledger, person, text, audience, now_ns())
                 .await
                 .map_err(social_error(lang))?;
             Ok(layout::redirect(&format!("/posts/{}", post.id)))
         }
         Err(_) => {
-            let content = compose_form(&visitor, form.get("text"), Some(T::ErrPost.get(lang)));
+            let tiers = subscriptions::tiers_of(&state.reader(), person.id, false)
+                .await
+                .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+            let content = compose_form(
+                &visitor,
+                form.get("text"),
+                Some(T::ErrPost.get(lang)),
+                &tiers,
+            );
             Ok(page(
                 &visitor,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -199,7 +275,7 @@ async fn render_post(
     let lang = visitor.lang;
     let person = visitor.person()?;
     let reader = state.reader();
-    let post = social::post(&reader, id)
+    let post = social::post(&reader, id, viewer(person))
         .await
         .map_err(social_error(lang))?;
     let notes = tips::public_notes(&reader, &post.id, NOTES_SHOWN)
@@ -365,7 +441,7 @@ async fn render_profile(
     let profile = social::profile(&reader, owner.handle.as_str())
         .await
         .map_err(social_error(lang))?;
-    let posts = social::posts_by(&reader, owner.id, POSTS_SHOWN)
+    let posts = social::posts_by(&reader, owner.id, POSTS_SHOWN, viewer(person))
         .await
         .map_err(social_error(lang))?;
     let own = owner.id == person.id;
@@ -374,8 +450,10 @@ async fn render_profile(
             .await
             .map_err(social_error(lang))?;
     let handle = owner.handle.as_str();
+    let tiers = crate::subscriptions::profile_section(state, visitor, &owner).await?;
     let content = html! {
         @if done == Some("tipped") { (notice(T::TipSent.get(lang))) }
+        @if done == Some("subscribed") { (notice(T::Subscribed.get(lang))) }
         section.profile {
             p.handle { bdi { "@" (handle) } }
             @if !profile.bio.is_empty() { p.bio { (profile.bio) } }
@@ -398,6 +476,7 @@ async fn render_profile(
                 a.button href={ "/send?to=" (handle) } { (T::Send.get(lang)) }
             }
         }
+        (tiers)
         @if !own {
             section aria-labelledby="tip-title" {
                 h2 #tip-title { (T::TipCreator.get(lang)) }

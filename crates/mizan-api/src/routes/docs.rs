@@ -10,6 +10,7 @@ use crate::error::Problem;
 use crate::routes::health::Status;
 use crate::routes::{
     apps, cases, compliance, identity, messages, payments, requests, security, social,
+    subscriptions,
 };
 
 /// Declares the `bearer` security scheme the identity operations name.
@@ -139,6 +140,15 @@ impl utoipa::Modify for RateLimited {
         crate::routes::messages::get_paid_dm,
         crate::routes::messages::accept_paid_dm,
         crate::routes::messages::decline_paid_dm,
+        crate::routes::subscriptions::my_tiers,
+        crate::routes::subscriptions::create_tier,
+        crate::routes::subscriptions::retire_tier,
+        crate::routes::subscriptions::tiers_of,
+        crate::routes::subscriptions::subscribe,
+        crate::routes::subscriptions::my_subscriptions,
+        crate::routes::subscriptions::get_subscription,
+        crate::routes::subscriptions::cancel,
+        crate::routes::subscriptions::my_subscribers,
         crate::routes::compliance::verify_identity,
         crate::routes::compliance::verify_document,
         crate::routes::compliance::my_limits,
@@ -217,6 +227,12 @@ impl utoipa::Modify for RateLimited {
         messages::PaidDmListBody,
         messages::DmSettingsBody,
         messages::DmSettingsRequest,
+        subscriptions::TierCreateRequest,
+        subscriptions::TierBody,
+        subscriptions::TierListBody,
+        subscriptions::SubscriptionCreateRequest,
+        subscriptions::SubscriptionBody,
+        subscriptions::SubscriptionListBody,
         compliance::VerificationAddress,
         cases::CaseNoteBody,
         cases::CaseBody,

@@ -13,4 +13,5 @@ pub mod payments;
 pub mod requests;
 pub mod security;
 pub mod social;
+pub mod subscriptions;
 pub mod vault;

@@ -139,6 +139,20 @@ impl From<PaymentError> for ApiError {
                     ..ProblemExtras::default()
                 }),
             },
+            PaymentError::TierNameInvalid
+            | PaymentError::TierPriceInvalid
+            | PaymentError::TierPerksInvalid => {
+                refused(StatusCode::BAD_REQUEST, "Invalid field", error)
+            }
+            PaymentError::TierNotFound | PaymentError::SubscriptionNotFound => {
+                refused(StatusCode::NOT_FOUND, "Not found", error)
+            }
+            PaymentError::TooManyTiers
+            | PaymentError::TierRetired
+            | PaymentError::AlreadySubscribed
+            | PaymentError::SubscriptionEnded => {
+                refused(StatusCode::CONFLICT, "Subscription refused", error)
+            }
             PaymentError::Internal(detail) => {
                 tracing::error!(%detail, "payment use case failed");
                 ApiError::Internal

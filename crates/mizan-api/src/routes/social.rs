@@ -7,8 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use mizan_app::apps::Scope;
-use mizan_app::payments::{self, Note};
-use mizan_app::social::{self, PostText, PostView, ProfileEdit, ProfileView, SocialError};
+use mizan_app::payments::{self, Note, PaymentError};
+use mizan_app::social::{
+    self, Audience, MinimumTier, PostText, PostView, ProfileEdit, ProfileView, SocialError, Viewer,
+};
+use mizan_app::subscriptions;
 use mizan_app::tips::{self, NewTip, TipTarget, TipView};
 use mizan_core::{Clock, SystemClock};
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,14 @@ use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{caller, idempotency_key, idempotent_response};
 use crate::routes::security::any_caller;
 use crate::state::AppState;
+
+/// Who reads, now.
+fn viewer(person: &mizan_app::identity::Person) -> Viewer {
+    Viewer {
+        person: Some(person.id),
+        now_ns: SystemClock.now_ns(),
+    }
+}
 
 /// Posts a listing answers.
 const POSTS_PAGE: usize = 50;
@@ -100,7 +111,14 @@ pub struct PostBody {
     pub id: String,
     /// The author's handle.
     pub author: String,
+    /// Empty when `locked`.
     pub text: String,
+    /// Only the author's subscribers (of `minimum_tier_id` or a dearer tier) read it.
+    pub subscribers_only: bool,
+    pub minimum_tier_id: Option<String>,
+    pub minimum_tier_name: Option<String>,
+    /// The caller may not read it: subscribe to the author to unlock it.
+    pub locked: bool,
     pub created_at: String,
     /// How many tips it received (up to 1,000); amounts are private.
     pub tips: usize,
@@ -112,6 +130,10 @@ impl From<PostView> for PostBody {
             id: view.id,
             author: view.author,
             text: view.text,
+            subscribers_only: view.subscribers_only,
+            minimum_tier_id: view.minimum_tier.as_ref().map(|tier| tier.id.clone()),
+            minimum_tier_name: view.minimum_tier.map(|tier| tier.name),
+            locked: view.locked,
             created_at: view.created_at,
             tips: view.tips,
         }
@@ -129,6 +151,12 @@ pub struct PostListBody {
 pub struct PostCreateRequest {
     /// 1–1,000 characters.
     pub text: String,
+    /// Only the author's subscribers in good standing read the text.
+    #[serde(default)]
+    pub subscribers_only: bool,
+    /// With `subscribers_only`: one of the author's tiers; subscribers of cheaper
+    /// tiers see it locked.
+    pub minimum_tier_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -312,8 +340,32 @@ pub async fn create_post(
 ) -> Result<(StatusCode, Json<PostBody>), ApiError> {
     let person = own_person(&state, &headers).await?;
     let text = PostText::parse(&request.text)?;
+    let audience = match (request.subscribers_only, request.minimum_tier_id) {
+        (false, None) => Audience::Everyone,
+        (false, Some(_)) => {
+            return Err(ApiError::InvalidField {
+                code: "invalid_minimum_tier",
+                field: "minimum_tier_id",
+                detail: "a minimum tier needs `subscribers_only: true`".to_owned(),
+            })
+        }
+        (true, None) => Audience::Subscribers { minimum_tier: None },
+        (true, Some(id)) => {
+            let tier = subscriptions::tier(&state.reader(), &id).await?;
+            if tier.creator != person.handle.as_str() {
+                return Err(PaymentError::TierNotFound.into());
+            }
+            Audience::Subscribers {
+                minimum_tier: Some(MinimumTier {
+                    id: tier.id,
+                    name: tier.name,
+                    price_minor: tier.price_minor,
+                }),
+            }
+        }
+    };
     let ledger = ledger(&state)?;
-    let view = social::create_post(&ledger, &person, text, false, SystemClock.now_ns()).await?;
+    let view = social::create_post(&ledger, &person, text, audience, SystemClock.now_ns()).await?;
     Ok((StatusCode::CREATED, Json(view.into())))
 }
 
@@ -335,8 +387,12 @@ pub async fn get_post(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<PostBody>, ApiError> {
-    caller(&state, &headers, Scope::WalletRead).await?;
-    Ok(Json(social::post(&state.reader(), &id).await?.into()))
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
+    Ok(Json(
+        social::post(&state.reader(), &id, viewer(&person))
+            .await?
+            .into(),
+    ))
 }
 
 /// A person's latest posts.
@@ -357,10 +413,10 @@ pub async fn posts_of(
     headers: HeaderMap,
     Path(handle): Path<String>,
 ) -> Result<Json<PostListBody>, ApiError> {
-    caller(&state, &headers, Scope::WalletRead).await?;
+    let person = caller(&state, &headers, Scope::WalletRead).await?;
     let reader = state.reader();
     let author = social::person_of(&reader, &handle).await?;
-    let posts = social::posts_by(&reader, author.id, POSTS_PAGE).await?;
+    let posts = social::posts_by(&reader, author.id, POSTS_PAGE, viewer(&person)).await?;
     Ok(Json(PostListBody {
         items: posts.into_iter().map(PostBody::from).collect(),
     }))
@@ -382,7 +438,7 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Json<PostListBody>, ApiError> {
     let person = caller(&state, &headers, Scope::WalletRead).await?;
-    let posts = social::feed(&state.reader(), person.id, POSTS_PAGE).await?;
+    let posts = social::feed(&state.reader(), person.id, POSTS_PAGE, SystemClock.now_ns()).await?;
     Ok(Json(PostListBody {
         items: posts.into_iter().map(PostBody::from).collect(),
     }))
