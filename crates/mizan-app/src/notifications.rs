@@ -54,6 +54,14 @@ pub enum Kind {
     CashoutReturned,
     /// A card top-up failed after its challenge.
     FundingFailed,
+    /// Someone subscribed to you.
+    NewSubscriber,
+    /// Your subscription was charged for another period.
+    SubscriptionRenewed,
+    /// A renewal could not be charged: the subscription is in grace.
+    SubscriptionRenewalFailed,
+    /// Grace ran out: the subscription ended.
+    SubscriptionLapsed,
 }
 
 impl Kind {
@@ -71,6 +79,10 @@ impl Kind {
             Kind::Followed => "followed",
             Kind::CashoutReturned => "cashout_returned",
             Kind::FundingFailed => "funding_failed",
+            Kind::NewSubscriber => "new_subscriber",
+            Kind::SubscriptionRenewed => "subscription_renewed",
+            Kind::SubscriptionRenewalFailed => "subscription_renewal_failed",
+            Kind::SubscriptionLapsed => "subscription_lapsed",
         }
     }
 }
@@ -124,7 +136,11 @@ fn amount_of(value: &Value) -> (Option<i64>, Option<String>) {
         .or_else(|| text(value, &["view", "currency"]))
         .unwrap_or("USD")
         .to_owned();
-    if let Some(minor) = value.get("amount_minor").and_then(Value::as_i64) {
+    let minor = value
+        .get("amount_minor")
+        .or_else(|| value.get("price_minor"))
+        .and_then(Value::as_i64);
+    if let Some(minor) = minor {
         return (Some(minor), Some(currency));
     }
     let parsed = text(value, &["view", "amount"])
@@ -163,6 +179,18 @@ fn recipients(topic: &str, value: &Value) -> Vec<(PersonId, Kind, Option<String>
         ),
         crate::cashout::TOPIC_CASHOUT_RETURNED => one("person", Kind::CashoutReturned, None),
         crate::funding::TOPIC_FUNDING_FAILED => one("person", Kind::FundingFailed, None),
+        crate::subscriptions::TOPIC_SUBSCRIPTION_CREATED => {
+            one("payee", Kind::NewSubscriber, view("subscriber"))
+        }
+        crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWED => {
+            one("payer", Kind::SubscriptionRenewed, view("creator"))
+        }
+        crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED => {
+            one("payer", Kind::SubscriptionRenewalFailed, view("creator"))
+        }
+        crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED => {
+            one("payer", Kind::SubscriptionLapsed, view("creator"))
+        }
         _ => Vec::new(),
     }
 }
@@ -392,6 +420,49 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn subscriptions_notify_the_creator_once_and_then_the_subscriber() {
+        let fan = PersonId::random();
+        let star = PersonId::random();
+        let payload = serde_json::json!({
+            "payer": fan.to_string(), "payee": star.to_string(), "price_minor": 500,
+            "view": {"id": "s1", "subscriber": "fan", "creator": "star", "price": "5.00",
+                     "currency": "USD"},
+        })
+        .to_string();
+        let created = rows_for_event(
+            1,
+            crate::subscriptions::TOPIC_SUBSCRIPTION_CREATED,
+            payload.as_bytes(),
+        )
+        .unwrap();
+        let (key, n) = decoded(&created[0]);
+        assert!(key.starts_with(&star.to_string()));
+        assert_eq!(
+            (n.kind, n.from.as_deref()),
+            (Kind::NewSubscriber, Some("fan"))
+        );
+        assert_eq!(n.amount().unwrap().format_major(), "5.00");
+        for topic in [
+            crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWED,
+            crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED,
+            crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED,
+        ] {
+            let rows = rows_for_event(2, topic, payload.as_bytes()).unwrap();
+            assert_eq!(rows.len(), 1, "{topic}");
+            let (key, n) = decoded(&rows[0]);
+            assert!(key.starts_with(&fan.to_string()), "{topic}");
+            assert_eq!(n.from.as_deref(), Some("star"));
+        }
+        assert!(rows_for_event(
+            3,
+            crate::subscriptions::TOPIC_SUBSCRIPTION_CANCELED,
+            payload.as_bytes()
+        )
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

@@ -25,9 +25,10 @@
 //! - **Cancel**: no further renewal; the subscription stays active to its period end
 //!   (in grace, it ends at once: the unpaid period was never paid for).
 //!
-//! Saved cards (a renewal falling back to the subscriber's default card when the
-//! wallet is short) are not here: [`renewal_funding_fallback`] is the seam where the
-//! vault's saved cards will plug in.
+//! When the wallet is short at renewal and the job was given a [`CardFallback`], the
+//! subscriber's default saved card (vault) tops the wallet up by the price — once per
+//! (subscription, period), the funding's idempotency key — and the charge is tried
+//! again; a declined, challenged or missing card means grace as before.
 
 use mizan_core::{AccountId, Clock, Money, TransferId};
 use mizan_ledger::{
@@ -863,15 +864,54 @@ pub struct RenewalReport {
     pub raced: usize,
 }
 
-/// The seam for a renewal's fallback funding: when the wallet is short, the
-/// subscriber's default saved card would top it up before the charge is retried.
-/// Saved cards live in the vault (being built separately); until they exist there is
-/// nothing to fall back to, and a short wallet goes to grace.
-pub async fn renewal_funding_fallback(
-    _subscriber: PersonId,
-    _amount: Money,
+/// Where a renewal may top up a short wallet: the subscriber's default saved card,
+/// charged through `processor`, its number revealed by the vault for that charge.
+#[derive(Clone, Copy)]
+pub struct CardFallback<'a> {
+    pub processor: &'a dyn crate::funding::Processor,
+    pub vault: &'a crate::vault::SharedVault,
+}
+
+/// Tops the wallet up by `amount` from the default card, once per (subscription,
+/// period). True when new money arrived (a replay of an earlier top-up is false:
+/// that money was already there for the charge that just failed).
+async fn top_up_from_default_card(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    limits: &crate::limits::LimitsTable,
+    fallback: CardFallback<'_>,
+    document: &SubscriptionDocument,
+    period: u32,
+    now_ns: u64,
 ) -> Result<bool, PaymentError> {
-    Ok(false)
+    let payer = PersonId::parse(&document.payer)?;
+    let amount = Money::from_minor(document.price_minor, WALLET_CURRENCY);
+    let key = IdempotencyKey::parse(&format!("renewal-{}-{period}", document.view.id))?;
+    let funded = crate::funding::charge_default_card(
+        ledger,
+        reader,
+        limits,
+        fallback.processor,
+        fallback.vault,
+        payer,
+        amount,
+        key,
+        now_ns,
+    )
+    .await;
+    match funded {
+        // A decline is an error; an answer without a challenge is money in the wallet.
+        Ok(outcome) => Ok(!outcome.replayed && !outcome.requires_action),
+        // No default card, a decline, a limit on funding, erased data: grace.
+        Err(PaymentError::Internal(detail)) => Err(PaymentError::Internal(detail)),
+        Err(error) => {
+            tracing::info!(
+                code = error.code(),
+                "renewal top-up from the default card failed"
+            );
+            Ok(false)
+        }
+    }
 }
 
 /// Runs the renewal job once at `clock`'s now: every subscription past its period
@@ -882,6 +922,7 @@ pub async fn run_renewals(
     reader: &SharedReader,
     limits: &crate::limits::LimitsTable,
     policy: RenewalPolicy,
+    fallback: Option<CardFallback<'_>>,
     clock: &dyn Clock,
 ) -> Result<RenewalReport, PaymentError> {
     let now_ns = clock.now_ns();
@@ -903,7 +944,17 @@ pub async fn run_renewals(
         after = Some(last.clone());
         for (id, _) in &page {
             report.scanned += 1;
-            advance(ledger, reader, limits, policy, id, now_ns, &mut report).await?;
+            advance(
+                ledger,
+                reader,
+                limits,
+                policy,
+                fallback,
+                id,
+                now_ns,
+                &mut report,
+            )
+            .await?;
         }
         if page.len() < RENEWAL_PAGE {
             break;
@@ -920,11 +971,13 @@ pub async fn run_renewals(
 }
 
 /// Brings one subscription up to `now_ns`, at most [`CATCH_UP_PERIODS_MAX`] charges.
+#[allow(clippy::too_many_arguments)]
 async fn advance(
     ledger: &Ledger,
     reader: &SharedReader,
     limits: &crate::limits::LimitsTable,
     policy: RenewalPolicy,
+    fallback: Option<CardFallback<'_>>,
     id: &str,
     now_ns: u64,
     report: &mut RenewalReport,
@@ -940,11 +993,13 @@ async fn advance(
                 return Ok(());
             }
             SubscriptionStatus::Active | SubscriptionStatus::Grace => {
-                renew(ledger, reader, limits, policy, &document, now_ns).await?
+                renew(ledger, reader, limits, policy, fallback, &document, now_ns).await?
             }
         };
         match step {
             Renewal::Renewed => report.renewed += 1,
+            // The wallet was topped up from the default card: charge again.
+            Renewal::ToppedUp => {}
             Renewal::Raced => {
                 report.raced += 1;
                 return Ok(());
@@ -960,17 +1015,20 @@ async fn advance(
 
 enum Renewal {
     Renewed,
+    ToppedUp,
     Raced,
     Failed(&'static str),
 }
 
 /// Charges the next period of `document`: money, version claim, document and event
 /// in one atomic submission.
+#[allow(clippy::too_many_arguments)]
 async fn renew(
     ledger: &Ledger,
     reader: &SharedReader,
     limits: &crate::limits::LimitsTable,
     policy: RenewalPolicy,
+    fallback: Option<CardFallback<'_>>,
     document: &SubscriptionDocument,
     now_ns: u64,
 ) -> Result<Renewal, PaymentError> {
@@ -1031,9 +1089,15 @@ async fn renew(
         // with it, so the next read shows it).
         Ok(CreateTransferResult::Exists) => Ok(Renewal::Raced),
         Ok(CreateTransferResult::ExceedsCredits) => {
-            let price = Money::from_minor(document.price_minor, WALLET_CURRENCY);
-            // Not yet: saved cards (vault) will make this top up and retry.
-            let _topped_up = renewal_funding_fallback(payer, price).await?;
+            if let Some(fallback) = fallback {
+                let topped_up = top_up_from_default_card(
+                    ledger, reader, limits, fallback, document, period, now_ns,
+                )
+                .await?;
+                if topped_up {
+                    return Ok(Renewal::ToppedUp);
+                }
+            }
             Ok(Renewal::Failed(PaymentError::InsufficientFunds.code()))
         }
         Err(error @ PaymentError::LimitExceeded { .. }) => Ok(Renewal::Failed(error.code())),

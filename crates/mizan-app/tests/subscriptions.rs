@@ -167,11 +167,16 @@ impl World {
     }
 
     async fn run(&self) -> RenewalReport {
+        self.run_with(None).await
+    }
+
+    async fn run_with(&self, fallback: Option<subscriptions::CardFallback<'_>>) -> RenewalReport {
         subscriptions::run_renewals(
             self.ledger(),
             &self.reader,
             &LimitsTable::uniform(LIMIT_MINOR_MAX),
             POLICY,
+            fallback,
             &self.clock,
         )
         .await
@@ -435,4 +440,74 @@ async fn a_cancel_stops_renewal_at_the_period_end_and_grace_recovers() {
         .await
         .unwrap();
     assert_eq!(subscribers.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_wallet_is_topped_up_once_from_the_default_card() {
+    use mizan_app::funding::{self, CardNumber, CardSource, SandboxProcessor};
+    let world = World::new();
+    let store =
+        mizan_vault::SqliteVaultStore::open(&world.dir.path().join("mizan.vault.sqlite")).unwrap();
+    let vault: mizan_app::vault::SharedVault = Arc::new(
+        mizan_vault::Vault::open(Box::new(store), mizan_vault::MasterKeyRing::generate()).unwrap(),
+    );
+    let star = world.person("star", 0, 1).await;
+    let fan = world.person("fan", 0, 2).await;
+    // The fan adds exactly one period's price from a card saved as the default.
+    let number = CardNumber::parse(Secret::new("4242424242424242".to_owned())).unwrap();
+    funding::fund(
+        world.ledger(),
+        &world.reader,
+        &LimitsTable::uniform(LIMIT_MINOR_MAX),
+        &SandboxProcessor,
+        &vault,
+        fan.id,
+        Money::from_minor(PRICE_MINOR, Currency::USD),
+        CardSource::New {
+            number,
+            save_as_default: true,
+        },
+        IdempotencyKey::parse("first-top-up").unwrap(),
+        world.clock.now_ns(),
+    )
+    .await
+    .unwrap();
+    let tier = subscriptions::create_tier(
+        world.ledger(),
+        &world.reader,
+        &star,
+        NewTier::parse("Gold", Money::from_minor(PRICE_MINOR, Currency::USD), "").unwrap(),
+        world.clock.now_ns(),
+    )
+    .await
+    .unwrap();
+    let subscription = world.subscribe(&fan, &tier.id, "sub-fan").await;
+    assert_eq!(world.balance(&fan).await, 0);
+
+    // The wallet is empty at the next period end: the default card tops it up.
+    world.next_period();
+    let fallback = subscriptions::CardFallback {
+        processor: &SandboxProcessor,
+        vault: &vault,
+    };
+    // Run twice: one top-up (its key is the subscription and period), one charge.
+    let first = world.run_with(Some(fallback)).await;
+    assert_eq!(first.renewed, 1, "{first:?}");
+    assert_eq!(world.run_with(Some(fallback)).await.renewed, 0);
+    assert_eq!(
+        world.status(&fan, &subscription.id).await.status,
+        SubscriptionStatus::Active
+    );
+    assert_eq!(world.balance(&fan).await, 0);
+    assert_eq!(world.balance(&star).await, 2 * (PRICE_MINOR - FEE_MINOR));
+    assert_eq!(world.revenue().await, 2 * FEE_MINOR);
+
+    // With no fallback given, the next short period goes to grace as before.
+    world.next_period();
+    world.run().await;
+    assert_eq!(
+        world.status(&fan, &subscription.id).await.status,
+        SubscriptionStatus::Grace
+    );
+    assert_eq!(world.balance(&fan).await, 0);
 }

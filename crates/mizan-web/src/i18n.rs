@@ -279,6 +279,10 @@ texts! {
     NoteFollowed => "followed you", "بدأ متابعتك";
     NoteCashoutReturned => "Your bank returned a cash-out; back in your wallet:", "أعاد البنك عملية سحب؛ عاد إلى محفظتك:";
     NoteFundingFailed => "A card top-up failed:", "فشلت إضافة رصيد من البطاقة:";
+    NoteNewSubscriber => "subscribed to you", "اشترك معك";
+    NoteRenewed => "Your subscription renewed:", "جُدّد اشتراكك:";
+    NoteRenewalFailed => "We couldn't renew your subscription to", "تعذّر تجديد اشتراكك مع";
+    NoteLapsed => "Your subscription ended:", "انتهى اشتراكك:";
     YouSent => "You sent", "أرسلت";
     SentYou => "Sent you", "أرسل لك";
     AskForMoney => "Request money", "اطلب مالًا";

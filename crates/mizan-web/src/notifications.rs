@@ -81,6 +81,22 @@ fn sentence(lang: Lang, notification: &Notification) -> (String, Option<String>)
             format!("{} {amount}", T::NoteCashoutReturned.get(lang)),
             Some("/activity".to_owned()),
         ),
+        Kind::NewSubscriber => (
+            format!("{who} {} ({amount})", T::NoteNewSubscriber.get(lang)),
+            Some("/subscriptions/subscribers".to_owned()),
+        ),
+        Kind::SubscriptionRenewed => (
+            format!("{} {who}: {amount}", T::NoteRenewed.get(lang)),
+            Some("/subscriptions".to_owned()),
+        ),
+        Kind::SubscriptionRenewalFailed => (
+            format!("{} {who} ({amount})", T::NoteRenewalFailed.get(lang)),
+            Some("/subscriptions".to_owned()),
+        ),
+        Kind::SubscriptionLapsed => (
+            format!("{} {who}", T::NoteLapsed.get(lang)),
+            Some("/subscriptions".to_owned()),
+        ),
         Kind::FundingFailed => (
             format!("{} {amount}", T::NoteFundingFailed.get(lang)),
             Some("/add-money".to_owned()),

@@ -38,7 +38,9 @@ pub struct NotificationBody {
     pub id: String,
     /// `payment_received`, `tip_received`, `request_received`, `request_paid`,
     /// `request_declined`, `paid_dm_received`, `paid_dm_answered`, `paid_dm_refunded`,
-    /// `message_received`, `followed`, `cashout_returned` or `funding_failed`.
+    /// `message_received`, `followed`, `cashout_returned`, `funding_failed`,
+    /// `new_subscriber`, `subscription_renewed`, `subscription_renewal_failed` or
+    /// `subscription_lapsed`.
     pub kind: String,
     /// The other person's handle, when there is one.
     pub from: Option<String>,

@@ -47,12 +47,18 @@ pub async fn run_renewals(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        if let Some(ledger) = state.ledger() {
+        if let (Some(ledger), Some(vault)) = (state.ledger(), state.vault()) {
+            let processor = state.processor();
+            let fallback = subscriptions::CardFallback {
+                processor: processor.as_ref(),
+                vault: &vault,
+            };
             let ran = subscriptions::run_renewals(
                 &ledger,
                 &state.reader(),
                 &state.config().limits,
                 policy(&state),
+                Some(fallback),
                 &SystemClock,
             )
             .await;
