@@ -328,6 +328,41 @@ async fn a_document_number_belongs_to_one_person_until_they_are_erased() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_racing_with_one_document_number_admit_exactly_one() {
+    const RACERS: usize = 8;
+    let app = sqlite_app().await;
+    let mut tokens = Vec::new();
+    for index in 0..RACERS {
+        let token = app.person(&format!("racer{index}")).await;
+        let verified = post(
+            &app,
+            "/v1/me/verification",
+            &token,
+            identity_body(&PEOPLE[0]),
+        )
+        .await;
+        assert_eq!(verified.status(), 200);
+        tokens.push(token);
+    }
+    let document = json!({"document_type": "passport", "document_number": "R7654321"});
+    let mut racing = tokio::task::JoinSet::new();
+    for token in tokens {
+        let request = app
+            .client
+            .post(app.url("/v1/me/verification/document"))
+            .bearer_auth(token)
+            .json(&document);
+        racing.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let mut statuses = racing.join_all().await;
+    statuses.sort_unstable();
+    let mut expected = vec![409; RACERS - 1];
+    expected.insert(0, 200);
+    assert_eq!(statuses, expected);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn saved_cards_fund_by_id_and_can_be_deleted() {
     let app = sqlite_app().await;

@@ -247,6 +247,38 @@ impl LimitsTable {
     }
 }
 
+/// Allowance accounts this process has seen credited with at least an amount. A
+/// grant is a ledger fact that never shrinks (and a window's account id is new each
+/// window), so an entry can never be wrong: it only spares the read of the
+/// allowance accounts on every movement after a person's first in a window —
+/// reading an account whose history grows with every movement is what a movement
+/// would otherwise pay for. Cleared when it reaches [`GRANTED_CACHE_MAX`] entries.
+static GRANTED: std::sync::Mutex<Option<std::collections::HashMap<u128, i64>>> =
+    std::sync::Mutex::new(None);
+const GRANTED_CACHE_MAX: usize = 200_000;
+
+fn granted_at_least(account: AccountId, limit_minor: i64) -> bool {
+    let cache = GRANTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cache
+        .as_ref()
+        .and_then(|granted| granted.get(&account.get()))
+        .is_some_and(|granted| *granted >= limit_minor)
+}
+
+fn remember_granted(account: AccountId, credited_minor: i64) {
+    let mut cache = GRANTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let granted = cache.get_or_insert_with(std::collections::HashMap::new);
+    if granted.len() >= GRANTED_CACHE_MAX {
+        granted.clear();
+    }
+    let entry = granted.entry(account.get()).or_insert(credited_minor);
+    *entry = (*entry).max(credited_minor);
+}
+
 fn derived(domain: &[u8], parts: &[&[u8]]) -> u128 {
     let mut hasher = Sha256::new();
     hasher.update(domain);
@@ -352,20 +384,29 @@ async fn grant(
     status: &VerificationStatus,
     allowances: &[Allowance],
 ) -> Result<(), PaymentError> {
-    let ids: Vec<AccountId> = allowances.iter().map(|a| a.account).collect();
+    let unknown: Vec<&Allowance> = allowances
+        .iter()
+        .filter(|a| !granted_at_least(a.account, a.limit_minor))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<AccountId> = unknown.iter().map(|a| a.account).collect();
     let reader = reader.clone();
     let stored = reader
         .read(move |r| r.accounts(&ids))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading allowances", error))?;
-    let short: Vec<&Allowance> = allowances
-        .iter()
-        .filter(|a| {
-            let credited = stored.iter().find(|s| s.id == a.account);
-            credited.is_none_or(|account| account.credits_posted < a.limit_minor)
-        })
-        .collect();
+    let mut short = Vec::with_capacity(unknown.len());
+    for allowance in unknown {
+        match stored.iter().find(|s| s.id == allowance.account) {
+            Some(account) if account.credits_posted >= allowance.limit_minor => {
+                remember_granted(allowance.account, account.credits_posted);
+            }
+            _ => short.push(allowance),
+        }
+    }
     if short.is_empty() {
         return Ok(());
     }
@@ -428,6 +469,20 @@ async fn grant(
     });
     if !accounts_ok || !grants_ok {
         return Err(internal("granting allowances", format!("{result:?}")));
+    }
+    // Every step up to the tier is there now (a grant answering "exists with a
+    // different amount" keeps its old amount, so only the full limit is remembered
+    // when every grant was new or identical).
+    let all_exact = result.transfers.iter().all(|t| {
+        matches!(
+            t.result,
+            CreateTransferResult::Ok | CreateTransferResult::Exists
+        )
+    });
+    if all_exact {
+        for allowance in &short {
+            remember_granted(allowance.account, allowance.limit_minor);
+        }
     }
     Ok(())
 }

@@ -115,8 +115,14 @@ pub async fn check_document_unused(
     Ok(())
 }
 
+/// Serializes "is this document number free? then seal it as mine": without it, two
+/// people presenting the same number at once could both pass the check. One process
+/// writes to a database (the ledger writer's lock), so a process-wide lock suffices.
+static DOCUMENT_CLAIMS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Seals a verified document number (blind-indexed, so the next person presenting
-/// it is refused).
+/// it is refused). The check for another owner is repeated under
+/// [`DOCUMENT_CLAIMS`], so of two people racing with one number exactly one keeps it.
 pub async fn keep_document(
     vault: &SharedVault,
     person: PersonId,
@@ -124,20 +130,28 @@ pub async fn keep_document(
 ) -> Result<(), VerificationError> {
     let owner = vault_person(person).map_err(verification_error)?;
     let number = document.number.clone();
-    blocking(vault, move |vault| {
-        if vault
-            .find_by_blind_index(FieldKind::GovernmentId, number.expose())?
-            .iter()
-            .any(|found| found.person == owner)
-        {
-            return Ok(());
+    let kept = blocking(vault, move |vault| {
+        let _claim = DOCUMENT_CLAIMS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let found = vault.find_by_blind_index(FieldKind::GovernmentId, number.expose())?;
+        if found.iter().any(|found| found.person != owner) {
+            return Ok(false);
+        }
+        if found.iter().any(|found| found.person == owner) {
+            return Ok(true);
         }
         vault
             .put_person_field(owner, FieldKind::GovernmentId, number.expose())
-            .map(drop)
+            .map(|_| true)
     })
     .await
-    .map_err(verification_error)
+    .map_err(verification_error)?;
+    if kept {
+        Ok(())
+    } else {
+        Err(VerificationError::DocumentAlreadyUsed)
+    }
 }
 
 /// Tokenizes a card number for `person`, reusing their token when the vault holds
