@@ -313,8 +313,16 @@ async fn closing_an_account_freezes_it_for_good_and_a_sar_draft_can_be_filed() {
     )
     .await;
     assert_eq!(status, 200, "{filed}");
+    // A verified subject: the draft carries what the vault keeps of them.
+    assert_eq!(verify(&app, &omar, "Evelyn Whitcombe").await.status(), 200);
     let (status, sar) = operator(&app, "GET", &format!("/v1/cases/{first_id}/sar"), None).await;
     assert_eq!(status, 200, "{sar}");
+    assert_eq!(sar["subject"]["legal_name"], "Evelyn Whitcombe");
+    assert_eq!(sar["subject"]["date_of_birth"], "1960-02-11");
+    assert_eq!(
+        sar["subject"]["address"],
+        "1 Main St, Springfield, 12345, US-CA"
+    );
     assert_eq!(sar["case_id"], first_id.as_str());
     assert_eq!(sar["subject"]["handle"], "omar");
     assert_eq!(sar["subject"]["account_status"], "active");

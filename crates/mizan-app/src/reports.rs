@@ -157,6 +157,21 @@ fn transaction(movement: &crate::cases::FlaggedMovement) -> ReportTransaction {
     }
 }
 
+async fn vault_field(
+    vault: &crate::vault::SharedVault,
+    person: crate::identity::PersonId,
+    verified: bool,
+    kind: mizan_vault::FieldKind,
+) -> Result<Option<String>, crate::cases::CaseError> {
+    if !verified {
+        return Ok(None);
+    }
+    crate::vault::reveal_for_compliance(vault, person, kind, "drafting a SAR or CTR")
+        .await
+        .map(|value| value.map(|value| value.expose().clone()))
+        .map_err(|error| crate::cases::internal("the vault", error.code()))
+}
+
 async fn subject(
     reader: &crate::identity::SharedReader,
     vault: &crate::vault::SharedVault,
@@ -177,15 +192,32 @@ async fn subject(
     let wallet = person
         .wallet_id(crate::identity::WALLET_CURRENCY)
         .map_err(|error| internal("wallet id", error))?;
+    // The rest of what the forms ask about the subject, from the vault (each read
+    // access-logged); only people who verified have them.
+    let verified = legal_name.is_some();
+    let date_of_birth =
+        vault_field(vault, person, verified, mizan_vault::FieldKind::DateOfBirth).await?;
+    // Stored as line, city, postal code and residence, one per line.
+    let address = vault_field(vault, person, verified, mizan_vault::FieldKind::Address)
+        .await?
+        .map(|address| address.lines().collect::<Vec<_>>().join(", "));
+    let identification = vault_field(
+        vault,
+        person,
+        verified,
+        mizan_vault::FieldKind::GovernmentId,
+    )
+    .await?;
     Ok(Subject {
         person_id: person.to_string(),
         handle: found.handle.as_str().to_owned(),
         legal_name,
         email: found.email.as_str().to_owned(),
-        date_of_birth: None,
-        address: None,
+        date_of_birth,
+        address,
+        // Mizan keeps only the SSN's last 4: the full TIN is for the filer to add.
         tin: None,
-        identification: None,
+        identification,
         account_numbers: vec![wallet.to_string()],
         relationship: "customer".to_owned(),
         account_status: status.to_owned(),

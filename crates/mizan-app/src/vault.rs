@@ -237,9 +237,21 @@ pub async fn legal_name_for_screening(
     person: PersonId,
     purpose: &'static str,
 ) -> Result<Option<Secret<String>>, VaultError> {
+    reveal_for_compliance(vault, person, FieldKind::LegalName, purpose).await
+}
+
+/// The person's latest value of `kind`, revealed to compliance (as
+/// `mizan-sanctions` in the compliance-officer role, access-logged with `purpose`):
+/// `None` when there is none or the person was erased.
+pub async fn reveal_for_compliance(
+    vault: &SharedVault,
+    person: PersonId,
+    kind: FieldKind,
+    purpose: &'static str,
+) -> Result<Option<Secret<String>>, VaultError> {
     let owner = vault_person(person)?;
     blocking(vault, move |vault| {
-        let Some(record) = vault.latest_record(owner, FieldKind::LegalName)? else {
+        let Some(record) = vault.latest_record(owner, kind)? else {
             return Ok(None);
         };
         let accessor = Accessor::new(Role::ComplianceOfficer, SCREENING_ACTOR)?;
