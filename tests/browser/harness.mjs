@@ -160,6 +160,21 @@ export async function screenshot(page, name) {
   return path;
 }
 
+/**
+ * Logs `handle` in through the web log-in form in a fresh browser context (English
+ * unless `options` say otherwise); returns `{ context, page }` on the home page.
+ */
+export async function logInPage(browser, baseUrl, handle, password, options = {}) {
+  const context = await browser.newContext({ locale: 'en-US', ...options });
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/login`);
+  await page.getByLabel('Handle or email').fill(handle);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL(`${baseUrl}/`);
+  return { context, page };
+}
+
 /** Calls the API; throws on a non-2xx answer; returns the JSON body (or null). */
 export async function call(baseUrl, method, path, { token, body, headers = {} } = {}) {
   const response = await fetch(`${baseUrl}${path}`, {

@@ -4,7 +4,7 @@
 // lists it and cancels it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fund, launchBrowser, login, screenshot, signup, startMizan } from './harness.mjs';
+import { fund, launchBrowser, logInPage, login, screenshot, signup, startMizan } from './harness.mjs';
 
 const PASSWORD = 'browser test password';
 
@@ -21,15 +21,8 @@ after(async () => {
   await server?.stop();
 });
 
-async function signedIn(handle) {
-  const context = await browser.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
-  await page.goto(`${server.baseUrl}/login`);
-  await page.getByLabel('Handle or email').fill(handle);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(`${server.baseUrl}/`);
-  return { context, page };
+function signedIn(handle, options = {}) {
+  return logInPage(browser, server.baseUrl, handle, PASSWORD, options);
 }
 
 test('a fan subscribes from a profile and then reads a subscriber-only post', async () => {

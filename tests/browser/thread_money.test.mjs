@@ -3,7 +3,7 @@
 // order with the messages, linking to its receipt; "Request money" is filled in too.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fund, launchBrowser, login, signup, startMizan } from './harness.mjs';
+import { fund, launchBrowser, logInPage, login, signup, startMizan } from './harness.mjs';
 
 const PASSWORD = 'browser test password';
 
@@ -20,15 +20,8 @@ after(async () => {
   await server?.stop();
 });
 
-async function signedIn(handle) {
-  const context = await browser.newContext({ locale: 'en-US' });
-  const page = await context.newPage();
-  await page.goto(`${server.baseUrl}/login`);
-  await page.getByLabel('Handle or email').fill(handle);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(`${server.baseUrl}/`);
-  return { context, page };
+function signedIn(handle, options = {}) {
+  return logInPage(browser, server.baseUrl, handle, PASSWORD, options);
 }
 
 test('a payment sent from a conversation shows in it as a card for both', async () => {

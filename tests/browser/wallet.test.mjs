@@ -2,7 +2,7 @@
 // arrive live, the receipt; a declined card; the Arabic page; keyboard-only sending.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fund, launchBrowser, login, screenshot, signup, startMizan, verify } from './harness.mjs';
+import { fund, launchBrowser, logInPage, login, screenshot, signup, startMizan, verify } from './harness.mjs';
 
 const PASSWORD = 'browser test password';
 
@@ -20,15 +20,8 @@ after(async () => {
 });
 
 /** A browser context (its own cookies) signed in as `handle` through the log-in form. */
-async function signedIn(handle, options = {}) {
-  const context = await browser.newContext({ locale: 'en-US', ...options });
-  const page = await context.newPage();
-  await page.goto(`${server.baseUrl}/login`);
-  await page.getByLabel('Handle or email').fill(handle);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(`${server.baseUrl}/`);
-  return { context, page };
+function signedIn(handle, options = {}) {
+  return logInPage(browser, server.baseUrl, handle, PASSWORD, options);
 }
 
 async function balanceText(page) {
