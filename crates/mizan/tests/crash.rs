@@ -18,6 +18,8 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +33,9 @@ use rand::Rng;
 
 /// Kills (and restarts) per backend.
 const RUNS: usize = 24;
-/// How long a child runs before it is killed.
+/// How long a child runs before it is killed: from its start on even runs (so some
+/// kills land in start-up and recovery), from its first printed line on odd runs (so
+/// a slow start on a loaded machine still leaves time to acknowledge transfers).
 const KILL_AFTER_MS: std::ops::RangeInclusive<u64> = 50..=400;
 /// Ids per `transfers` lookup (the readers take at most 8,190).
 const LOOKUP_CHUNK_IDS: usize = 8_000;
@@ -109,6 +113,8 @@ impl PostgresSessions {
 struct Running {
     child: Child,
     stdout: JoinHandle<Vec<String>>,
+    /// Whole lines read so far.
+    lines_read: Arc<AtomicUsize>,
     stderr_path: PathBuf,
 }
 
@@ -119,6 +125,17 @@ struct Finished {
 }
 
 impl Running {
+    /// Waits (at most [`WAIT_MAX`]) until the child printed a line or exited.
+    fn wait_for_first_line(&mut self) {
+        let started = Instant::now();
+        while self.lines_read.load(Ordering::Relaxed) == 0
+            && self.child.try_wait().unwrap().is_none()
+            && started.elapsed() < WAIT_MAX
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn finish(mut self, kill: bool) -> Finished {
         if kill {
             self.child.kill().unwrap();
@@ -147,7 +164,10 @@ fn wait_at_most(child: &mut Child, limit: Duration) -> ExitStatus {
 }
 
 /// Whole lines only: a line cut short by the kill acknowledges nothing.
-fn collect_lines(stdout: std::process::ChildStdout) -> JoinHandle<Vec<String>> {
+fn collect_lines(
+    stdout: std::process::ChildStdout,
+    lines_read: Arc<AtomicUsize>,
+) -> JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
         let mut lines = Vec::new();
@@ -155,6 +175,7 @@ fn collect_lines(stdout: std::process::ChildStdout) -> JoinHandle<Vec<String>> {
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
             if let Some(whole) = line.strip_suffix('\n') {
                 lines.push(whole.to_owned());
+                lines_read.fetch_add(1, Ordering::Relaxed);
             }
             line.clear();
         }
@@ -351,21 +372,26 @@ impl CrashTest {
             command.arg("--count").arg(count.to_string());
         }
         let mut child = command.spawn().unwrap();
-        let stdout = collect_lines(child.stdout.take().unwrap());
+        let lines_read = Arc::new(AtomicUsize::new(0));
+        let stdout = collect_lines(child.stdout.take().unwrap(), Arc::clone(&lines_read));
         Running {
             child,
             stdout,
+            lines_read,
             stderr_path,
         }
     }
 
     fn crash_once(&mut self, run: usize, rng: &mut impl Rng) {
         let retry_file = self.write_retry_file(run, rng);
-        let running = self.spawn(
+        let mut running = self.spawn(
             run,
             retry_file.as_ref().map(|(path, _)| path.as_path()),
             None,
         );
+        if run % 2 == 1 {
+            running.wait_for_first_line();
+        }
         std::thread::sleep(Duration::from_millis(rng.random_range(KILL_AFTER_MS)));
         let finished = running.finish(true);
         assert_eq!(
