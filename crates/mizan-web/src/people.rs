@@ -676,7 +676,7 @@ pub async fn send(
     if to.is_err() {
         problems.add("to", T::ErrNoSuchHandle.get(lang));
     }
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -790,7 +790,7 @@ pub async fn request(
     if from.is_err() {
         problems.add("to", T::ErrNoSuchHandle.get(lang));
     }
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -1052,7 +1052,7 @@ pub async fn split(
             None
         }
     };
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -1137,7 +1137,7 @@ pub async fn add_money(
     let person = visitor.person()?;
     let form = checked_form(&visitor, &body)?;
     let mut problems = Problems::default();
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let digits: String = form
         .get("card_number")
         .chars()
@@ -1321,7 +1321,7 @@ pub async fn cash_out(
     let caller = visitor.caller()?;
     let form = checked_form(&visitor, &body)?;
     let mut problems = Problems::default();
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let account = BankAccount::parse(
         form.get("routing_number"),
         Secret::new(form.get("account_number").to_owned()),
