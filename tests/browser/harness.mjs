@@ -2,14 +2,18 @@
 // Chromium through playwright-core, screenshots under target/, and API helpers that set
 // up people and money over real HTTP. Run through scripts/browser-tests (it sets
 // MIZAN_BIN and installs playwright-core).
+//
+// Importing it also makes every test of the file fail when a page it opened logged a
+// console error, threw, broke the Content-Security-Policy or could not load an asset.
 import { execFile, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createHmac, randomUUID } from 'node:crypto';
+import { copyFile, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { afterEach } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -134,8 +138,74 @@ export async function startMizan(options = {}) {
 /** The password of every `mizan demo` login. */
 export const DEMO_PASSWORD = 'mizan-demo-2026';
 
-/** Debian's Chromium, headless, with nothing that phones home. */
-export function launchBrowser() {
+/** What went wrong in the pages of the running test (see `watchContext`). */
+const pageProblems = [];
+
+// A page problem fails the test it happened in (hooks at the top level of a module
+// apply to every test of the file that imports it).
+afterEach(() => {
+  if (pageProblems.length > 0) {
+    const problems = pageProblems.splice(0);
+    throw new Error(`the pages reported problems:\n  ${problems.join('\n  ')}`);
+  }
+});
+
+/**
+ * Hands over (and clears) the page problems seen so far, for a test that causes one on
+ * purpose; whatever is left when the test ends fails it.
+ */
+export function takePageProblems() {
+  return pageProblems.splice(0);
+}
+
+/** Asset types whose failed load is a broken page (documents and fetches may be 4xx on purpose). */
+const ASSET_TYPES = new Set(['stylesheet', 'script', 'image', 'font']);
+/** Chromium's console line for any 4xx/5xx answer; tests post bad forms on purpose. */
+const HTTP_STATUS_CONSOLE_LINE = /^Failed to load resource: the server responded with a status of \d+/;
+
+function watchPage(page) {
+  page.on('console', (message) => {
+    if (message.type() !== 'error' || HTTP_STATUS_CONSOLE_LINE.test(message.text())) return;
+    pageProblems.push(`console error on ${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => {
+    pageProblems.push(`uncaught exception on ${page.url()}: ${error.message}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400 && ASSET_TYPES.has(response.request().resourceType())) {
+      pageProblems.push(`${response.url()} answered ${response.status()}`);
+    }
+  });
+  page.on('requestfailed', (request) => {
+    if (ASSET_TYPES.has(request.resourceType())) {
+      pageProblems.push(`${request.url()} failed: ${request.failure()?.errorText}`);
+    }
+  });
+}
+
+/** Reports every CSP violation of the context's pages, and watches each page. */
+async function watchContext(context) {
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      console.error(`securitypolicyviolation: ${event.violatedDirective} blocked ${event.blockedURI || 'inline'}`);
+    });
+  });
+  context.on('page', watchPage);
+  return context;
+}
+
+/**
+ * Debian's Chromium, headless, with nothing that phones home. Every context it makes
+ * (`newContext`, and `newPage`, which makes one) is watched for page problems.
+ */
+export async function launchBrowser() {
+  const browser = await launchChromium();
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => watchContext(await newContext(options));
+  return browser;
+}
+
+function launchChromium() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -151,12 +221,21 @@ export function launchBrowser() {
   });
 }
 
-/** Saves a full-page PNG to target/screenshots/<name>.png and returns its path. */
+/** The screenshots the README shows, kept in docs/screenshots/. */
+const DOCS_SCREENSHOTS = new Set(['demo-home', 'demo-home-phone', 'demo-home-arabic']);
+
+/**
+ * Saves a full-page PNG to target/screenshots/<name>.png and returns its path. With
+ * `MIZAN_UPDATE_DOCS=1` the README's screenshots are copied to docs/screenshots/ too.
+ */
 export async function screenshot(page, name) {
   const dir = join(targetDir, 'screenshots');
   await mkdir(dir, { recursive: true });
   const path = join(dir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
+  if (process.env.MIZAN_UPDATE_DOCS === '1' && DOCS_SCREENSHOTS.has(name)) {
+    await copyFile(path, join(repoRoot, 'docs', 'screenshots', `${name}.png`));
+  }
   return path;
 }
 
@@ -232,4 +311,36 @@ export function fund(baseUrl, token, amount = '50.00') {
     headers: { 'idempotency-key': randomUUID() },
     body: { amount: String(amount), currency: 'USD', card_number: '4242424242424242' },
   });
+}
+
+/** Decodes RFC 4648 base32 (no padding needed), as authenticator apps read a TOTP key. */
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const bytes = [];
+  for (const char of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const index = alphabet.indexOf(char);
+    if (index < 0) throw new Error(`not base32: ${JSON.stringify(char)}`);
+    value = (value << 5) | index;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/**
+ * The 6-digit TOTP code (RFC 6238: HMAC-SHA1, 30-second steps) of a base32 key at
+ * `timeMs`, computed independently of the server.
+ */
+export function totpCode(secretBase32, timeMs = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(timeMs / 1000 / 30)));
+  const digest = createHmac('sha1', base32Decode(secretBase32)).update(counter).digest();
+  const offset = digest[digest.length - 1] & 0x0f;
+  const number = digest.readUInt32BE(offset) & 0x7fffffff;
+  return String(number % 1_000_000).padStart(6, '0');
 }

@@ -1,8 +1,20 @@
 // The wallet in a real browser: sign up, add money, send to someone who sees it
-// arrive live, the receipt; a declined card; the Arabic page; keyboard-only sending.
+// arrive live, the receipt; a declined card; the Arabic page and amounts typed in
+// Arabic digits; keyboard-only sending; a double click that pays once; CSRF and CSP.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fund, launchBrowser, logInPage, login, screenshot, signup, startMizan, verify } from './harness.mjs';
+import {
+  call,
+  fund,
+  launchBrowser,
+  logInPage,
+  login,
+  screenshot,
+  signup,
+  startMizan,
+  takePageProblems,
+  verify,
+} from './harness.mjs';
 
 const PASSWORD = 'browser test password';
 
@@ -219,5 +231,85 @@ test('a form posted without its CSRF token changes nothing', async () => {
   assert.equal(status, 403);
   await page.goto(server.baseUrl);
   assert.equal(await balanceText(page), '$10.00');
+  await context.close();
+});
+
+test('an amount typed with an Arabic keyboard is read as the same amount', async () => {
+  await signup(server.baseUrl, 'iman', PASSWORD);
+  await signup(server.baseUrl, 'jana', PASSWORD);
+  await fund(server.baseUrl, await login(server.baseUrl, 'iman', PASSWORD), '20.00');
+  const { context, page } = await signedIn('iman');
+  await page.goto(`${server.baseUrl}/lang/ar`);
+  await page.waitForFunction(() => document.documentElement.dir === 'rtl');
+  await page.goto(`${server.baseUrl}/send`);
+  await page.locator('#field-to').fill('jana');
+  await page.locator('#field-amount').fill('١٢٫٥٠');
+  await page.locator('#field-amount').press('Enter');
+  await page.waitForURL(/\/receipts\/[0-9a-f]{32}\?done=sent$/);
+  assert.match(await page.locator('dl.receipt dd.amount').textContent(), /^١٢٫٥٠\u00a0US\$$/);
+  await page.goto(server.baseUrl);
+  assert.equal(await balanceText(page), '٧٫٥٠\u00a0US$');
+  await context.close();
+});
+
+test('double-clicking Send makes exactly one payment, with or without the script', async () => {
+  await signup(server.baseUrl, 'karim', PASSWORD);
+  await signup(server.baseUrl, 'layla', PASSWORD);
+  await fund(server.baseUrl, await login(server.baseUrl, 'karim', PASSWORD), '30.00');
+  for (const javaScriptEnabled of [true, false]) {
+    const { context, page } = await signedIn('karim', { javaScriptEnabled });
+    await page.goto(`${server.baseUrl}/send`);
+    await page.getByLabel('To').fill('layla');
+    await page.getByLabel('Amount').fill('10.00');
+    await page.getByRole('button', { name: 'Send money' }).dblclick();
+    await page.waitForURL(/\/receipts\/[0-9a-f]{32}\?done=sent$/);
+    await context.close();
+  }
+  const layla = await login(server.baseUrl, 'layla', PASSWORD);
+  const { items } = await call(server.baseUrl, 'GET', '/v1/activity', { token: layla });
+  assert.deepEqual(
+    items.map((item) => item.amount),
+    ['10.00', '10.00'],
+    'two double clicks should make two payments',
+  );
+  const { context, page } = await signedIn('karim');
+  assert.equal(await balanceText(page), '$10.00');
+  await context.close();
+});
+
+test('pages carry the strict Content-Security-Policy, and the browser enforces it', async () => {
+  const context = await browser.newContext({ locale: 'en-US' });
+  const page = await context.newPage();
+  const response = await page.goto(`${server.baseUrl}/login`);
+  const headers = response.headers();
+  assert.equal(
+    headers['content-security-policy'],
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+      "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  );
+  assert.equal(headers['x-content-type-options'], 'nosniff');
+  assert.equal(headers['x-frame-options'], 'DENY');
+  assert.equal(headers['referrer-policy'], 'same-origin');
+
+  // An injected inline script does not run, and the harness hears of the violation.
+  const reported = page.waitForEvent('console', {
+    predicate: (message) => message.text().startsWith('securitypolicyviolation: script-src'),
+  });
+  const refused = page.waitForEvent('console', {
+    predicate: (message) => message.text().includes('Content Security Policy'),
+  });
+  const ran = await page.evaluate(() => {
+    const script = document.createElement('script');
+    script.textContent = 'window.injected = true;';
+    document.head.append(script);
+    return window.injected === true;
+  });
+  assert.equal(ran, false);
+  await Promise.all([reported, refused]);
+  const problems = takePageProblems();
+  assert.ok(
+    problems.some((problem) => problem.includes('securitypolicyviolation: script-src')),
+    `not reported: ${problems}`,
+  );
   await context.close();
 });

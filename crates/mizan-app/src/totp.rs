@@ -194,14 +194,30 @@ pub async fn begin(
         created_at_ns: now_ns,
     };
     submit(ledger, vec![document_row(person, &document)?]).await?;
+    Ok(enrolment(person, secret_base32))
+}
+
+fn enrolment(person: &Person, secret_base32: String) -> Enrolment {
     let uri = format!(
         "otpauth://totp/Mizan:{}?secret={secret_base32}&issuer=Mizan&algorithm=SHA1&digits={DIGITS}&period={STEP_SECONDS}",
         person.handle.as_str()
     );
-    Ok(Enrolment {
+    Enrolment {
         secret_base32: Secret::new(secret_base32),
         otpauth_uri: Secret::new(uri),
-    })
+    }
+}
+
+/// The set-up the person started and has not confirmed yet, if any: after a mistyped
+/// code the same secret is shown again rather than a new one begun.
+pub async fn pending(
+    reader: &SharedReader,
+    person: &Person,
+) -> Result<Option<Enrolment>, TotpError> {
+    Ok(read(reader, person)
+        .await?
+        .filter(|totp| !totp.enabled)
+        .map(|totp| enrolment(person, totp.secret_base32)))
 }
 
 /// Claims the time step of a valid, unused code; the claim commits with `rows`.

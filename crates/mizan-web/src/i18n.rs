@@ -2,6 +2,8 @@
 //! formatted for each (Arabic uses Arabic-Indic digits and its own separators, and
 //! pages are laid out right to left).
 
+use mizan_app::identity::WALLET_CURRENCY;
+use mizan_app::payments::{self, PaymentError};
 use mizan_core::{Currency, Money};
 
 /// A page's language. English unless the person chose Arabic (a cookie) or their
@@ -179,6 +181,7 @@ texts! {
     TwoFactorDone => "Two-factor authentication is on.", "تم تفعيل التحقق بخطوتين.";
     StepUpNeeded => "This amount needs a code from your authenticator app.", "هذا المبلغ يتطلب رمزًا من تطبيق المصادقة.";
     AuthenticatorCode => "Authenticator code", "رمز المصادقة";
+    CodeForLargeAmounts => "Only needed for larger amounts.", "مطلوب للمبالغ الكبيرة فقط.";
     Created => "Created", "تاريخ الإنشاء";
     Expires => "Expires", "ينتهي";
     Save => "Save", "حفظ";
@@ -397,6 +400,36 @@ pub fn numerals(lang: Lang, text: &str) -> String {
     }
 }
 
+/// An amount as a person typed it, in the ASCII the money parser reads: Arabic-Indic
+/// (`٠`–`٩`) and Persian (`۰`–`۹`) digits become `0`–`9`, the Arabic decimal separator
+/// `٫` a `.` and the Arabic thousands separator `٬` a `,`, and the invisible direction
+/// marks a right-to-left keyboard or a paste may add are dropped. Everything else is
+/// kept as typed, so malformed text stays malformed.
+pub fn ascii_amount(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '\u{200e}' | '\u{200f}' | '\u{61c}'))
+        .map(|c| match c {
+            '\u{660}'..='\u{669}' => ascii_digit(u32::from(c) - 0x660),
+            '\u{6f0}'..='\u{6f9}' => ascii_digit(u32::from(c) - 0x6f0),
+            '٫' => '.',
+            '٬' => ',',
+            other => other,
+        })
+        .collect()
+}
+
+/// `0`–`9` for a digit value below ten.
+fn ascii_digit(value: u32) -> char {
+    char::from_digit(value, 10).unwrap_or('?')
+}
+
+/// A positive amount in the wallet currency from what a person typed into a form,
+/// in either language's digits (see [`ascii_amount`]). Every web form that takes an
+/// amount reads it through here.
+pub fn typed_amount(text: &str) -> Result<Money, PaymentError> {
+    payments::parse_amount(&ascii_amount(text), WALLET_CURRENCY.code())
+}
+
 /// An amount for people: `$1,234.56` in English, `١٬٢٣٤٫٥٦ US$` in Arabic.
 pub fn money(lang: Lang, amount: Money) -> String {
     let currency = amount.currency();
@@ -530,6 +563,26 @@ mod tests {
             money(Lang::Ar, Money::from_minor(100, Currency::SAR)),
             "١٫٠٠\u{a0}ر.س.‏"
         );
+    }
+
+    #[test]
+    fn amounts_typed_with_arabic_or_persian_digits_parse_like_ascii_ones() {
+        let cents = |text: &str| typed_amount(text).map(Money::minor_units);
+        assert_eq!(cents("12.50"), Ok(1_250));
+        assert_eq!(cents("١٢٫٥٠"), Ok(1_250));
+        assert_eq!(cents("۱۲٫۵۰"), Ok(1_250));
+        assert_eq!(cents("١٬٢٣٤٫٥٠"), Ok(123_450));
+        assert_eq!(cents("\u{200f}٥\u{61c}"), Ok(500));
+        // Mixed with ASCII, as a keyboard switched mid-way types it.
+        assert_eq!(cents("1٢.5٠"), Ok(1_250));
+        assert_eq!(ascii_amount("٠١٢٣٤٥٦٧٨٩"), "0123456789");
+        assert_eq!(ascii_amount("۰۱۲۳۴۵۶۷۸۹"), "0123456789");
+        // What the ASCII parser refuses stays refused.
+        assert_eq!(cents("١٢٫٥٠٫٠"), Err(PaymentError::AmountMalformed));
+        assert_eq!(cents("١٢٫٥٠٥"), Err(PaymentError::AmountTooPrecise));
+        assert_eq!(cents("٠"), Err(PaymentError::AmountMustBePositive));
+        assert_eq!(cents("١٢ دولار"), Err(PaymentError::AmountMalformed));
+        assert_eq!(cents(""), Err(PaymentError::AmountMalformed));
     }
 
     #[test]

@@ -184,6 +184,8 @@ pub struct Field<'a> {
     pub inputmode: Option<&'a str>,
     pub required: bool,
     pub list: Option<&'a str>,
+    /// The input's id when `field-<name>` is not unique on the page (a form per row).
+    pub id: Option<&'a str>,
 }
 
 impl<'a> Field<'a> {
@@ -199,6 +201,7 @@ impl<'a> Field<'a> {
             inputmode: None,
             required: true,
             list: None,
+            id: None,
         }
     }
 
@@ -241,10 +244,18 @@ impl<'a> Field<'a> {
             ..self
         }
     }
+    pub fn id(self, id: &'a str) -> Self {
+        Field {
+            id: Some(id),
+            ..self
+        }
+    }
 
     /// The label, the input, its hint and its error, tied together for screen readers.
     pub fn render(&self) -> Markup {
-        let id = format!("field-{}", self.name);
+        let id = self
+            .id
+            .map_or_else(|| format!("field-{}", self.name), str::to_owned);
         let hint_id = format!("{id}-hint");
         let error_id = format!("{id}-error");
         let mut described = Vec::new();
@@ -321,6 +332,29 @@ mod tests {
             "{markup}"
         );
         assert!(markup.contains(r#"<label for="field-amount">"#), "{markup}");
+    }
+
+    #[test]
+    fn a_field_given_an_id_ties_its_label_hint_and_error_to_that_id() {
+        let markup = Field::new("code", "Code")
+            .id("field-code-r1")
+            .hint("Only for large amounts.")
+            .error(Some("Wrong code."))
+            .optional()
+            .render()
+            .into_string();
+        assert!(
+            markup.contains(r#"<label for="field-code-r1">"#),
+            "{markup}"
+        );
+        assert!(markup.contains(r#"id="field-code-r1""#), "{markup}");
+        assert!(markup.contains(r#"name="code""#), "{markup}");
+        assert!(
+            markup.contains(r#"aria-describedby="field-code-r1-hint field-code-r1-error""#),
+            "{markup}"
+        );
+        assert!(!markup.contains("required"), "{markup}");
+        assert!(!markup.contains(r#"id="field-code""#), "{markup}");
     }
 
     #[test]

@@ -223,6 +223,11 @@ async fn step_up(
     }
 }
 
+/// Whether a form's error is about the authenticator code (shown at its field).
+fn is_code_problem(lang: Lang, text: &str) -> bool {
+    text == T::StepUpNeeded.get(lang) || text == T::ErrTotpCode.get(lang)
+}
+
 fn code_field(lang: Lang, error: Option<&str>) -> Markup {
     Field::new("code", T::AuthenticatorCode.get(lang))
         .inputmode("numeric")
@@ -676,7 +681,7 @@ pub async fn send(
     if to.is_err() {
         problems.add("to", T::ErrNoSuchHandle.get(lang));
     }
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -790,7 +795,7 @@ pub async fn request(
     if from.is_err() {
         problems.add("to", T::ErrNoSuchHandle.get(lang));
     }
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -871,14 +876,22 @@ async fn render_requests(
                         span.amount { bdi { (view_amount(lang, &view.amount, &view.currency)) } }
                         @if !view.note.is_empty() { span.note { (view.note) } }
                         span.status { (status_text(lang, &view.status)) }
-                        @if let Some((id, text)) = failed {
-                            @if id == view.id { (form_error(text)) }
-                        }
+                        @let row_failed = failed.filter(|(id, _)| *id == view.id).map(|(_, text)| text);
+                        @let code_failed = row_failed.filter(|text| totp_on && is_code_problem(lang, text));
+                        @if let Some(text) = row_failed.filter(|_| code_failed.is_none()) { (form_error(text)) }
                         @if view.status == requests::STATUS_OPEN {
                             form.inline method="post" action={ "/requests/" (view.id) "/pay" } {
                                 (csrf_field(visitor))
                                 (key_field(&random_token()))
-                                @if totp_on { (code_field(lang, None)) }
+                                // Only amounts at the step-up threshold need it, so optional,
+                                // and each row's input has its own id.
+                                @if totp_on {
+                                    (Field::new("code", T::AuthenticatorCode.get(lang))
+                                        .id(&format!("field-code-{}", view.id))
+                                        .inputmode("numeric").autocomplete("one-time-code")
+                                        .hint(T::CodeForLargeAmounts.get(lang)).optional()
+                                        .error(code_failed).render())
+                                }
                                 (submit(T::Pay.get(lang), T::Sending.get(lang)))
                             }
                             form.inline method="post" action={ "/requests/" (view.id) "/decline" } {
@@ -1052,7 +1065,7 @@ pub async fn split(
             None
         }
     };
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let note = Note::parse(form.get("note"));
     for error in [amount.as_ref().err(), note.as_ref().err()]
         .into_iter()
@@ -1137,7 +1150,7 @@ pub async fn add_money(
     let person = visitor.person()?;
     let form = checked_form(&visitor, &body)?;
     let mut problems = Problems::default();
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let digits: String = form
         .get("card_number")
         .chars()
@@ -1321,7 +1334,7 @@ pub async fn cash_out(
     let caller = visitor.caller()?;
     let form = checked_form(&visitor, &body)?;
     let mut problems = Problems::default();
-    let amount = payments::parse_amount(form.get("amount"), WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(form.get("amount"));
     let account = BankAccount::parse(
         form.get("routing_number"),
         Secret::new(form.get("account_number").to_owned()),
@@ -1830,20 +1843,32 @@ pub async fn confirm_totp(
     let person = visitor.person()?;
     let form = checked_form(&visitor, &body)?;
     let ledger = ledger(&state, lang)?;
-    match totp::confirm(&ledger, &state.reader(), person, form.get("code"), now_ns()).await {
+    let reader = state.reader();
+    match totp::confirm(&ledger, &reader, person, form.get("code"), now_ns()).await {
         Ok(()) => Ok(layout::redirect("/settings?done=totp")),
         Err(TotpError::InvalidCode | TotpError::NotEnrolling) => {
+            // The same key again, so a mistyped code is retried without a new set-up.
+            let pending = totp::pending(&reader, person)
+                .await
+                .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+            let shown = pending.as_ref().map(|enrolment| {
+                (
+                    enrolment.secret_base32.expose().as_str(),
+                    enrolment.otpauth_uri.expose().as_str(),
+                )
+            });
             render_settings(
                 &state,
                 &visitor,
                 None,
                 &Problems::default(),
-                None,
+                shown,
                 Some(T::ErrTotpCode.get(lang)),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await
         }
+        Err(TotpError::AlreadyEnabled) => Ok(layout::redirect("/settings")),
         Err(error) => Err(WebError::Internal(lang, error.to_string())),
     }
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
 use mizan_app::identity::WALLET_CURRENCY;
-use mizan_app::payments::{self, IdempotencyKey, Note, PaymentError};
+use mizan_app::payments::{IdempotencyKey, Note, PaymentError};
 use mizan_app::social::{
     self, Audience, MinimumTier, PostText, PostView, ProfileEdit, SocialError, Viewer,
 };
@@ -335,7 +335,7 @@ async fn send_tip(
         "" => form.get("amount"),
         preset => preset,
     };
-    let amount = payments::parse_amount(amount_text, WALLET_CURRENCY.code());
+    let amount = i18n::typed_amount(amount_text);
     let note = Note::parse(form.get("note"));
     let (amount, note) = match (amount, note) {
         (Ok(amount), Ok(note)) => (amount, note),

@@ -10,7 +10,7 @@ use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
 use mizan_app::identity::{Person, WALLET_CURRENCY};
-use mizan_app::payments::{self, IdempotencyKey, PaymentError};
+use mizan_app::payments::{IdempotencyKey, PaymentError};
 use mizan_app::subscriptions::{self, NewTier, SubscriptionStatus, SubscriptionView, TierView};
 use mizan_core::{Clock, Money, SystemClock};
 use serde::Deserialize;
@@ -382,7 +382,7 @@ pub async fn create_tier(
     let person = visitor.person()?;
     let form = Form::parse(&body);
     visitor.check_form(&form)?;
-    let parsed = payments::parse_amount(form.get("price"), WALLET_CURRENCY.code())
+    let parsed = i18n::typed_amount(form.get("price"))
         .and_then(|price| NewTier::parse(form.get("name"), price, form.get("perks")));
     let created = match parsed {
         Ok(tier) => {

@@ -4,8 +4,10 @@
 //! The data goes in through the same use cases the API calls (`mizan_app`), on a
 //! back-dated clock ([`DemoClock`]), so the history spans about [`HISTORY_DAYS`] days
 //! and ends a little before now. The seed is deterministic (a seeded generator, fixed
-//! idempotency keys) and runs once: when the first demo person already exists, the
-//! data is left exactly as it is.
+//! idempotency keys) and runs once. Its last step writes a "seed complete" document
+//! ([`COLLECTION_DEMO`]); a re-run that finds it leaves the data exactly as it is, and
+//! one that finds demo people but no such document (an earlier seed was interrupted)
+//! refuses, changes nothing, and says how to start over.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,14 +27,20 @@ use mizan_app::verification::{
     self, IdentityClaim, IdentityDocument, IdentityInput, SandboxVerifier,
 };
 use mizan_core::{Clock, Currency, Money, Secret, SystemClock};
-use mizan_ledger::{Ledger, WriterConfig};
+use mizan_ledger::{BusinessRow, Ledger, Submission, WriterConfig};
 use mizan_store::Location;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::DemoArgs;
 
-/// The people, first the one whose presence means "the demo is already here".
+/// The collection of the "seed complete" document, and its key.
+pub const COLLECTION_DEMO: &str = "demo";
+pub const DEMO_SEED_COMPLETE_KEY: &str = "seed_complete";
+/// Random bytes of the operator token a demo server makes up when none is configured.
+const DEMO_OPERATOR_TOKEN_BYTES: usize = 24;
+
+/// The people, first the one whose presence means a seed has begun.
 pub const DEMO_PEOPLE: &[&str] = &[
     "amina", "bilal", "chen", "dana", "elif", "farah", "gabriel", "hana", "idris",
 ];
@@ -225,10 +233,35 @@ pub fn run(location: &Location, args: &DemoArgs) -> anyhow::Result<()> {
     }
     let mut config = mizan_api::ServerConfig::load(None)?;
     config.listen = args.listen;
+    // The operator console exists only with an operator token: make one up unless the
+    // environment gave one, and show it once, below.
+    let made_up_token = match config.operator_token {
+        Some(_) => None,
+        None => {
+            let token = random_operator_token();
+            config.operator_token = Some(Secret::new(token.clone()));
+            Some(token)
+        }
+    };
     crate::cli::serve_until_signal(location, config, |bound| {
+        say!("");
+        say!("Operator console: http://{bound}/ops/login (any name, role admin)");
+        match &made_up_token {
+            Some(token) => {
+                say!("  operator token: {token}");
+                say!("  (new on every start; set MIZAN_OPERATOR_TOKEN to choose your own)");
+            }
+            None => say!("  operator token: the one in MIZAN_OPERATOR_TOKEN"),
+        }
         say!("");
         say!("Mizan is running at http://{bound}/  (Ctrl-C to stop)");
     })
+}
+
+/// 24 random bytes in hex: an operator token for this run of the demo server.
+fn random_operator_token() -> String {
+    let bytes: [u8; DEMO_OPERATOR_TOKEN_BYTES] = rand::random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn open_reader(location: &Location) -> anyhow::Result<SharedReader> {
@@ -241,7 +274,25 @@ fn open_reader(location: &Location) -> anyhow::Result<SharedReader> {
     )))
 }
 
-/// Seeds a ledger that has no demo people yet; says so and leaves it alone otherwise.
+/// What to delete to start the demo over.
+fn start_over_hint(location: &Location) -> String {
+    match location {
+        Location::Sqlite(path) => {
+            let directory = path.parent().unwrap_or(path.as_path());
+            format!(
+                "delete {} (e.g. `rm -rf {}`) and run `mizan demo` again",
+                directory.display(),
+                directory.display()
+            )
+        }
+        Location::Postgres(_) => {
+            "drop and re-create that database, then run `mizan demo` again".to_owned()
+        }
+    }
+}
+
+/// Seeds a ledger that has no demo people yet. Leaves a finished demo alone, and
+/// refuses (changing nothing) one whose seed was interrupted.
 fn seed_unless_present(
     location: &Location,
     runtime: &tokio::runtime::Runtime,
@@ -255,13 +306,25 @@ fn seed_unless_present(
     let existing = runtime
         .block_on(identity::person_by_handle(&reader, &first))
         .map_err(|error| anyhow!("looking up @{first:?}: {error}"))?;
-    if existing.is_some() {
-        say!(
-            "  the demo is already there (@{} exists): nothing seeded, nothing changed",
-            first.as_str()
-        );
+    let complete = reader
+        .lock()
+        .document(COLLECTION_DEMO, DEMO_SEED_COMPLETE_KEY)?
+        .is_some();
+    if complete {
+        say!("  the demo is already there: nothing seeded, nothing changed");
         reader.close();
         return Ok(());
+    }
+    if existing.is_some() {
+        reader.close();
+        bail!(
+            "{} has demo people (@{} exists) but no finished demo seed: an earlier \
+             `mizan demo` was interrupted, so its data is incomplete. Nothing was changed; \
+             to start over, {}",
+            location.describe(),
+            first.as_str(),
+            start_over_hint(location)
+        );
     }
     let head = reader.lock().chain_head()?;
     let timeline = Timeline::new(SystemClock.now_ns(), head.last_timestamp);
@@ -408,6 +471,33 @@ impl Seeder<'_> {
         self.sign_everyone_up().await?;
         self.everyday_history().await?;
         self.open_requests_for_the_demo_person().await?;
+        self.mark_complete().await
+    }
+
+    /// The last step: the document a re-run looks for to know the seed finished.
+    async fn mark_complete(&mut self) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "completed_at_ns": self.clock.now_ns(),
+            "people": self.counts.people,
+            "payments": self.counts.payments,
+        }))?;
+        let result = self
+            .ledger
+            .submit(Submission {
+                rows: vec![BusinessRow::Create {
+                    collection: COLLECTION_DEMO.to_owned(),
+                    key: DEMO_SEED_COMPLETE_KEY.to_owned(),
+                    body,
+                }],
+                atomic: true,
+                ..Submission::default()
+            })
+            .await
+            .map_err(|error| anyhow!("marking the demo seed complete: {error}"))?;
+        ensure!(
+            result.row_conflict.is_none(),
+            "the demo seed was already marked complete"
+        );
         Ok(())
     }
 

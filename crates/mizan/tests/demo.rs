@@ -7,21 +7,27 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mizan_app::identity::{self, Handle, WALLET_CURRENCY};
+use mizan_app::identity::{self, Email, Handle, Password, WALLET_CURRENCY};
 use mizan_app::readers::ReaderPool;
-use mizan_ledger::{ChainHead, HistoryFilter};
+use mizan_core::{Clock, Secret, SystemClock};
+use mizan_ledger::{ChainHead, HistoryFilter, Ledger, WriterConfig};
 use mizan_store::Location;
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
-fn mizan(data_dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_mizan"))
+/// Runs the binary on `data_dir`, success or not.
+fn run_mizan(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mizan"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("MIZAN_DATABASE_URL")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn mizan(data_dir: &Path, args: &[&str]) -> Output {
+    let output = run_mizan(data_dir, args);
     assert!(
         output.status.success(),
         "mizan {args:?} failed: {}\n{}",
@@ -116,4 +122,68 @@ fn demo_seeds_months_of_history_once_and_then_leaves_it_alone() {
     assert_eq!(again.transfers_count, seeded.transfers_count);
     assert_eq!(again.last_hash, seeded.last_hash);
     assert_eq!(again.last_timestamp, seeded.last_timestamp);
+}
+
+/// What an interrupted seed leaves: the first demo person signed up, nothing after.
+fn sign_up_the_first_demo_person(location: &Location) {
+    let store = location.open_store().unwrap();
+    let (ledger, writer) =
+        Ledger::start(store, Arc::new(SystemClock), WriterConfig::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(identity::signup(
+            &ledger,
+            Handle::parse("amina").unwrap(),
+            Email::parse("amina@demo.mizan.test").unwrap(),
+            Password::parse(Secret::new("mizan-demo-2026".to_owned())).unwrap(),
+            SystemClock.now_ns(),
+        ))
+        .unwrap();
+    drop(ledger);
+    writer.join().unwrap();
+}
+
+#[test]
+fn a_demo_whose_seed_was_interrupted_is_refused_and_left_unchanged() {
+    let directory = tempfile::tempdir().unwrap();
+    let location = Location::from_config(directory.path(), None);
+    sign_up_the_first_demo_person(&location);
+    let before = chain_head(&location);
+
+    let output = run_mizan(directory.path(), &["demo", "--no-serve"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "an interrupted demo was accepted:\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("Nothing was changed"), "{stderr}");
+    let data_dir = directory.path().display().to_string();
+    assert!(
+        stderr.contains(&format!("rm -rf {data_dir}")),
+        "the way to start over is missing:\n{stderr}"
+    );
+    assert!(!stdout.contains("seeded"), "{stdout}");
+
+    let after = chain_head(&location);
+    assert_eq!(after.transfers_count, before.transfers_count);
+    assert_eq!(after.last_hash, before.last_hash);
+    // Only the one person from before: nobody else was signed up.
+    let reader = Arc::new(ReaderPool::new(vec![location.open_reader().unwrap()], true));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bilal = runtime
+        .block_on(identity::person_by_handle(
+            &reader,
+            &Handle::parse("bilal").unwrap(),
+        ))
+        .unwrap();
+    assert!(bilal.is_none(), "the refused demo signed @bilal up");
+    reader.close();
 }
