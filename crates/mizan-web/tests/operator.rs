@@ -821,6 +821,9 @@ async fn an_operator_works_a_sanctions_case_from_the_queue_to_a_decision() {
 
     let case = browser.page(&path).await;
     assert!(case.contains("NORIEGA"), "{case}");
+    // The name screened is not in the case: the page reveals it from the vault.
+    assert!(case.contains("Manuel Noriega"), "{case}");
+    assert!(case.contains("revealed from the vault"), "{case}");
     assert!(case.contains("frozen"), "{case}");
 
     // Forms without the CSRF token change nothing.
