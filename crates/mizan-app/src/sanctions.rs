@@ -244,14 +244,19 @@ pub async fn signup_screened(
     };
     let (_decision, case) = screening_of(screener, person, &name, Trigger::Signup);
     let mut rows = vec![subject_row(person).map_err(|error| internal("the subject", &error))?];
+    let mut opened = None;
     if let Some(new) = case {
         // A new person has no freeze yet: nothing permanent to keep.
-        let (_case, opening) = cases::opening_rows(new, false, now_ns)
+        let (case, opening) = cases::opening_rows(new, false, now_ns)
             .map_err(|error| internal("the case", &error))?;
         rows.extend(opening);
+        opened = Some(case);
     }
     let signed_up =
         identity::signup_as(ledger, person, handle, email, password, rows, now_ns).await;
+    if let (Ok(_), Some(case)) = (&signed_up, &opened) {
+        tracing::warn!(case = %case.id, froze = case.froze, "compliance case opened");
+    }
     if signed_up.is_err() {
         let owner = crate::vault::vault_person(person)
             .map_err(|error| internal("vault id", &error.code()))?;
