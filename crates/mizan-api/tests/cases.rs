@@ -662,6 +662,23 @@ async fn a_sanctioned_name_at_sign_up_is_frozen_and_cased_at_once() {
     let (status, viewed) = operator(&app, "GET", &format!("/v1/cases/{id}"), None).await;
     assert_eq!(status, 200, "{viewed}");
     assert_eq!(viewed["evidence"]["screened_name"], "Manuel Noriega");
+    // So does the SAR draft's narrative, once the case is decided for one.
+    let (status, filed) = operator(
+        &app,
+        "POST",
+        &format!("/v1/cases/{id}/decision"),
+        Some(json!({"decision": "file_sar"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{filed}");
+    assert!(filed["evidence"].get("screened_name").is_none(), "{filed}");
+    let (status, sar) = operator(&app, "GET", &format!("/v1/cases/{id}/sar"), None).await;
+    assert_eq!(status, 200, "{sar}");
+    let narrative = sar["narrative"].as_str().unwrap();
+    assert!(
+        narrative.contains("The name screened: Manuel Noriega."),
+        "{narrative}"
+    );
 
     // A bad name is refused and creates nobody; an absent one still signs up.
     let (status, _) = sign_up_named(&app, "noname", "  ").await;
@@ -681,7 +698,9 @@ async fn a_sanctioned_name_at_sign_up_is_frozen_and_cased_at_once() {
     // A taken handle with a sanctioned name leaves no case behind.
     let (status, _) = sign_up_named(&app, "lina", "Manuel Noriega").await;
     assert_eq!(status, 409);
-    assert_eq!(queue(&app).await.len(), 1);
+    let (status, all) = operator(&app, "GET", "/v1/cases?status=all", None).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["cases"].as_array().unwrap().len(), 1, "{all}");
 
     // Erasure: the case keeps its reference, which reveals nothing any more.
     let erased = app
@@ -697,6 +716,14 @@ async fn a_sanctioned_name_at_sign_up_is_frozen_and_cased_at_once() {
     assert_eq!(status, 200, "{viewed}");
     assert_eq!(viewed["evidence"]["screened_name"], Value::Null);
     assert_eq!(viewed["evidence"]["screened_name_record"], record);
+    let (status, sar) = operator(&app, "GET", &format!("/v1/cases/{id}/sar"), None).await;
+    assert_eq!(status, 200, "{sar}");
+    let narrative = sar["narrative"].as_str().unwrap();
+    assert!(
+        !narrative.contains("Noriega,") && narrative.contains("was erased"),
+        "{narrative}"
+    );
+    assert!(!narrative.contains("Manuel Noriega"), "{narrative}");
 
     // No stored case holds the name in plaintext.
     let store = app.stop().await;
