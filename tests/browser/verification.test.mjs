@@ -44,7 +44,8 @@ test('limits hold for a new person and verification raises them', async () => {
 
   // Over the tier-0 weekly limit: refused, and nothing moved.
   await send(page, 'omar', '260.00');
-  await page.getByText('That would go over your limit for now.').waitFor();
+  // The error names the limit and when it resets (the week's end, Monday 00:00 UTC).
+  await page.getByText(/That would go over your weekly sending limit, which resets \d{1,2} [A-Z][a-z]{2} \d{4}, 00:00 UTC\./).waitFor();
   await page.goto(server.baseUrl);
   assert.equal((await page.locator('#balance').textContent()).trim(), '$400.00');
 

@@ -55,6 +55,7 @@ test('sign up, add money, send to a person who sees it live, and get a receipt',
   await page.getByLabel('Handle').fill('amina');
   await page.getByLabel('Email').fill('amina@example.com');
   await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Full legal name').fill('Amina Rahman');
   await screenshot(page, 'signup');
   await page.getByRole('button', { name: 'Create an account' }).click();
   await page.waitForURL(`${server.baseUrl}/?done=welcome`);

@@ -133,8 +133,9 @@ pub struct ServerConfig {
     /// Transaction-monitoring thresholds (`[monitoring]`, TOML only); see
     /// docs/COMPLIANCE.md.
     pub monitoring: mizan_compliance::monitoring::Thresholds,
-    /// Seconds between transaction-monitoring scans of everyone; 0 (the default)
-    /// runs none: operators run one with `POST /v1/monitoring/scan`.
+    /// Seconds between transaction-monitoring scans of everyone; 3,600 (an hour) by
+    /// default, so alerts become cases without anyone asking; 0 runs none (operators
+    /// still run one with `POST /v1/monitoring/scan`).
     pub monitoring_scan_seconds: u64,
 }
 
@@ -168,7 +169,7 @@ impl Default for ServerConfig {
             sanctions_dir: None,
             filer: mizan_app::reports::Filer::default(),
             monitoring: mizan_compliance::monitoring::Thresholds::default(),
-            monitoring_scan_seconds: 0,
+            monitoring_scan_seconds: 3_600,
         }
     }
 }

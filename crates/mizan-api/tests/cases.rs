@@ -572,3 +572,303 @@ async fn the_periodic_scan_opens_monitoring_cases_by_itself() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Signs up with `legal_name` in the body; answers the status and the bearer token
+/// (logged in) when the sign-up succeeded.
+async fn sign_up_named(app: &TestApp, handle: &str, legal_name: &str) -> (u16, Option<String>) {
+    let body = json!({
+        "handle": handle,
+        "email": format!("{handle}@example.com"),
+        "password": common::PASSWORD,
+        "legal_name": legal_name,
+    });
+    let response = app
+        .client
+        .post(app.url("/v1/people"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    if status != 201 {
+        return (status, None);
+    }
+    let login = json!({"login": handle, "password": common::PASSWORD});
+    let session: Value = app
+        .client
+        .post(app.url("/v1/sessions"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (status, Some(session["token"].as_str().unwrap().to_owned()))
+}
+
+/// Every stored document of `collection`, as text, once the server stopped.
+async fn stored_documents(store: &common::TestStore, collection: &'static str) -> Vec<String> {
+    let location = store.location.clone();
+    tokio::task::spawn_blocking(move || {
+        location
+            .open_reader()
+            .unwrap()
+            .documents_with_prefix(collection, "", None, 1_000)
+            .unwrap()
+            .into_iter()
+            .map(|(_, body)| String::from_utf8(body).unwrap())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_sanctioned_name_at_sign_up_is_frozen_and_cased_at_once() {
+    let app = spawn_app_with(config()).await;
+    let (status, lina) = sign_up_named(&app, "lina", "Lina Haddad").await;
+    assert_eq!(status, 201);
+    assert!(queue(&app).await.is_empty(), "a clear name opens nothing");
+
+    // The answer is the same as anyone's: a person is never told.
+    let (status, kai) = sign_up_named(&app, "kai", "Manuel Noriega").await;
+    assert_eq!(status, 201);
+    let kai = kai.unwrap();
+    let cases = queue(&app).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let case = &cases[0];
+    assert_eq!(case["kind"], "sanctions_hit");
+    assert_eq!(case["handle"], "kai");
+    assert_eq!(case["froze"], true);
+    assert_eq!(case["frozen"], true);
+    assert_eq!(case["evidence"]["trigger"], "signup");
+    assert_eq!(case["evidence"]["decision"], "block");
+    assert_eq!(case["evidence"]["matches"][0]["ent_num"], 1572);
+    // The queue shows a vault reference, never the name.
+    assert!(case["evidence"].get("screened_name").is_none(), "{case}");
+    let record = case["evidence"]["screened_name_record"].as_str().unwrap();
+    assert_eq!(record.len(), 32, "{record}");
+    let id = case["id"].as_str().unwrap().to_owned();
+
+    // Frozen from the first moment: money in arrives, money out is refused.
+    assert_eq!(app.fund(&kai, "20.00", CARD_OK).await.status(), 201);
+    let refused = pay(&app, &kai, "lina", "5.00", "kai-pays").await;
+    assert_eq!(common::problem(refused).await.code, "account_frozen");
+    assert_eq!(app.balance(&kai).await, "20.00");
+    assert_eq!(app.balance(lina.as_deref().unwrap()).await, "0.00");
+
+    // The case view reveals the name from the vault for the operator.
+    let (status, viewed) = operator(&app, "GET", &format!("/v1/cases/{id}"), None).await;
+    assert_eq!(status, 200, "{viewed}");
+    assert_eq!(viewed["evidence"]["screened_name"], "Manuel Noriega");
+    // So does the SAR draft's narrative, once the case is decided for one.
+    let (status, filed) = operator(
+        &app,
+        "POST",
+        &format!("/v1/cases/{id}/decision"),
+        Some(json!({"decision": "file_sar"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{filed}");
+    assert!(filed["evidence"].get("screened_name").is_none(), "{filed}");
+    let (status, sar) = operator(&app, "GET", &format!("/v1/cases/{id}/sar"), None).await;
+    assert_eq!(status, 200, "{sar}");
+    let narrative = sar["narrative"].as_str().unwrap();
+    assert!(
+        narrative.contains("The name screened: Manuel Noriega."),
+        "{narrative}"
+    );
+
+    // A bad name is refused and creates nobody; an absent one still signs up.
+    let (status, _) = sign_up_named(&app, "noname", "  ").await;
+    assert_eq!(status, 400);
+    let (status, _) = sign_up_named(&app, "noname", "Bad\u{7}Name").await;
+    assert_eq!(status, 400);
+    let response = app
+        .client
+        .post(app.url("/v1/people"))
+        .json(&json!({"handle": "noname", "email": "noname@example.com", "password": common::PASSWORD, "legal_name": ""}))
+        .send()
+        .await
+        .unwrap();
+    let problem = common::problem(response).await;
+    assert_eq!(problem.code, "legal_name_invalid");
+    app.person("noname").await;
+    // A taken handle with a sanctioned name leaves no case behind.
+    let (status, _) = sign_up_named(&app, "lina", "Manuel Noriega").await;
+    assert_eq!(status, 409);
+    let (status, all) = operator(&app, "GET", "/v1/cases?status=all", None).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["cases"].as_array().unwrap().len(), 1, "{all}");
+
+    // Erasure: the case keeps its reference, which reveals nothing any more.
+    let erased = app
+        .client
+        .post(app.url("/v1/me/erase"))
+        .bearer_auth(&kai)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+    let (status, viewed) = operator(&app, "GET", &format!("/v1/cases/{id}"), None).await;
+    assert_eq!(status, 200, "{viewed}");
+    assert_eq!(viewed["evidence"]["screened_name"], Value::Null);
+    assert_eq!(viewed["evidence"]["screened_name_record"], record);
+    let (status, sar) = operator(&app, "GET", &format!("/v1/cases/{id}/sar"), None).await;
+    assert_eq!(status, 200, "{sar}");
+    let narrative = sar["narrative"].as_str().unwrap();
+    assert!(
+        !narrative.contains("Noriega,") && narrative.contains("was erased"),
+        "{narrative}"
+    );
+    assert!(!narrative.contains("Manuel Noriega"), "{narrative}");
+
+    // No stored case holds the name in plaintext.
+    let store = app.stop().await;
+    let stored = stored_documents(&store, "compliance_cases").await;
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains("Manuel Noriega"), "{}", stored[0]);
+    assert!(stored[0].contains(record), "{}", stored[0]);
+}
+
+/// A directory holding a small sanctions list in the official SDN CSV format, one
+/// individual per name (ent_nums from 900001).
+fn small_list(directory: &std::path::Path, names: &[&str]) {
+    let mut sdn = String::new();
+    for (index, name) in names.iter().enumerate() {
+        let ent_num = 900_001 + index;
+        sdn.push_str(&format!(
+            "{ent_num},\"{name}\",\"individual\",\"SDGT\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \r\n"
+        ));
+    }
+    std::fs::create_dir_all(directory).unwrap();
+    std::fs::write(directory.join("sdn.csv"), sdn).unwrap();
+    std::fs::write(directory.join("alt.csv"), "").unwrap();
+}
+
+fn config_with_list(directory: &std::path::Path) -> mizan_api::ServerConfig {
+    mizan_api::ServerConfig {
+        sanctions_dir: Some(directory.to_owned()),
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_list_reload_that_adds_a_clear_persons_name_opens_a_list_reload_case() {
+    let lists = tempfile::tempdir().unwrap();
+    let directory = lists.path().join("reload");
+    small_list(&directory, &["PETROV, Anatoly Sergeyevich"]);
+    let app = spawn_app_with(config_with_list(&directory)).await;
+    let vera = app.person("vera").await;
+    assert_eq!(verify(&app, &vera, "Vera Ostrova").await.status(), 200);
+    assert!(queue(&app).await.is_empty());
+
+    small_list(
+        &directory,
+        &["PETROV, Anatoly Sergeyevich", "OSTROVA, Vera"],
+    );
+    let (status, reloaded) = operator(&app, "POST", "/v1/sanctions/reload", None).await;
+    assert_eq!(status, 200, "{reloaded}");
+    assert_eq!(reloaded["list_names"], 2);
+    assert_eq!(reloaded["screened"], 1);
+    assert_eq!(reloaded["cases_opened"], 1);
+    let cases = queue(&app).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["handle"], "vera");
+    assert_eq!(cases[0]["evidence"]["trigger"], "list_reload");
+    assert_eq!(cases[0]["evidence"]["matches"][0]["ent_num"], 900_002);
+    // Reloading the same list again opens nothing new.
+    let (status, again) = operator(&app, "POST", "/v1/sanctions/reload", None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["cases_opened"], 0);
+}
+
+#[tokio::test]
+async fn a_cash_out_screens_the_kept_legal_name_against_the_list_in_force() {
+    let lists = tempfile::tempdir().unwrap();
+    let before = lists.path().join("before");
+    small_list(&before, &["PETROV, Anatoly Sergeyevich"]);
+    let app = spawn_app_with(config_with_list(&before)).await;
+    let omar = app.person("omar").await;
+    assert_eq!(app.fund(&omar, "100.00", CARD_OK).await.status(), 201);
+    assert_eq!(
+        verify(&app, &omar, "Omar Farouk Haddad").await.status(),
+        200
+    );
+    assert!(queue(&app).await.is_empty());
+    let store = app.stop().await;
+
+    // The server restarts on a list that now names Omar (its own directory: a
+    // process keeps each directory's parsed list).
+    let after = lists.path().join("after");
+    small_list(
+        &after,
+        &["PETROV, Anatoly Sergeyevich", "HADDAD, Omar Farouk"],
+    );
+    let mut config = config_with_list(&after);
+    // On PostgreSQL the first start wrote the vault's key file: the second reads it.
+    let key_file = store.data.path().join("test-vault.key");
+    if key_file.exists() {
+        config.vault_key_file = Some(key_file);
+    }
+    let app = common::spawn_app_in(store, config).await;
+    assert!(queue(&app).await.is_empty(), "nothing screened Omar yet");
+    // The cash-out reads his legal name from the vault and screens it first: the
+    // freeze lands before the money would leave.
+    let refused = cash_out(&app, &omar, "omar-out-1").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(common::problem(refused).await.code, "account_frozen");
+    assert_eq!(app.balance(&omar).await, "100.00");
+    let cases = queue(&app).await;
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["handle"], "omar");
+    assert_eq!(cases[0]["evidence"]["trigger"], "cashout");
+    assert_eq!(cases[0]["evidence"]["decision"], "block");
+    assert_eq!(cases[0]["evidence"]["matches"][0]["ent_num"], 900_002);
+}
+
+#[tokio::test]
+async fn a_licence_change_is_audited_with_the_change() {
+    let app = spawn_app_with(test_config()).await;
+    let (status, changed) = operator(
+        &app,
+        "PUT",
+        "/v1/licences/US-NY",
+        Some(json!({"p2p": true, "cashout": false, "savings": true, "cards": false})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["cashout"], false);
+    let (status, bad) = operator(
+        &app,
+        "PUT",
+        "/v1/licences/US-XX",
+        Some(json!({"p2p": true, "cashout": false, "savings": true, "cards": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (400, Some("jurisdiction_invalid"))
+    );
+    let store = app.stop().await;
+    let entries: Vec<Value> = stored_documents(&store, "operator_audit")
+        .await
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+    let licence_entries: Vec<&Value> = entries
+        .iter()
+        .filter(|entry| entry["action"] == "set_licence")
+        .collect();
+    // One entry: the refused change wrote nothing.
+    assert_eq!(licence_entries.len(), 1, "{entries:?}");
+    assert_eq!(licence_entries[0]["operator"], "api");
+    assert_eq!(
+        licence_entries[0]["target"],
+        "US-NY p2p=on cashout=off savings=on cards=off"
+    );
+    let licences = stored_documents(&store, "licences").await;
+    assert_eq!(licences.len(), 1, "{licences:?}");
+}

@@ -53,7 +53,24 @@ async fn no_secret_reaches_the_logs() {
         .try_init()
         .unwrap();
 
-    let app = spawn_app_with(test_config()).await;
+    let list = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/ofac");
+    let app = spawn_app_with(mizan_api::ServerConfig {
+        sanctions_dir: Some(list),
+        ..test_config()
+    })
+    .await;
+    // A legal name given at sign-up is screened (a hit: a case and a freeze) and
+    // sealed in the vault; it is never logged.
+    let named = json!({"handle": "manuel", "email": "manuel@example.com",
+        "password": PASSWORD, "legal_name": "Manuel Noriega"});
+    let response = app
+        .client
+        .post(app.url("/v1/people"))
+        .json(&named)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
     let sara = app.person("sara").await;
     app.person("omar").await;
     assert_eq!(app.fund(&sara, "50.00", CARD).await.status(), 201);
@@ -182,6 +199,10 @@ async fn no_secret_reaches_the_logs() {
     // The capture is real: the requests and the use cases did log.
     assert!(logs.contains("payment succeeded"), "nothing captured");
     assert!(logs.contains("/v1/payments"), "no request spans captured");
+    assert!(
+        logs.contains("compliance case opened"),
+        "the sign-up was screened"
+    );
     let planted = [
         ("password", PASSWORD),
         ("near-miss password", "correct horse battery!"),
@@ -194,6 +215,7 @@ async fn no_secret_reaches_the_logs() {
         ("app token", app_token.as_str()),
         ("TOTP secret", totp_secret.as_str()),
         ("webhook secret", webhook_secret.as_str()),
+        ("legal name given at sign-up", "Manuel Noriega"),
     ];
     for (what, value) in planted {
         assert!(

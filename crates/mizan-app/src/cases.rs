@@ -207,28 +207,6 @@ impl fmt::Display for CaseId {
     }
 }
 
-/// Personal data a case must keep (the name screened): stored and shown to
-/// operators, but `{:?}` prints `***`, so a logged case never carries it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PersonalText(String);
-
-impl PersonalText {
-    pub fn new(text: String) -> PersonalText {
-        PersonalText(text)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PersonalText {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("***")
-    }
-}
-
 /// One sanctions-list entry a screening matched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SanctionsMatch {
@@ -256,13 +234,17 @@ pub struct FlaggedMovement {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Evidence {
     Sanctions {
-        /// `identity_verification`, `cashout` or `list_reload`.
+        /// `signup`, `identity_verification`, `cashout` or `list_reload`.
         trigger: String,
         /// `block` or `review`.
         decision: String,
-        /// The name screened, kept because the case (and a SAR) needs it. Personal
-        /// data: never logged.
-        screened_name: PersonalText,
+        /// The vault record (32 hex digits) of the legal name screened: the name
+        /// itself never enters a case document. The case page, the API's case view
+        /// and the SAR draft reveal it through the vault ([`reveal_screened_name`]),
+        /// each reveal in the vault's access log; once the person is erased it
+        /// reveals nothing. `None` only in cases stored before names moved out.
+        #[serde(default)]
+        screened_name_record: Option<String>,
         matches: Vec<SanctionsMatch>,
     },
     Monitoring {
@@ -385,15 +367,14 @@ pub struct NewCase {
     pub freeze: bool,
 }
 
-/// Opens a case (and freezes the person if asked) in one atomic submission, unless
-/// a case for the same reason exists: then nothing is written and `None` comes back.
-#[tracing::instrument(skip_all, fields(person = %new.person, kind = new.kind.as_str()))]
-pub async fn open_case(
-    ledger: &Ledger,
-    reader: &SharedReader,
+/// The rows that open `new` (its reason claim, the case, and the freeze if asked),
+/// for a caller that commits them with something else in one atomic submission.
+/// `permanent` keeps a closed account closed.
+pub(crate) fn opening_rows(
     new: NewCase,
+    permanent: bool,
     now_ns: u64,
-) -> Result<Option<Case>, CaseError> {
+) -> Result<(Case, Vec<BusinessRow>), CaseError> {
     let reason: String = new.reason.chars().take(CASE_REASON_CHARS_MAX).collect();
     assert!(!reason.is_empty(), "a case needs a reason key");
     let id = CaseId::new(now_ns);
@@ -421,9 +402,6 @@ pub async fn open_case(
         case_row(&case)?,
     ];
     if new.freeze {
-        let permanent = freeze_of(reader, new.person)
-            .await?
-            .is_some_and(|freeze| freeze.permanent);
         rows.push(freeze_row(
             new.person,
             &Freeze {
@@ -434,9 +412,27 @@ pub async fn open_case(
             },
         )?);
     }
+    Ok((case, rows))
+}
+
+/// Opens a case (and freezes the person if asked) in one atomic submission, unless
+/// a case for the same reason exists: then nothing is written and `None` comes back.
+#[tracing::instrument(skip_all, fields(person = %new.person, kind = new.kind.as_str()))]
+pub async fn open_case(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    new: NewCase,
+    now_ns: u64,
+) -> Result<Option<Case>, CaseError> {
+    let permanent = new.freeze
+        && freeze_of(reader, new.person)
+            .await?
+            .is_some_and(|freeze| freeze.permanent);
+    let froze = new.freeze;
+    let (case, rows) = opening_rows(new, permanent, now_ns)?;
     match submit(ledger, rows).await? {
         None => {
-            tracing::warn!(case = %case.id, froze = new.freeze, "compliance case opened");
+            tracing::warn!(case = %case.id, froze, "compliance case opened");
             Ok(Some(case))
         }
         Some(collection) if collection == COLLECTION_CASE_REASONS => Ok(None),
@@ -713,6 +709,51 @@ pub async fn open_manual(
     Ok(case)
 }
 
+/// What revealing a case's screened name found.
+#[derive(Debug)]
+pub enum ScreenedName {
+    Shown(mizan_core::Secret<String>),
+    /// The person was erased: the record no longer opens (logged as such).
+    Erased,
+    /// The accessor's vault role may not see legal names (logged as a denial).
+    Denied,
+    /// Not a sanctions case, or one stored without a record.
+    NotKept,
+}
+
+/// Reveals the legal name a sanctions case screened, from the vault record its
+/// evidence names, to `role`/`actor` for `reason` (8–500 characters); the vault
+/// writes its access-log entry before the name leaves it.
+pub async fn reveal_screened_name(
+    vault: &crate::vault::SharedVault,
+    case: &Case,
+    role: mizan_vault::Role,
+    actor: &str,
+    reason: &str,
+) -> Result<ScreenedName, CaseError> {
+    use mizan_vault::{Accessor, Reason, RecordId, VaultError};
+    let Evidence::Sanctions {
+        screened_name_record: Some(record),
+        ..
+    } = &case.evidence
+    else {
+        return Ok(ScreenedName::NotKept);
+    };
+    let record = RecordId::parse(record).map_err(|error| internal("stored record", error))?;
+    let accessor = Accessor::new(role, actor).map_err(|error| internal("accessor", error))?;
+    let reason = Reason::parse(reason).map_err(|error| internal("reveal reason", error))?;
+    let revealed = crate::vault::blocking(vault, move |vault| {
+        match vault.reveal(&accessor, &reason, record) {
+            Ok(name) => Ok(ScreenedName::Shown(name)),
+            Err(VaultError::Erased) => Ok(ScreenedName::Erased),
+            Err(VaultError::PermissionDenied { .. }) => Ok(ScreenedName::Denied),
+            Err(other) => Err(other),
+        }
+    })
+    .await;
+    revealed.map_err(|error| internal("the vault", error.code()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -737,20 +778,43 @@ mod tests {
     }
 
     #[test]
-    fn a_printed_case_never_shows_the_name_screened() {
+    fn a_stored_case_holds_a_vault_reference_never_the_name_screened() {
+        let record = "0123456789abcdef0123456789abcdef";
         let evidence = Evidence::Sanctions {
             trigger: "cashout".to_owned(),
             decision: "block".to_owned(),
-            screened_name: PersonalText::new("Manuel Noriega".to_owned()),
-            matches: Vec::new(),
+            screened_name_record: Some(record.to_owned()),
+            matches: vec![SanctionsMatch {
+                ent_num: 1572,
+                list_name: "NORIEGA, Manuel Antonio".to_owned(),
+                score: 0.93,
+                programs: "CUBA".to_owned(),
+            }],
         };
-        let printed = format!("{evidence:?}");
-        assert!(!printed.contains("Noriega"), "{printed}");
         let stored = serde_json::to_string(&evidence).unwrap();
+        assert!(!stored.contains("screened_name\""), "{stored}");
         assert!(
-            stored.contains("\"screened_name\":\"Manuel Noriega\""),
+            stored.contains(&format!("\"screened_name_record\":\"{record}\"")),
             "{stored}"
         );
+        // The list's own name for the entry is public list data; the person's
+        // name is not there in any spelling.
+        assert!(!stored.contains("Manuel Noriega"), "{stored}");
+        assert!(
+            !stored.to_lowercase().contains("manuel noriega"),
+            "{stored}"
+        );
+        // A case stored before names moved to the vault still reads (its name
+        // field is ignored, never shown).
+        let legacy = r#"{"type":"sanctions","trigger":"cashout","decision":"block","screened_name":"X","matches":[]}"#;
+        let read: Evidence = serde_json::from_str(legacy).unwrap();
+        assert!(matches!(
+            read,
+            Evidence::Sanctions {
+                screened_name_record: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub enum IdentityError {
     WrongPassword,
     #[error("no such session")]
     SessionNotFound,
+    #[error("a legal name is 1 to 200 characters, without control characters")]
+    InvalidLegalName,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -88,6 +90,7 @@ impl IdentityError {
             IdentityError::Unauthenticated => "unauthenticated",
             IdentityError::WrongPassword => "wrong_password",
             IdentityError::SessionNotFound => "session_not_found",
+            IdentityError::InvalidLegalName => "legal_name_invalid",
             IdentityError::Internal(_) => "internal_error",
         }
     }
@@ -99,6 +102,7 @@ impl IdentityError {
             IdentityError::InvalidEmail | IdentityError::EmailTaken => Some("email"),
             IdentityError::WeakPassword => Some("password"),
             IdentityError::WrongPassword => Some("current_password"),
+            IdentityError::InvalidLegalName => Some("legal_name"),
             IdentityError::InvalidCredentials
             | IdentityError::Unauthenticated
             | IdentityError::SessionNotFound
@@ -178,6 +182,30 @@ impl Password {
 
     fn expose(&self) -> &str {
         self.0.expose()
+    }
+}
+
+/// A person's full legal name as given at sign-up: 1–200 characters after trimming,
+/// no control characters. Personal data: prints as `***`, goes only to the vault
+/// and the sanctions screener (`crate::sanctions::signup_screened`).
+#[derive(Debug, Clone)]
+pub struct LegalName(Secret<String>);
+
+impl LegalName {
+    pub fn parse(text: &str) -> Result<LegalName, IdentityError> {
+        let name = text.trim();
+        let chars = name.chars().count();
+        let valid = (1..=crate::verification::LEGAL_NAME_CHARS_MAX).contains(&chars)
+            && !name.chars().any(char::is_control);
+        if valid {
+            Ok(LegalName(Secret::new(name.to_owned())))
+        } else {
+            Err(IdentityError::InvalidLegalName)
+        }
+    }
+
+    pub fn secret(&self) -> &Secret<String> {
+        &self.0
     }
 }
 
@@ -358,9 +386,33 @@ pub async fn signup(
     password: Password,
     now_ns: u64,
 ) -> Result<Person, IdentityError> {
+    signup_as(
+        ledger,
+        PersonId::random(),
+        handle,
+        email,
+        password,
+        Vec::new(),
+        now_ns,
+    )
+    .await
+}
+
+/// [`signup`] under an id the caller chose, with `extra_rows` (documents about the
+/// new person: the sanctions screening at sign-up) in the same atomic submission:
+/// the person exists if and only if those rows do.
+pub async fn signup_as(
+    ledger: &Ledger,
+    id: PersonId,
+    handle: Handle,
+    email: Email,
+    password: Password,
+    extra_rows: Vec<BusinessRow>,
+    now_ns: u64,
+) -> Result<Person, IdentityError> {
     let phc = hash_password(password).await?;
     let person = Person {
-        id: PersonId::random(),
+        id,
         handle,
         email,
         created_at_ns: now_ns,
@@ -402,7 +454,10 @@ pub async fn signup(
                 body: phc.into_bytes(),
             },
             crate::outbox::event_row(TOPIC_PERSON_CREATED, &document, now_ns),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_rows)
+        .collect(),
         atomic: true,
     };
     let result = ledger

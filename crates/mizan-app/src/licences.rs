@@ -125,6 +125,18 @@ impl Licence {
             Capability::Cards => self.cards,
         }
     }
+
+    /// The capabilities in words, for the audit log: `p2p=on cashout=off …`.
+    pub fn summary(&self) -> String {
+        let word = |on: bool| if on { "on" } else { "off" };
+        format!(
+            "p2p={} cashout={} savings={} cards={}",
+            word(self.p2p),
+            word(self.cashout),
+            word(self.savings),
+            word(self.cards)
+        )
+    }
 }
 
 /// The built-in licence of a jurisdiction: every US state has everything except the
@@ -231,27 +243,51 @@ pub async fn table(reader: &SharedReader) -> Result<Vec<(String, Licence)>, Paym
     Ok(rows)
 }
 
-/// Sets the licence of `jurisdiction` (an operator action); it applies to the next
-/// movement.
+/// Sets the licence of `jurisdiction` (an operator action, admin only); it applies
+/// to the next movement. The operator's audit entry is in the same atomic
+/// submission as the change: no licence change without its audit line.
 #[tracing::instrument(skip_all, fields(jurisdiction = %jurisdiction.as_str()))]
 pub async fn set_licence(
     ledger: &Ledger,
+    operator: &crate::operators::Operator,
     jurisdiction: &Jurisdiction,
     licence: Licence,
     now_ns: u64,
-) -> Result<(), PaymentError> {
+) -> Result<(), crate::cases::CaseError> {
+    use crate::cases::{internal as case_internal, CaseError};
+    use crate::operators::OperatorAction;
+    operator.require(OperatorAction::SetLicence)?;
     let body = to_json(&LicenceDocument {
         licence,
         updated_at_ns: now_ns,
-    })?;
-    let row = BusinessRow::Document {
-        collection: COLLECTION_LICENCES.to_owned(),
-        key: jurisdiction.as_str().to_owned(),
-        body,
-    };
-    crate::documents::submit_rows(ledger, vec![row])
+    })
+    .map_err(|error| case_internal("encoding a licence", error))?;
+    let target = format!("{} {}", jurisdiction.as_str(), licence.summary());
+    let rows = vec![
+        crate::operators::audit_row(
+            &operator.name,
+            operator.role,
+            OperatorAction::SetLicence,
+            &target,
+            now_ns,
+        )?,
+        BusinessRow::Document {
+            collection: COLLECTION_LICENCES.to_owned(),
+            key: jurisdiction.as_str().to_owned(),
+            body,
+        },
+    ];
+    match crate::documents::submit_rows(ledger, rows)
         .await
-        .map_err(|error| internal("setting a licence", error))?;
+        .map_err(|error| case_internal("setting a licence", error))?
+    {
+        None => {}
+        Some(collection) => {
+            return Err(CaseError::Internal(format!(
+                "a random audit key was taken: {collection}"
+            )))
+        }
+    }
     tracing::info!(?licence, "licence set");
     Ok(())
 }

@@ -33,6 +33,7 @@ fn channel_of(code: u16) -> Option<Channel> {
         crate::cashout::TRANSFER_CODE_CASHOUT => Some(Channel::Cashout),
         crate::tips::TRANSFER_CODE_TIP => Some(Channel::Tip),
         crate::messages::TRANSFER_CODE_PAID_DM => Some(Channel::PaidDm),
+        crate::subscriptions::TRANSFER_CODE_SUBSCRIPTION => Some(Channel::Subscription),
         _ => None,
     }
 }
@@ -97,7 +98,9 @@ pub async fn movements_of(
                 },
                 channel,
                 counterparty: match channel {
-                    Channel::P2p | Channel::Tip | Channel::PaidDm => Some(other.get()),
+                    Channel::P2p | Channel::Tip | Channel::PaidDm | Channel::Subscription => {
+                        Some(other.get())
+                    }
                     Channel::Funding | Channel::Cashout => None,
                 },
             });
@@ -119,6 +122,8 @@ pub(crate) fn flagged(movement: &Movement) -> FlaggedMovement {
         (Channel::Tip, Direction::Out) => "tip_out",
         (Channel::PaidDm, Direction::In) => "paid_dm_in",
         (Channel::PaidDm, Direction::Out) => "paid_dm_out",
+        (Channel::Subscription, Direction::In) => "subscription_in",
+        (Channel::Subscription, Direction::Out) => "subscription_out",
         (Channel::Funding, _) => "funding",
         (Channel::Cashout, _) => "cashout",
     };

@@ -125,7 +125,8 @@ impl OperatorRole {
                 | OperatorAction::ViewAudit
                 | OperatorAction::DecideCase
                 | OperatorAction::ReloadSanctions
-                | OperatorAction::ExportReport => false,
+                | OperatorAction::ExportReport
+                | OperatorAction::SetLicence => false,
                 OperatorAction::LogIn
                 | OperatorAction::LogOut
                 | OperatorAction::ViewDashboard
@@ -168,7 +169,8 @@ impl OperatorRole {
                 | OperatorAction::DecideCase
                 | OperatorAction::ReloadSanctions
                 | OperatorAction::ExportReport
-                | OperatorAction::ScanMonitoring => false,
+                | OperatorAction::ScanMonitoring
+                | OperatorAction::SetLicence => false,
             },
         }
     }
@@ -206,6 +208,8 @@ pub enum OperatorAction {
     ExportReport,
     /// Run the monitoring rules on everyone.
     ScanMonitoring,
+    /// Enable or disable capabilities in a jurisdiction (the licence table): admin only.
+    SetLicence,
 }
 
 impl OperatorAction {
@@ -235,6 +239,7 @@ impl OperatorAction {
             OperatorAction::ReloadSanctions => "reload_sanctions",
             OperatorAction::ExportReport => "export_report",
             OperatorAction::ScanMonitoring => "scan_monitoring",
+            OperatorAction::SetLicence => "set_licence",
         }
     }
 }
@@ -507,6 +512,9 @@ mod tests {
         assert!(!OperatorRole::Support.may(OperatorAction::VerifyLedger));
         assert!(!OperatorRole::Support.may(OperatorAction::ViewAudit));
         assert!(OperatorRole::Support.may(OperatorAction::ViewPerson));
+        assert!(OperatorRole::Admin.may(OperatorAction::SetLicence));
+        assert!(!OperatorRole::Support.may(OperatorAction::SetLicence));
+        assert!(!OperatorRole::Analytics.may(OperatorAction::SetLicence));
         // The wall: analytics sees aggregates, never a person, a payment or the vault.
         assert!(OperatorRole::Analytics.may(OperatorAction::ViewDashboard));
         for action in [

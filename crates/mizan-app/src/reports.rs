@@ -224,8 +224,25 @@ async fn subject(
     })
 }
 
-fn narrative(case: &crate::cases::Case) -> String {
+/// The name a sanctions case screened, revealed from the vault for the SAR draft
+/// (as a compliance officer; access-logged with the case id).
+async fn screened_name_for_sar(
+    vault: &crate::vault::SharedVault,
+    case: &crate::cases::Case,
+) -> Result<crate::cases::ScreenedName, crate::cases::CaseError> {
+    crate::cases::reveal_screened_name(
+        vault,
+        case,
+        mizan_vault::Role::ComplianceOfficer,
+        "mizan-reports",
+        &format!("drafting the SAR of compliance case {}", case.id),
+    )
+    .await
+}
+
+fn narrative(case: &crate::cases::Case, screened: &crate::cases::ScreenedName) -> String {
     use crate::cases::Evidence;
+    use crate::cases::ScreenedName;
     let mut text = format!(
         "Mizan opened compliance case {} on {} ({}).",
         case.id,
@@ -252,6 +269,15 @@ fn narrative(case: &crate::cases::Case) -> String {
                 " Sanctions screening at {trigger} answered {decision}, matching the OFAC SDN list: {}.",
                 entries.join("; ")
             ));
+            match screened {
+                ScreenedName::Shown(name) => {
+                    text.push_str(&format!(" The name screened: {}.", name.expose()));
+                }
+                ScreenedName::Erased => {
+                    text.push_str(" The name screened was erased with the person's data.");
+                }
+                ScreenedName::Denied | ScreenedName::NotKept => {}
+            }
         }
         Evidence::Monitoring { rule, summary, .. } => {
             text.push_str(&format!(" Transaction monitoring rule {rule}: {summary}."));
@@ -330,7 +356,7 @@ pub async fn sar_draft(
         },
         financial_institution: filer.clone(),
         filing_institution: filer.clone(),
-        narrative: narrative(case),
+        narrative: narrative(case, &screened_name_for_sar(vault, case).await?),
     })
 }
 

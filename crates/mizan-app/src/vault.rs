@@ -64,11 +64,12 @@ pub(crate) fn payment_error(error: VaultError) -> PaymentError {
 
 /// Seals a verified tier-1 claim: legal name, date of birth, address (line, city,
 /// postal code and residence on one record) and, when given, the SSN's last 4.
+/// Answers the legal name's record (a sanctions case refers to it, never copies it).
 pub async fn keep_identity(
     vault: &SharedVault,
     person: PersonId,
     claim: &IdentityClaim,
-) -> Result<(), VerificationError> {
+) -> Result<mizan_vault::RecordId, VerificationError> {
     let address = format!(
         "{}\n{}\n{}\n{}",
         claim.address_line.expose(),
@@ -86,10 +87,14 @@ pub async fn keep_identity(
     }
     let owner = vault_person(person).map_err(verification_error)?;
     blocking(vault, move |vault| {
+        let mut legal_name = None;
         for (kind, value) in &fields {
-            vault.put_person_field(owner, *kind, value.expose())?;
+            let record = vault.put_person_field(owner, *kind, value.expose())?;
+            if *kind == FieldKind::LegalName {
+                legal_name = Some(record);
+            }
         }
-        Ok(())
+        legal_name.ok_or(VaultError::Invariant("a claim always has a legal name"))
     })
     .await
     .map_err(verification_error)

@@ -403,7 +403,7 @@ pub async fn verify_identity(
         tracing::info!("identity verification failed");
         return Err(VerificationError::VerificationFailed);
     }
-    crate::vault::keep_identity(vault, person, &claim).await?;
+    let record = crate::vault::keep_identity(vault, person, &claim).await?;
     let mut status = status_of(reader, person).await?;
     status.tier = status.tier.max(Tier::Identity);
     status.residence = Some(claim.residence.as_str().to_owned());
@@ -415,7 +415,10 @@ pub async fn verify_identity(
         reader,
         screener,
         person,
-        &claim.legal_name,
+        &crate::sanctions::KeptName {
+            record,
+            name: claim.legal_name.clone(),
+        },
         crate::sanctions::Trigger::IdentityVerification,
         now_ns,
     )

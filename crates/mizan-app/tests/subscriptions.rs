@@ -511,3 +511,51 @@ async fn a_short_wallet_is_topped_up_once_from_the_default_card() {
     );
     assert_eq!(world.balance(&fan).await, 0);
 }
+
+/// Monitoring sees subscription charges: the first charge and each renewal are
+/// money out of the fan's wallet and into the creator's, like any other movement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_charges_are_movements_monitoring_sees() {
+    use mizan_compliance::monitoring::{Channel, Direction};
+    let world = World::new();
+    let star = world.person("star", 0, 1).await;
+    let fan = world.person("fan", 5 * PRICE_MINOR, 2).await;
+    let tier = subscriptions::create_tier(
+        world.ledger(),
+        &world.reader,
+        &star,
+        NewTier::parse(
+            "Gold",
+            Money::from_minor(PRICE_MINOR, Currency::USD),
+            "All of it",
+        )
+        .unwrap(),
+        world.clock.now_ns(),
+    )
+    .await
+    .unwrap();
+    world.subscribe(&fan, &tier.id, "sub-watch").await;
+    world.next_period();
+    assert_eq!(world.run().await.renewed, 1);
+    // Ledger timestamps run just ahead of the manual clock: read everything.
+    let until = u64::MAX;
+    let fan_moves = mizan_app::monitoring::movements_of(&world.reader, fan.id, 0, until)
+        .await
+        .unwrap();
+    let out: Vec<_> = fan_moves
+        .iter()
+        .filter(|m| m.channel == Channel::Subscription)
+        .collect();
+    assert_eq!(out.len(), 2, "{fan_moves:?}");
+    assert!(out
+        .iter()
+        .all(|m| m.direction == Direction::Out && m.amount_minor == PRICE_MINOR));
+    let star_moves = mizan_app::monitoring::movements_of(&world.reader, star.id, 0, until)
+        .await
+        .unwrap();
+    let incoming = star_moves
+        .iter()
+        .filter(|m| m.channel == Channel::Subscription && m.direction == Direction::In)
+        .count();
+    assert_eq!(incoming, 2, "{star_moves:?}");
+}

@@ -37,6 +37,8 @@ pub enum Channel {
     P2p,
     Tip,
     PaidDm,
+    /// A creator subscription's charge (first month and each renewal).
+    Subscription,
     /// Card funding: cash-like money coming in.
     Funding,
     /// Bank cash-out: cash-like money going out.
@@ -49,6 +51,7 @@ impl Channel {
             Channel::P2p => "p2p",
             Channel::Tip => "tip",
             Channel::PaidDm => "paid_dm",
+            Channel::Subscription => "subscription",
             Channel::Funding => "funding",
             Channel::Cashout => "cashout",
         }
@@ -58,7 +61,7 @@ impl Channel {
     pub fn is_cash_like(self) -> bool {
         match self {
             Channel::Funding | Channel::Cashout => true,
-            Channel::P2p | Channel::Tip | Channel::PaidDm => false,
+            Channel::P2p | Channel::Tip | Channel::PaidDm | Channel::Subscription => false,
         }
     }
 }

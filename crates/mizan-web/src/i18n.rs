@@ -93,6 +93,8 @@ texts! {
     Email => "Email", "البريد الإلكتروني";
     Password => "Password", "كلمة المرور";
     PasswordHint => "At least 10 characters", "10 أحرف على الأقل";
+    FullLegalName => "Full legal name", "الاسم القانوني الكامل";
+    FullLegalNameHint => "As on your ID. Kept encrypted; never shown on your profile.", "كما في هويتك. يُحفظ مشفّرًا ولا يظهر في ملفك.";
     HandleOrEmail => "Handle or email", "اسم المستخدم أو البريد الإلكتروني";
     NoAccount => "New to Mizan?", "جديد على ميزان؟";
     HaveAccount => "Already have an account?", "لديك حساب بالفعل؟";
@@ -513,6 +515,25 @@ const MONTHS_AR: [&str; 12] = [
     "ديسمبر",
 ];
 
+/// The words for `limit_exceeded`: which limit (`daily_send`, `weekly_send`,
+/// `weekly_cashout`, `weekly_funding`) and when it resets (RFC 3339 UTC).
+pub fn limit_exceeded(lang: Lang, limit: &str, resets_at: &str) -> String {
+    let when = date_time(lang, resets_at);
+    let (en, ar) = match limit {
+        "daily_send" => ("daily sending limit", "حد الإرسال اليومي"),
+        "weekly_send" => ("weekly sending limit", "حد الإرسال الأسبوعي"),
+        "weekly_cashout" => ("weekly cash-out limit", "حد السحب الأسبوعي"),
+        "weekly_funding" => ("weekly limit for adding money", "حد الإضافة الأسبوعي"),
+        _ => ("limit", "الحد"),
+    };
+    match lang {
+        Lang::En => format!(
+            "That would go over your {en}, which resets {when}. Verify your identity to raise it."
+        ),
+        Lang::Ar => format!("هذا يتجاوز {ar}، ويُعاد ضبطه في {when}. وثّق هويتك لرفعه."),
+    }
+}
+
 /// `21 Nov 2026, 14:03 UTC` from RFC 3339 UTC text (`2026-11-21T14:03:09Z`); text in
 /// another shape is shown as it is.
 pub fn date_time(lang: Lang, rfc3339: &str) -> String {
@@ -583,6 +604,18 @@ mod tests {
         assert_eq!(cents("٠"), Err(PaymentError::AmountMustBePositive));
         assert_eq!(cents("١٢ دولار"), Err(PaymentError::AmountMalformed));
         assert_eq!(cents(""), Err(PaymentError::AmountMalformed));
+    }
+
+    #[test]
+    fn the_limit_error_names_the_limit_and_when_it_resets() {
+        let text = limit_exceeded(Lang::En, "weekly_send", "2026-11-23T00:00:00Z");
+        assert_eq!(
+            text,
+            "That would go over your weekly sending limit, which resets 23 Nov 2026, 00:00 UTC. Verify your identity to raise it."
+        );
+        let arabic = limit_exceeded(Lang::Ar, "daily_send", "2026-11-23T00:00:00Z");
+        assert!(arabic.contains("حد الإرسال اليومي"), "{arabic}");
+        assert!(arabic.contains("UTC"), "{arabic}");
     }
 
     #[test]

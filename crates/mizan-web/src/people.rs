@@ -5,6 +5,8 @@
 //! the use case, and then either redirects to the result (303) or shows the form
 //! again with the error next to the field it is about and what was typed kept.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,7 +18,8 @@ use mizan_app::apps::{self, AppError, Caller};
 use mizan_app::cashout::{self, BankAccount};
 use mizan_app::funding::{self, CardNumber};
 use mizan_app::identity::{
-    self, Email, Handle, IdentityError, Password, Person, SESSION_LIFETIME_SECONDS, WALLET_CURRENCY,
+    self, Email, Handle, IdentityError, LegalName, Password, Person, SESSION_LIFETIME_SECONDS,
+    WALLET_CURRENCY,
 };
 use mizan_app::payments::{
     self, DeclineReason, IdempotencyKey, Note, PaymentError, PaymentRequest,
@@ -52,23 +55,25 @@ fn ledger(state: &AppState, lang: Lang) -> Result<Ledger, WebError> {
 }
 
 /// What went wrong with a submitted form: errors by field, or for the whole form.
+/// Most texts are fixed; a few (the limit that was hit and when it resets) are
+/// written for the error at hand.
 #[derive(Debug, Default)]
 struct Problems {
-    fields: Vec<(&'static str, &'static str)>,
+    fields: Vec<(&'static str, Cow<'static, str>)>,
     form: Option<&'static str>,
 }
 
 impl Problems {
-    fn field(&self, name: &str) -> Option<&'static str> {
+    fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(field, _)| *field == name)
-            .map(|(_, text)| *text)
+            .map(|(_, text)| text.as_ref())
     }
 
-    fn add(&mut self, field: &'static str, text: &'static str) {
+    fn add(&mut self, field: &'static str, text: impl Into<Cow<'static, str>>) {
         if self.field(field).is_none() {
-            self.fields.push((field, text));
+            self.fields.push((field, text.into()));
         }
     }
 
@@ -127,6 +132,11 @@ fn payment_problem(error: &PaymentError) -> Option<(&'static str, T)> {
 
 /// Turns a payment error into problems for the form, or into an error page.
 fn payment_problems(lang: Lang, error: PaymentError) -> Result<Problems, WebError> {
+    if let PaymentError::LimitExceeded { limit, resets_at } = &error {
+        let mut problems = Problems::default();
+        problems.add("amount", i18n::limit_exceeded(lang, limit, resets_at));
+        return Ok(problems);
+    }
     match payment_problem(&error) {
         Some((field, text)) => {
             let mut problems = Problems::default();
@@ -156,6 +166,7 @@ fn identity_problems(lang: Lang, error: IdentityError) -> Result<Problems, WebEr
         IdentityError::EmailTaken => ("email", T::ErrEmailTaken),
         IdentityError::InvalidCredentials => ("", T::ErrCredentials),
         IdentityError::WrongPassword => ("current_password", T::ErrWrongPassword),
+        IdentityError::InvalidLegalName => ("legal_name", T::ErrLegalName),
         other => return Err(WebError::Internal(lang, other.to_string())),
     };
     let mut problems = Problems::default();
@@ -264,6 +275,9 @@ fn signup_form(visitor: &Visitor, form: &Form, problems: &Problems) -> Markup {
             (Field::new("password", T::Password.get(lang)).kind("password")
                 .hint(T::PasswordHint.get(lang)).autocomplete("new-password")
                 .error(problems.field("password")).render())
+            (Field::new("legal_name", T::FullLegalName.get(lang)).value(form.get("legal_name"))
+                .hint(T::FullLegalNameHint.get(lang)).autocomplete("name")
+                .error(problems.field("legal_name")).render())
             (submit(T::SignUp.get(lang), T::Working.get(lang)))
         }
         p { (T::HaveAccount.get(lang)) " " a href="/login" { (T::LogIn.get(lang)) } }
@@ -291,10 +305,13 @@ pub async fn signup(
     let handle = Handle::parse(handle_text(form.get("handle")));
     let email = Email::parse(form.get("email"));
     let password = Password::parse(Secret::new(form.raw("password").to_owned()));
+    // Required here (the API's field is optional): the web sign-up screens everyone.
+    let legal_name = LegalName::parse(form.raw("legal_name"));
     for error in [
         handle.as_ref().err(),
         email.as_ref().err(),
         password.as_ref().err(),
+        legal_name.as_ref().err(),
     ]
     .into_iter()
     .flatten()
@@ -304,9 +321,25 @@ pub async fn signup(
             problems.add(field, text);
         }
     }
-    if let (Ok(handle), Ok(email), Ok(password)) = (handle, email, password) {
+    if let (Ok(handle), Ok(email), Ok(password), Ok(legal_name)) =
+        (handle, email, password, legal_name)
+    {
         let ledger = ledger(&state, lang)?;
-        match identity::signup(&ledger, handle.clone(), email, password, now_ns()).await {
+        let vault = state
+            .vault()
+            .ok_or_else(|| WebError::Internal(lang, "shutting down".to_owned()))?;
+        let signed_up = mizan_app::sanctions::signup_screened(
+            &ledger,
+            &vault,
+            &state.screener(),
+            handle.clone(),
+            email,
+            password,
+            Some(&legal_name),
+            now_ns(),
+        )
+        .await;
+        match signed_up {
             Ok(_person) => {
                 let session = identity::login(
                     &state.reader(),
@@ -851,7 +884,7 @@ async fn render_requests(
     state: &AppState,
     visitor: &Visitor,
     done: Option<&str>,
-    failed: Option<(&str, &'static str)>,
+    failed: Option<(&str, &str)>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
     let lang = visitor.lang;
@@ -994,7 +1027,7 @@ pub async fn answer_request(
             let problems = payment_problems(lang, error)?;
             let text = problems
                 .form
-                .or_else(|| problems.fields.first().map(|(_, text)| *text))
+                .or_else(|| problems.fields.first().map(|(_, text)| text.as_ref()))
                 .unwrap_or(T::SomethingWrong.get(lang));
             render_requests(
                 &state,

@@ -790,7 +790,7 @@ async fn pay_status(app: &TestApp, token: &str, key: &str) -> StatusCode {
         .status()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_works_a_sanctions_case_from_the_queue_to_a_decision() {
     let list = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/ofac");
     let app = spawn_app(ServerConfig {
@@ -821,6 +821,19 @@ async fn an_operator_works_a_sanctions_case_from_the_queue_to_a_decision() {
 
     let case = browser.page(&path).await;
     assert!(case.contains("NORIEGA"), "{case}");
+    // The name screened is not in the case: the page reveals it from the vault.
+    assert!(case.contains("Manuel Noriega"), "{case}");
+    assert!(case.contains("revealed from the vault"), "{case}");
+    let reason = format!("reviewing compliance case {id}");
+    let logged = tokio::task::block_in_place(|| access_log(&app));
+    let reveals: Vec<_> = logged
+        .iter()
+        .filter(|entry| entry.reason == reason)
+        .collect();
+    assert_eq!(reveals.len(), 1, "{logged:?}");
+    assert_eq!(reveals[0].actor, "operator:Sara_K.");
+    assert_eq!(reveals[0].role, "compliance_officer");
+    assert_eq!(reveals[0].field, "legal_name");
     assert!(case.contains("frozen"), "{case}");
 
     // Forms without the CSRF token change nothing.

@@ -209,6 +209,9 @@ pub(crate) fn serve_until_signal(
         .await
         .context("starting the server state")??;
         let app = mizan_api::router_with(state.clone(), mizan_web::pages());
+        // A list that changed since the last start (a new OFAC snapshot) screens
+        // everyone again, off the start path.
+        tokio::spawn(mizan_api::routes::cases::rescreen_at_start(state.clone()));
         on_ready(bound);
         mizan_api::serve_router(listener, app, state, mizan_api::shutdown_signal()).await?;
         anyhow::Ok(())

@@ -67,7 +67,7 @@ impl From<CaseError> for ApiError {
     }
 }
 
-fn api_operator() -> Result<Operator, ApiError> {
+pub(crate) fn api_operator() -> Result<Operator, ApiError> {
     let name = OperatorName::parse(API_OPERATOR_NAME).map_err(|_| ApiError::Internal)?;
     Ok(Operator {
         name,
@@ -109,7 +109,9 @@ pub struct CaseBody {
     pub decided_at: Option<String>,
     pub notes: Vec<CaseNoteBody>,
     /// What opened the case: `{"type": "sanctions", "trigger", "decision",
-    /// "screened_name", "matches"}`, `{"type": "monitoring", "rule", "summary",
+    /// "screened_name_record", "matches"}` (plus, in `GET /v1/cases/{id}` only,
+    /// `screened_name`: the name revealed from the vault, access-logged, null once
+    /// the person is erased), `{"type": "monitoring", "rule", "summary",
     /// "movements"}` or `{"type": "manual"}`.
     #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
@@ -145,6 +147,28 @@ pub(crate) async fn case_body(state: &AppState, case: Case) -> Result<CaseBody, 
             .collect(),
         evidence,
     })
+}
+
+/// [`case_body`] with the screened name of a sanctions case revealed from the vault
+/// (as the `api` operator, a compliance officer; the vault logs the reveal first).
+async fn case_body_revealed(state: &AppState, case: Case) -> Result<CaseBody, ApiError> {
+    let vault = crate::routes::identity::vault(state)?;
+    let reason = format!("reviewing compliance case {}", case.id);
+    let operator = api_operator()?;
+    let actor = format!("operator:{}", operator.name.as_str());
+    let revealed =
+        cases::reveal_screened_name(&vault, &case, operator.role.vault_role(), &actor, &reason)
+            .await?;
+    let mut body = case_body(state, case).await?;
+    let name = match revealed {
+        cases::ScreenedName::Shown(name) => serde_json::Value::String(name.expose().clone()),
+        cases::ScreenedName::NotKept => return Ok(body),
+        cases::ScreenedName::Erased | cases::ScreenedName::Denied => serde_json::Value::Null,
+    };
+    if let Some(evidence) = body.evidence.as_object_mut() {
+        evidence.insert("screened_name".to_owned(), name);
+    }
+    Ok(body)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -281,7 +305,8 @@ pub async fn open_case(
     Ok((StatusCode::CREATED, Json(case_body(&state, case).await?)))
 }
 
-/// One case (operator token).
+/// One case (operator token); a sanctions case's screened name is revealed from the
+/// vault for it (`evidence.screened_name`), the reveal in the vault's access log.
 #[utoipa::path(
     get,
     path = "/v1/cases/{id}",
@@ -305,7 +330,7 @@ pub async fn get_case(
     let ledger = ledger(&state)?;
     cases::record_view(&ledger, &api_operator()?, Some(&id), SystemClock.now_ns()).await?;
     drop(ledger);
-    Ok(Json(case_body(&state, case).await?))
+    Ok(Json(case_body_revealed(&state, case).await?))
 }
 
 /// Assigns a case to the operator (`api`): `open` → `assigned` (operator token).
@@ -517,6 +542,36 @@ pub async fn reload_sanctions(
         review: report.review,
         cases_opened: report.cases_opened,
     }))
+}
+
+/// At `mizan serve` start: when the list loaded is not the one everyone was last
+/// screened against (its digest differs from the stored one), screens everyone as
+/// `POST /v1/sanctions/reload` does and stores the new digest. Spawned by the
+/// binary in the background: the server answers meanwhile, and every sign-up,
+/// verification and cash-out is screened against the new list anyway.
+pub async fn rescreen_at_start(state: AppState) {
+    let (Some(ledger), Some(vault)) = (state.ledger(), state.vault()) else {
+        return;
+    };
+    let rescreened = sanctions::rescreen_if_list_changed(
+        &ledger,
+        &state.reader(),
+        &vault,
+        &state.screener(),
+        SystemClock.now_ns(),
+    )
+    .await;
+    match rescreened {
+        Ok(None) => {}
+        Ok(Some(report)) => tracing::info!(
+            screened = report.screened,
+            blocked = report.blocked,
+            review = report.review,
+            cases_opened = report.cases_opened,
+            "the sanctions list changed since the last start: re-screened everyone"
+        ),
+        Err(error) => tracing::error!(%error, "re-screening at start failed"),
+    }
 }
 
 /// The SAR draft of a case decided `file_sar`: FinCEN Form 111's Parts I–V as JSON

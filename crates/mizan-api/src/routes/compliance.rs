@@ -403,7 +403,14 @@ pub async fn put_licence(
         cards: request.cards,
     };
     let ledger = ledger(&state)?;
-    licences::set_licence(&ledger, &jurisdiction, licence, SystemClock.now_ns()).await?;
+    licences::set_licence(
+        &ledger,
+        &crate::routes::cases::api_operator()?,
+        &jurisdiction,
+        licence,
+        SystemClock.now_ns(),
+    )
+    .await?;
     Ok(Json(LicenceRow {
         jurisdiction: jurisdiction.as_str().to_owned(),
         licence: licence.into(),

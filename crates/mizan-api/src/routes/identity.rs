@@ -8,7 +8,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mizan_app::identity::{
-    self, Email, Handle, IdentityError, Password, Person, SESSION_LIFETIME_SECONDS, WALLET_CURRENCY,
+    self, Email, Handle, IdentityError, LegalName, Password, Person, SESSION_LIFETIME_SECONDS,
+    WALLET_CURRENCY,
 };
 use mizan_app::time::rfc3339_from_ns;
 use mizan_core::{Clock, Secret, SystemClock};
@@ -55,7 +56,8 @@ impl From<IdentityError> for ApiError {
         match error {
             IdentityError::InvalidHandle
             | IdentityError::InvalidEmail
-            | IdentityError::WeakPassword => ApiError::InvalidField {
+            | IdentityError::WeakPassword
+            | IdentityError::InvalidLegalName => ApiError::InvalidField {
                 code,
                 field: error.field().unwrap_or_default(),
                 detail: error.to_string(),
@@ -96,6 +98,12 @@ pub struct SignupRequest {
     /// 10–128 characters.
     #[schema(value_type = String, format = Password)]
     pub password: Secret<String>,
+    /// Optional: the person's full legal name (1–200 characters). When given it is
+    /// sealed in the vault and screened against the sanctions list at once
+    /// (docs/COMPLIANCE.md); the answer is the same whatever the screening found.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub legal_name: Option<Secret<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -167,7 +175,7 @@ async fn person_body(state: &AppState, person: &Person) -> Result<PersonBody, Ap
     request_body = SignupRequest,
     responses(
         (status = 201, description = "The person and their wallet", body = PersonBody),
-        (status = 400, description = "`invalid_body`, `invalid_handle`, `invalid_email` or `weak_password` (with `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `invalid_handle`, `invalid_email`, `weak_password` or `legal_name_invalid` (with `field`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`handle_taken` or `email_taken`", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -178,8 +186,23 @@ pub async fn signup(
     let handle = Handle::parse(&request.handle)?;
     let email = Email::parse(&request.email)?;
     let password = Password::parse(request.password)?;
+    let legal_name = request
+        .legal_name
+        .as_ref()
+        .map(|name| LegalName::parse(name.expose()))
+        .transpose()?;
     let ledger = ledger(&state)?;
-    let person = identity::signup(&ledger, handle, email, password, SystemClock.now_ns()).await?;
+    let person = mizan_app::sanctions::signup_screened(
+        &ledger,
+        &vault(&state)?,
+        &state.screener(),
+        handle,
+        email,
+        password,
+        legal_name.as_ref(),
+        SystemClock.now_ns(),
+    )
+    .await?;
     drop(ledger);
     Ok((
         StatusCode::CREATED,

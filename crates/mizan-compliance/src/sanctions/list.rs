@@ -114,6 +114,22 @@ pub struct Alias {
 pub struct SanctionsList {
     entries: Vec<SdnEntry>,
     aliases: Vec<Alias>,
+    /// SHA-256 over both files' text, hex.
+    digest: String,
+}
+
+fn digest_of(sdn_csv: &str, alt_csv: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for text in [sdn_csv, alt_csv] {
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 impl SanctionsList {
@@ -147,7 +163,18 @@ impl SanctionsList {
                 ent_num: orphan.ent_num,
             });
         }
-        Ok(Self { entries, aliases })
+        Ok(Self {
+            entries,
+            aliases,
+            digest: digest_of(sdn_csv, alt_csv),
+        })
+    }
+
+    /// SHA-256 of the two files' text (each length-prefixed, so no two pairs of
+    /// files share a digest by moving bytes between them), lower-case hex: the same
+    /// list always has the same digest, any changed byte changes it.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     pub fn entries(&self) -> &[SdnEntry] {
@@ -348,6 +375,30 @@ mod tests {
         assert_eq!(list.entries()[0].programs, "SDGT] [IRGC");
         assert_eq!(list.entries()[1].kind, EntryKind::Entity);
         assert_eq!(list.aliases()[0].kind, AliasKind::Aka);
+    }
+
+    #[test]
+    fn the_digest_names_the_exact_list() {
+        let sdn = "1,\"DOE, John\",individual,\"SDGT\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \n";
+        let alt = "1,10,\"aka\",\"DOE, Johnny\",-0- \n";
+        let list = SanctionsList::parse(sdn, alt).unwrap();
+        assert_eq!(list.digest().len(), 64);
+        assert_eq!(
+            list.digest(),
+            SanctionsList::parse(sdn, alt).unwrap().digest()
+        );
+        let renamed = sdn.replace("John", "Jon");
+        assert_ne!(
+            list.digest(),
+            SanctionsList::parse(&renamed, alt).unwrap().digest()
+        );
+        // No alias file is another list, not the same list.
+        assert_ne!(
+            list.digest(),
+            SanctionsList::parse(sdn, "").unwrap().digest()
+        );
+        let screener = crate::sanctions::Screener::new(&list, crate::sanctions::Thresholds::TUNED);
+        assert_eq!(screener.list_digest(), list.digest());
     }
 
     #[test]

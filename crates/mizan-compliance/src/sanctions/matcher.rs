@@ -167,6 +167,8 @@ pub struct Screener {
     /// List token ids grouped by deletion-variant hash.
     deletion_token_ids: Vec<u32>,
     thresholds: Thresholds,
+    /// The list's digest ([`SanctionsList::digest`]): which list this index screens.
+    list_digest: String,
 }
 
 /// A query token with the list tokens it matches and how well.
@@ -218,7 +220,16 @@ impl Screener {
                 builder.add_name(index, &alias.name, kind);
             }
         }
-        builder.finish(thresholds)
+        let mut screener = builder.finish(thresholds);
+        screener.list_digest = list.digest().to_owned();
+        screener
+    }
+
+    /// The digest of the list this screener was built from (SHA-256 of its two
+    /// files, hex): a server compares it with the last one it screened everyone
+    /// against to see that the list changed.
+    pub fn list_digest(&self) -> &str {
+        &self.list_digest
     }
 
     pub fn thresholds(&self) -> Thresholds {
@@ -627,6 +638,7 @@ impl Builder {
             deletion_ranges,
             deletion_token_ids,
             thresholds,
+            list_digest: String::new(),
         };
         screener.assert_invariants();
         screener

@@ -12,7 +12,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use mizan_api::AppState;
-use mizan_app::cases::{self, Case, CaseDecision, CaseError, CaseId, CaseStatus, Evidence};
+use mizan_app::cases::{
+    self, Case, CaseDecision, CaseError, CaseId, CaseStatus, Evidence, ScreenedName,
+};
 use mizan_app::identity::{self, PersonId};
 use mizan_app::operators::OperatorAction;
 use mizan_app::reports;
@@ -79,17 +81,24 @@ pub async fn queue_page(State(state): State<AppState>, ops: Ops) -> Result<Respo
     Ok(ops_page("Compliance cases", &ops, content))
 }
 
-fn evidence(evidence: &Evidence) -> Markup {
+fn evidence(evidence: &Evidence, screened: &ScreenedName) -> Markup {
     match evidence {
         Evidence::Sanctions {
             trigger,
             decision,
-            screened_name,
             matches,
+            ..
         } => html! {
             dl.receipt {
                 dt { "Screening" } dd { (decision) " at " (trigger) }
-                dt { "Name screened" } dd { bdi { (screened_name.expose()) } }
+                dt { "Name screened" } dd {
+                    @match screened {
+                        ScreenedName::Shown(name) => { bdi.screened-name { (name.expose()) } " " small { "(revealed from the vault; in its access log)" } }
+                        ScreenedName::Erased => { "erased with the person's data" }
+                        ScreenedName::Denied => { "your role may not see legal names" }
+                        ScreenedName::NotKept => { "not kept" }
+                    }
+                }
             }
             ul.activity-list {
                 @for m in matches {
@@ -160,6 +169,24 @@ pub async fn case_page(
     let handle = handle_of(&state, &case.person).await?;
     let person = PersonId::parse(&case.person).map_err(internal)?;
     let frozen = cases::is_frozen(&state.reader(), person).await?;
+    let vault = state
+        .vault()
+        .ok_or_else(|| OpsError::Internal("shutting down".to_owned()))?;
+    let actor: String = ops
+        .operator
+        .name
+        .as_str()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    let screened = cases::reveal_screened_name(
+        &vault,
+        &case,
+        ops.operator.role.vault_role(),
+        &format!("operator:{actor}"),
+        &format!("reviewing compliance case {}", case.id),
+    )
+    .await?;
     let content = html! {
         section.card {
             dl.receipt {
@@ -179,7 +206,7 @@ pub async fn case_page(
         }
         section.card {
             h2 { "Evidence" }
-            (evidence(&case.evidence))
+            (evidence(&case.evidence, &screened))
         }
         section.card {
             h2 { "Notes" }
