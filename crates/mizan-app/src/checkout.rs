@@ -1,7 +1,9 @@
 //! Checkout cards in direct messages: a seller offers an item (name, unit price,
-//! quantity available) in a thread where the buyer has written; the buyer pays for
-//! some units with one click, from the wallet or — when the wallet is short — from
-//! their default saved card, and gets an order.
+//! quantity available) in a thread where the other person has written; the buyer
+//! pays for some units with one click, from the wallet or — when the wallet is
+//! short — from their default saved card, and gets an order. Like a payment link, a
+//! card may be passed on: anyone signed in who has its id may buy from it (the seller
+//! excepted); only the thread's two people see which conversation it is in.
 //!
 //! **Stock lives on the ledger.** Each offer has a `stock` account on the units ledger
 //! ([`LEDGER_UNITS`]) that can never be overdrawn (`debits_must_not_exceed_credits`),
@@ -205,6 +207,10 @@ pub struct CheckoutView {
     pub quantity: i64,
     /// Units still for sale, as the ledger's stock account holds them.
     pub remaining: i64,
+    /// Whether the viewer is one of the thread's two people (else `thread_id` and
+    /// `buyer` are not theirs to see).
+    #[serde(default)]
+    pub party: bool,
     /// The stock account on the units ledger.
     pub stock_account_id: String,
     pub created_at: String,
@@ -226,7 +232,6 @@ struct CheckoutDocument {
 pub struct OrderView {
     pub id: String,
     pub checkout_id: String,
-    pub thread_id: String,
     pub seller: String,
     pub buyer: String,
     pub item: String,
@@ -347,6 +352,7 @@ pub async fn create(
         currency: offer.price.currency().code().to_owned(),
         quantity: offer.quantity,
         remaining: offer.quantity,
+        party: true,
         stock_account_id: stock.to_string(),
         created_at: rfc3339_from_ns(now_ns),
     };
@@ -408,7 +414,7 @@ pub async fn create(
         }
         return Ok(Answer {
             status: STATUS_CODE_CREATED,
-            body: with_remaining(reader, stored).await?,
+            body: with_remaining(reader, stored, true).await?,
             replayed: true,
         });
     }
@@ -433,6 +439,7 @@ async fn read_document(reader: &SharedReader, id: &str) -> Result<CheckoutDocume
 async fn with_remaining(
     reader: &SharedReader,
     document: CheckoutDocument,
+    party: bool,
 ) -> Result<CheckoutView, CheckoutError> {
     let stock: AccountId = document
         .view
@@ -441,11 +448,13 @@ async fn with_remaining(
         .map_err(|error| internal("stored stock account", error))?;
     let mut view = document.view;
     view.remaining = remaining(reader, stock).await?;
+    view.party = party;
     Ok(view)
 }
 
-/// A checkout card its seller or buyer may see, with the units left; anyone else
-/// (and any other id) is `checkout_not_found`.
+/// A checkout card, with the units left, for anyone who has its id; an id no card has
+/// is `checkout_not_found`. [`CheckoutView::party`] says whether the viewer is one of
+/// its thread's two people.
 pub async fn checkout_for(
     reader: &SharedReader,
     viewer: PersonId,
@@ -454,10 +463,8 @@ pub async fn checkout_for(
     parse_id(id)?;
     let document = read_document(reader, &id.to_ascii_lowercase()).await?;
     let me = viewer.to_string();
-    if document.payer != me && document.payee != me {
-        return Err(CheckoutError::NotFound);
-    }
-    with_remaining(reader, document).await
+    let party = document.payer == me || document.payee == me;
+    with_remaining(reader, document, party).await
 }
 
 /// What one purchase attempt builds: the submission and how to read its answer.
@@ -493,9 +500,8 @@ fn purchase(
     let order = OrderView {
         id: format!("{order_id:032x}"),
         checkout_id: document.view.id.clone(),
-        thread_id: document.view.thread_id.clone(),
         seller: document.view.seller.clone(),
-        buyer: document.view.buyer.clone(),
+        buyer: buyer.handle.as_str().to_owned(),
         item: document.view.item.clone(),
         quantity: quantity.get(),
         unit_price: document.view.price.clone(),
@@ -592,9 +598,6 @@ pub async fn pay(
     let me = buyer.id.to_string();
     if document.payee == me {
         return Err(CheckoutError::OwnOffer);
-    }
-    if document.payer != me {
-        return Err(CheckoutError::NotFound);
     }
     let request_sha256 = fingerprint(&serde_json::json!({
         "checkout": document.view.id,

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{caller, idempotency_key, idempotent_response};
-use crate::routes::security::any_caller;
+use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
 /// Who reads, now.
@@ -457,7 +457,7 @@ pub async fn feed(
         (status = 201, description = "The tip", body = TipBody),
         (status = 400, description = "`invalid_body`, an amount code, `note_too_long`, `idempotency_key_required` or `invalid_tip_target`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`, or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, `step_up_required` (at or above the step-up threshold), or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`recipient_not_found` or `post_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `cannot_pay_yourself`, `idempotency_key_reused`, or `limit_exceeded` (with `limit` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
@@ -468,7 +468,8 @@ pub async fn create_tip(
     headers: HeaderMap,
     JsonBody(request): JsonBody<TipCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let fan = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let fan_caller = any_caller(&state, &headers).await?;
+    let fan = fan_caller.require(Scope::PaymentsWrite)?.clone();
     let key = idempotency_key(&headers)?;
     let target = match (request.post_id, request.to) {
         (Some(post), None) => TipTarget::Post(post),
@@ -487,6 +488,7 @@ pub async fn create_tip(
         note: Note::parse(&request.note)?,
         public_note: request.public_note,
     };
+    require_step_up(&state, &fan_caller, tip.amount.minor_units()).await?;
     let ledger = ledger(&state)?;
     let answer = tips::tip(
         &ledger,
