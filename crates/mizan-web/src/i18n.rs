@@ -358,6 +358,10 @@ texts! {
     DisplayName => "Display name", "الاسم المعروض";
     Bio => "Bio (optional)", "نبذة (اختيارية)";
     ErrDisplayName => "Use 1 to 50 characters.", "استخدم من 1 إلى 50 حرفًا.";
+    AvatarUrl => "Profile picture (optional)", "صورة الملف الشخصي (اختيارية)";
+    AvatarUrlHint => "An https:// link to an image; leave empty for none", "رابط https:// لصورة؛ اتركه فارغًا لعدم وجود صورة";
+    ErrAvatarUrl => "Use an https:// link of at most 500 characters.", "استخدم رابط https:// لا يتجاوز 500 حرف.";
+    ProfilePicture => "Profile picture", "صورة الملف الشخصي";
     SubscribersOnly => "For subscribers", "للمشتركين";
     SubscribeToRead => "Subscribe to read it", "اشترك لقراءته";
     ForSubscribersOnly => "Only my subscribers may read this post", "لا يقرأ هذا المنشور إلا مشتركيّ";
