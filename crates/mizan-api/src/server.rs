@@ -23,8 +23,8 @@ use crate::error::{ApiError, PROBLEM_CONTENT_TYPE};
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::rate_limit::RateKey;
 use crate::routes::{
-    apps, cases, compliance, docs, health, identity, messages, metrics, notifications, payments,
-    requests, security, social, subscriptions, vault,
+    apps, cases, checkout, compliance, docs, health, identity, messages, metrics, notifications,
+    payments, requests, security, social, subscriptions, vault,
 };
 use crate::state::{AppState, StateError};
 
@@ -143,6 +143,13 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/threads", get(messages::threads))
         .route("/v1/threads/{handle}", get(messages::thread))
         .route(
+            "/v1/threads/{handle}/checkouts",
+            post(checkout::create_checkout),
+        )
+        .route("/v1/checkouts/{id}", get(checkout::get_checkout))
+        .route("/v1/checkouts/{id}/pay", post(checkout::pay_checkout))
+        .route("/v1/orders", get(checkout::list_orders))
+        .route(
             "/v1/me/dm-settings",
             get(messages::get_dm_settings).post(messages::set_dm_settings),
         )
@@ -237,6 +244,11 @@ where
         state.clone(),
         renewals_stopped,
     ));
+    let (stop_expiries, expiries_stopped) = tokio::sync::watch::channel(false);
+    let expiry_worker = tokio::spawn(crate::routes::messages::run_paid_dm_expiries(
+        state.clone(),
+        expiries_stopped,
+    ));
     let (signalled, on_signal) = oneshot::channel::<()>();
     let closing_state = state.clone();
     let shutdown = async move {
@@ -276,6 +288,10 @@ where
     let _ = stop_renewals.send(true);
     if let Err(error) = renewal_worker.await {
         tracing::error!(%error, "the subscription renewal worker panicked");
+    }
+    let _ = stop_expiries.send(true);
+    if let Err(error) = expiry_worker.await {
+        tracing::error!(%error, "the paid DM expiry worker panicked");
     }
     tracing::info!("HTTP server stopped; stopping the ledger writer");
     let stopped = state.shutdown().await;

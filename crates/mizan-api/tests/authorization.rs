@@ -145,6 +145,10 @@ const ROUTES: &[Route] = &[
     owned("GET", "/v1/paid-dms/{id}", Access::Session),
     owned("POST", "/v1/paid-dms/{id}/accept", Access::Session),
     owned("POST", "/v1/paid-dms/{id}/decline", Access::Session),
+    route("POST", "/v1/threads/{handle}/checkouts", Access::Session),
+    route("GET", "/v1/checkouts/{id}", Access::Session),
+    route("POST", "/v1/checkouts/{id}/pay", Access::Session),
+    route("GET", "/v1/orders", Access::Session),
     owned("DELETE", "/v1/me/apps/{app_id}", Access::Session),
     route("GET", "/v1/me/subscription-tiers", Access::Session),
     route("POST", "/v1/me/subscription-tiers", Access::Session),
@@ -191,6 +195,8 @@ struct World {
     tier_id: String,
     /// Sara's subscription to a tier of Lina's.
     subscription_id: String,
+    /// A checkout card Sara posted in her conversation with Noor.
+    checkout_id: String,
 }
 
 async fn send(
@@ -261,6 +267,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         "/v1/tips" => json!({"to": "lina", "amount": "1.00", "currency": "USD"}),
         "/v1/messages" => json!({"to": "lina", "text": "hi", "offer": "1.00"}),
         "/v1/me/dm-settings" => json!({"paid_dms": true, "price": "1.00"}),
+        "/v1/threads/{handle}/checkouts" => {
+            json!({"item": "Mug", "price": "1.00", "currency": "USD", "quantity": 1})
+        }
+        "/v1/checkouts/{id}/pay" => json!({"quantity": 1}),
         "/v1/me/subscription-tiers" => json!({"name": "Gold", "price": "1.00", "currency": "USD"}),
         "/v1/subscriptions" => json!({"tier_id": "00000000000000000000000000000000"}),
         "/v1/app/link-requests" => {
@@ -302,6 +312,10 @@ fn concrete(path: &str, world: &World) -> String {
     .replace(
         "/v1/subscriptions/{id}",
         &format!("/v1/subscriptions/{}", world.subscription_id),
+    )
+    .replace(
+        "/v1/checkouts/{id}",
+        &format!("/v1/checkouts/{}", world.checkout_id),
     )
     .replace(
         "/v1/paid-dms/{id}",
@@ -531,7 +545,29 @@ async fn build_world(app: &TestApp) -> World {
     .await;
     assert_eq!(subscription.status(), 201);
     let subscription = json_of(subscription).await;
+    // Noor writes to Sara, and Sara offers her a mug in their conversation.
+    let noor = app.person("noor").await;
+    let asked = send(
+        app,
+        "POST",
+        "/v1/messages",
+        Some(&noor),
+        Some(json!({"to": "sara", "text": "selling anything?"})),
+    )
+    .await;
+    assert_eq!(asked.status(), 201);
+    let card = send(
+        app,
+        "POST",
+        "/v1/threads/noor/checkouts",
+        Some(&sara),
+        Some(json!({"item": "Mug", "price": "2.00", "currency": "USD", "quantity": 3})),
+    )
+    .await;
+    assert_eq!(card.status(), 201);
+    let card = json_of(card).await;
     World {
+        checkout_id: card["id"].as_str().unwrap().to_owned(),
         sara_card_id: cards["cards"][0]["id"].as_str().unwrap().to_owned(),
         tier_id: sara_tier,
         subscription_id: subscription["id"].as_str().unwrap().to_owned(),

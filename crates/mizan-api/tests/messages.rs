@@ -313,3 +313,59 @@ async fn an_unanswered_paid_dm_is_refunded_by_the_ledger_at_the_deadline() {
     let again = message(&app, &fan, "star", "again", None).await;
     assert_eq!(again.status(), 201, "the star wrote, so the thread is open");
 }
+
+async fn notifications_of_kind(app: &TestApp, token: &str, kind: &str) -> usize {
+    let page = json_of(
+        call(
+            app,
+            reqwest::Method::GET,
+            "/v1/notifications",
+            token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .count()
+}
+
+#[tokio::test]
+async fn a_paid_dm_refunded_at_the_deadline_is_announced_exactly_once() {
+    let config = ServerConfig {
+        paid_dm_timeout_seconds: 1,
+        ..test_config()
+    };
+    let app = spawn_app_with(config).await;
+    let star = app.person("star").await;
+    let fan = app.person("fan").await;
+    assert_eq!(app.fund(&fan, "10.00", CARD_OK).await.status(), 201);
+    set_price(&app, &star, "4.00").await;
+    let sent = json_of(message(&app, &fan, "star", "still there?", Some("4.00")).await).await;
+    let dm_id = sent["paid_dm"]["id"].as_str().unwrap().to_owned();
+    // The expiry job records the ledger's refund: the fan hears of it, once.
+    let mut refunds = 0;
+    for _ in 0..100 {
+        refunds = notifications_of_kind(&app, &fan, "paid_dm_refunded").await;
+        if refunds > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refunds, 1);
+    assert_eq!(paid_dm_status(&app, &fan, &dm_id).await, "expired");
+    // Several more runs of the job later, still one.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        notifications_of_kind(&app, &fan, "paid_dm_refunded").await,
+        1
+    );
+    assert_eq!(app.balance(&fan).await, "10.00");
+    assert_eq!(app.balance(&star).await, "0.00");
+    app.stop().await;
+}

@@ -374,3 +374,60 @@ async fn a_tip_pays_the_creator_less_the_fee_in_one_chain_once_per_key() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_profile_has_an_https_avatar_kept_until_changed() {
+    let app = spawn_app().await;
+    let sara = app.person("sara").await;
+    let omar = app.person("omar").await;
+    let edit = |body: Value| {
+        let app = &app;
+        let sara = sara.clone();
+        async move {
+            call(
+                app,
+                reqwest::Method::POST,
+                "/v1/me/profile",
+                &sara,
+                None,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let avatar = "https://images.example.com/sara.png?size=128";
+    let set = edit(json!({"display_name": "Sara", "avatar_url": avatar})).await;
+    assert_eq!(set.status(), 200);
+    assert_eq!(json_of(set).await["avatar_url"], avatar);
+    for bad in [
+        "http://images.example.com/sara.png".to_owned(),
+        "javascript:alert(1)".to_owned(),
+        "https://example.com/a b.png".to_owned(),
+        format!("https://example.com/{}", "a".repeat(500)),
+    ] {
+        let refused = edit(json!({"display_name": "Sara", "avatar_url": bad})).await;
+        assert_eq!(refused.status(), 400, "{bad}");
+        let problem = problem(refused).await;
+        assert_eq!(problem.code, "invalid_avatar_url");
+    }
+    // A refused edit changed nothing; an edit without the field keeps the avatar.
+    let kept = edit(json!({"display_name": "Sara K.", "bio": "hi"})).await;
+    assert_eq!(json_of(kept).await["avatar_url"], avatar);
+    let seen = json_of(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/people/sara",
+            &omar,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(seen["avatar_url"], avatar);
+    assert_eq!(seen["display_name"], "Sara K.");
+    let removed = edit(json!({"display_name": "Sara K.", "avatar_url": ""})).await;
+    assert!(json_of(removed).await["avatar_url"].is_null());
+    app.stop().await;
+}

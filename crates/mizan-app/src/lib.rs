@@ -14,6 +14,7 @@
 pub mod apps;
 pub mod cases;
 pub mod cashout;
+pub mod checkout;
 mod documents;
 pub mod export;
 pub mod funding;

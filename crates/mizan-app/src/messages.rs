@@ -48,6 +48,14 @@ pub const COLLECTION_PAID_DMS: &str = "paid_dms";
 pub const COLLECTION_PRIORITY_INBOX: &str = "priority_inbox";
 /// One row per settled paid DM: the claim racing settlements compete for.
 pub const COLLECTION_PAID_DM_CLOSED: &str = "paid_dm_closed";
+/// `{deadline ns, 20 digits}:{paid dm}` → the id: paid DMs in deadline order, for the
+/// job that records the ledger's refunds ([`record_expiries`]).
+pub const COLLECTION_PAID_DM_DEADLINES: &str = "paid_dm_deadlines";
+/// The last deadline row the expiry job is done with.
+pub const COLLECTION_PAID_DM_DEADLINE_CURSOR: &str = "paid_dm_deadline_cursor";
+const DEADLINE_CURSOR_KEY: &str = "expiries";
+/// Deadline rows one run of the expiry job reads.
+pub const EXPIRY_SCAN_MAX: usize = 1_000;
 pub const TOPIC_MESSAGE_SENT: &str = "message.sent";
 pub const TOPIC_PAID_DM_RECEIVED: &str = "paid_dm.received";
 pub const TOPIC_PAID_DM_PAID: &str = "paid_dm.paid";
@@ -171,6 +179,9 @@ pub struct MessageView {
     pub text: String,
     /// The paid DM this message came with, if it was one.
     pub paid_dm_id: Option<String>,
+    /// The checkout card this message is, if one (see [`crate::checkout`]).
+    #[serde(default)]
+    pub checkout_id: Option<String>,
     pub created_at: String,
 }
 
@@ -307,6 +318,7 @@ pub async fn send_message(
             to: recipient.handle.as_str().to_owned(),
             text: text.0.clone(),
             paid_dm_id: None,
+            checkout_id: None,
             created_at: rfc3339_from_ns(now_ns),
         };
         let mut transfers = Vec::new();
@@ -385,6 +397,11 @@ pub async fn send_message(
             rows.push(BusinessRow::Document {
                 collection: COLLECTION_PRIORITY_INBOX.to_owned(),
                 key: format!("{}:{:020}:{id}", recipient.id, u64::MAX - now_ns),
+                body: id.clone().into_bytes(),
+            });
+            rows.push(BusinessRow::Document {
+                collection: COLLECTION_PAID_DM_DEADLINES.to_owned(),
+                key: deadline_key(expires_ns, &id),
                 body: id.clone().into_bytes(),
             });
             rows.push(crate::outbox::event_row(
@@ -846,6 +863,168 @@ pub(crate) async fn paid_dm_of_reference(
     read_json::<PaidDmDocument>(reader, COLLECTION_PAID_DMS, format!("{reference:032x}"))
         .await
         .map(|dm| dm.map(|dm| dm.view))
+}
+
+fn deadline_key(expires_ns: u64, id: &str) -> String {
+    format!("{expires_ns:020}:{id}")
+}
+
+/// What one run of [`record_expiries`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiryReport {
+    /// Deadline rows looked at.
+    pub scanned: usize,
+    /// Paid DMs newly recorded as refunded by the ledger (one event each).
+    pub expired: usize,
+}
+
+/// Records the paid DMs the ledger refunded at their deadline: for each one past its
+/// deadline whose hold the ledger expired, marks the document `expired` and emits
+/// `paid_dm.refunded`, exactly once — the submission claims the same
+/// `Create("paid_dm_closed", id)` a reply or decline would, so a second run, a
+/// concurrent run on another process, or a settlement that won first changes nothing.
+/// The money needs no job (the ledger voided the hold); this only tells people.
+pub async fn record_expiries(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    now_ns: u64,
+) -> Result<ExpiryReport, PaymentError> {
+    let cursor = identity::read_document(
+        reader,
+        COLLECTION_PAID_DM_DEADLINE_CURSOR,
+        DEADLINE_CURSOR_KEY.to_owned(),
+    )
+    .await?
+    .map(|body| String::from_utf8(body).map_err(|error| internal("expiry cursor", error)))
+    .transpose()?;
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_PAID_DM_DEADLINES,
+        String::new(),
+        cursor.clone(),
+        EXPIRY_SCAN_MAX,
+    )
+    .await
+    .map_err(|error| internal("paid dm deadlines", error))?;
+    let mut report = ExpiryReport::default();
+    let mut done_through = None;
+    for (key, body) in rows {
+        let due = key
+            .split_once(':')
+            .and_then(|(deadline, _)| deadline.parse::<u64>().ok())
+            .is_some_and(|deadline_ns| deadline_ns <= now_ns);
+        if !due {
+            break;
+        }
+        report.scanned += 1;
+        let id = String::from_utf8(body).map_err(|error| internal("deadline row", error))?;
+        let Some(dm) = read_json::<PaidDmDocument>(reader, COLLECTION_PAID_DMS, id).await? else {
+            return Err(internal("deadline of a missing paid dm", key));
+        };
+        match status_of(reader, &dm).await? {
+            // The ledger expires holds on its own clock, a moment after the deadline:
+            // this row and every later one wait for the next run.
+            PaidDmStatus::Pending => break,
+            PaidDmStatus::Paid | PaidDmStatus::Declined => {}
+            PaidDmStatus::Expired => {
+                if dm.settled.is_none() && record_expiry(ledger, &dm, now_ns).await? {
+                    report.expired += 1;
+                }
+            }
+        }
+        done_through = Some(key);
+    }
+    if let Some(key) = done_through {
+        let row = BusinessRow::Document {
+            collection: COLLECTION_PAID_DM_DEADLINE_CURSOR.to_owned(),
+            key: DEADLINE_CURSOR_KEY.to_owned(),
+            body: key.into_bytes(),
+        };
+        crate::documents::submit_rows(ledger, vec![row])
+            .await
+            .map_err(|error| internal("saving the expiry cursor", error))?;
+    }
+    Ok(report)
+}
+
+/// Marks one expired paid DM and emits its event; false when another run or a
+/// settlement claimed it first.
+async fn record_expiry(
+    ledger: &Ledger,
+    dm: &PaidDmDocument,
+    now_ns: u64,
+) -> Result<bool, PaymentError> {
+    let mut expired = dm.clone();
+    expired.settled = Some(PaidDmStatus::Expired);
+    expired.view.status = PaidDmStatus::Expired;
+    let body = to_json(&expired)?;
+    let rows = vec![
+        BusinessRow::Create {
+            collection: COLLECTION_PAID_DM_CLOSED.to_owned(),
+            key: dm.view.id.clone(),
+            body: Vec::new(),
+        },
+        BusinessRow::Document {
+            collection: COLLECTION_PAID_DMS.to_owned(),
+            key: dm.view.id.clone(),
+            body: body.clone(),
+        },
+        crate::outbox::event_row(TOPIC_PAID_DM_REFUNDED, &body, now_ns),
+    ];
+    let conflict = crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("recording a paid dm expiry", error))?;
+    if conflict.is_none() {
+        tracing::info!(paid_dm = %dm.view.id, "paid dm refunded by the ledger at its deadline");
+    }
+    Ok(conflict.is_none())
+}
+
+/// The thread between `a` and `b`, and whether `writer` has written in it.
+pub(crate) async fn thread_written_by(
+    reader: &SharedReader,
+    a: PersonId,
+    b: PersonId,
+    writer: PersonId,
+) -> Result<(String, bool), PaymentError> {
+    let thread = thread_id(a, b);
+    let stored: Option<ThreadDocument> =
+        read_json(reader, COLLECTION_THREADS, thread.clone()).await?;
+    let written = stored.is_some_and(|document| document.writers.contains(&writer.to_string()));
+    Ok((thread, written))
+}
+
+/// The message that shows a checkout card in its thread, and its row (the thread
+/// itself already exists: a card goes only where the buyer has written).
+pub(crate) fn checkout_message(
+    thread: &str,
+    seller: &Person,
+    buyer: &Person,
+    text: &str,
+    checkout_id: &str,
+    now_ns: u64,
+) -> Result<(MessageView, BusinessRow), PaymentError> {
+    let view = MessageView {
+        id: checkout_id.to_owned(),
+        thread_id: thread.to_owned(),
+        from: seller.handle.as_str().to_owned(),
+        to: buyer.handle.as_str().to_owned(),
+        text: text.to_owned(),
+        paid_dm_id: None,
+        checkout_id: Some(checkout_id.to_owned()),
+        created_at: rfc3339_from_ns(now_ns),
+    };
+    let body = to_json(&MessageRecord {
+        payer: buyer.id.to_string(),
+        payee: seller.id.to_string(),
+        view: view.clone(),
+    })?;
+    let row = BusinessRow::Document {
+        collection: COLLECTION_MESSAGES.to_owned(),
+        key: message_key(thread, now_ns, checkout_id),
+        body,
+    };
+    Ok((view, row))
 }
 
 #[cfg(test)]

@@ -62,6 +62,12 @@ pub enum Kind {
     SubscriptionRenewalFailed,
     /// Grace ran out: the subscription ended.
     SubscriptionLapsed,
+    /// Someone offered you something to buy in your conversation.
+    CheckoutReceived,
+    /// Someone bought what you offered.
+    OrderReceived,
+    /// You bought something: your order is paid.
+    OrderPaid,
 }
 
 impl Kind {
@@ -83,6 +89,9 @@ impl Kind {
             Kind::SubscriptionRenewed => "subscription_renewed",
             Kind::SubscriptionRenewalFailed => "subscription_renewal_failed",
             Kind::SubscriptionLapsed => "subscription_lapsed",
+            Kind::CheckoutReceived => "checkout_received",
+            Kind::OrderReceived => "order_received",
+            Kind::OrderPaid => "order_paid",
         }
     }
 }
@@ -190,6 +199,14 @@ fn recipients(topic: &str, value: &Value) -> Vec<(PersonId, Kind, Option<String>
         }
         crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED => {
             one("payer", Kind::SubscriptionLapsed, view("creator"))
+        }
+        crate::checkout::TOPIC_CHECKOUT_CREATED => {
+            one("payer", Kind::CheckoutReceived, view("seller"))
+        }
+        crate::checkout::TOPIC_ORDER_PAID => {
+            let mut both = one("payee", Kind::OrderReceived, view("buyer"));
+            both.extend(one("payer", Kind::OrderPaid, view("seller")));
+            both
         }
         _ => Vec::new(),
     }
@@ -463,6 +480,32 @@ mod tests {
         )
         .unwrap()
         .is_empty());
+    }
+
+    #[test]
+    fn an_order_notifies_its_seller_and_its_buyer() {
+        let buyer = PersonId::random();
+        let seller = PersonId::random();
+        let payload = serde_json::json!({
+            "payer": buyer.to_string(), "payee": seller.to_string(), "amount_minor": 2400,
+            "view": {"id": "o1", "buyer": "dana", "seller": "omar", "amount": "24.00",
+                     "currency": "USD", "item": "Mug"},
+        })
+        .to_string();
+        let rows =
+            rows_for_event(9, crate::checkout::TOPIC_ORDER_PAID, payload.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 2);
+        let (key, n) = decoded(&rows[0]);
+        assert!(key.starts_with(&seller.to_string()));
+        assert_eq!(
+            (n.kind, n.from.as_deref()),
+            (Kind::OrderReceived, Some("dana"))
+        );
+        let (key, n) = decoded(&rows[1]);
+        assert!(key.starts_with(&buyer.to_string()));
+        assert_eq!((n.kind, n.from.as_deref()), (Kind::OrderPaid, Some("omar")));
+        assert_eq!(n.amount().unwrap().format_major(), "24.00");
+        assert_eq!(n.subject_id.as_deref(), Some("o1"));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub const TOPIC_FOLLOWED: &str = "person.followed";
 
 pub const DISPLAY_NAME_CHARS_MAX: usize = 50;
 pub const BIO_CHARS_MAX: usize = 280;
+/// Longest avatar URL.
+pub const AVATAR_URL_CHARS_MAX: usize = 500;
 pub const POST_CHARS_MAX: usize = 1_000;
 /// Most people a follower/following count reads; beyond it the count says "at least".
 pub const FOLLOW_COUNT_MAX: usize = 1_000;
@@ -38,6 +40,8 @@ pub enum SocialError {
     DisplayNameInvalid,
     #[error("a bio is at most 280 characters")]
     BioTooLong,
+    #[error("an avatar is an https:// URL of at most 500 characters, without spaces or quotes")]
+    AvatarUrlInvalid,
     #[error("a post is 1 to 1,000 characters")]
     PostTextInvalid,
     #[error("no person has that handle")]
@@ -57,6 +61,7 @@ impl SocialError {
         match self {
             SocialError::DisplayNameInvalid => "invalid_display_name",
             SocialError::BioTooLong => "bio_too_long",
+            SocialError::AvatarUrlInvalid => "invalid_avatar_url",
             SocialError::PostTextInvalid => "invalid_post_text",
             SocialError::PersonNotFound => "person_not_found",
             SocialError::CannotFollowYourself => "cannot_follow_yourself",
@@ -70,6 +75,7 @@ impl SocialError {
         match self {
             SocialError::DisplayNameInvalid => Some("display_name"),
             SocialError::BioTooLong => Some("bio"),
+            SocialError::AvatarUrlInvalid => Some("avatar_url"),
             SocialError::PostTextInvalid => Some("text"),
             SocialError::CannotFollowYourself => Some("handle"),
             _ => None,
@@ -107,6 +113,8 @@ fn clean_text(text: &str, max: usize, multiline: bool) -> Option<String> {
 struct ProfileDocument {
     display_name: String,
     bio: String,
+    #[serde(default)]
+    avatar_url: Option<String>,
 }
 
 /// A person's public profile.
@@ -116,6 +124,8 @@ pub struct ProfileView {
     /// The handle when the person has not set one.
     pub display_name: String,
     pub bio: String,
+    /// An https:// picture the person chose, if any.
+    pub avatar_url: Option<String>,
     /// Capped at [`FOLLOW_COUNT_MAX`].
     pub followers: usize,
     pub following: usize,
@@ -126,6 +136,8 @@ pub struct ProfileView {
 pub struct ProfileEdit {
     display_name: String,
     bio: String,
+    /// `None` keeps the stored avatar; `Some(None)` removes it.
+    avatar_url: Option<Option<String>>,
 }
 
 impl ProfileEdit {
@@ -134,7 +146,44 @@ impl ProfileEdit {
             .filter(|name| !name.is_empty())
             .ok_or(SocialError::DisplayNameInvalid)?;
         let bio = clean_text(bio, BIO_CHARS_MAX, true).ok_or(SocialError::BioTooLong)?;
-        Ok(ProfileEdit { display_name, bio })
+        Ok(ProfileEdit {
+            display_name,
+            bio,
+            avatar_url: None,
+        })
+    }
+
+    /// Sets the avatar too: an https:// URL (at most [`AVATAR_URL_CHARS_MAX`]
+    /// characters, visible ASCII without quotes or angle brackets, with a host), or
+    /// empty to remove it.
+    pub fn with_avatar_url(self, url: &str) -> Result<ProfileEdit, SocialError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Ok(ProfileEdit {
+                avatar_url: Some(None),
+                ..self
+            });
+        }
+        let host = url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', '?', '#']).next())
+            .unwrap_or_default();
+        let host_ok = !host.is_empty()
+            && !host.contains('@')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+        let chars_ok = url.len() <= AVATAR_URL_CHARS_MAX
+            && url
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'<' | b'>' | b'\\'));
+        if !(host_ok && chars_ok) {
+            return Err(SocialError::AvatarUrlInvalid);
+        }
+        Ok(ProfileEdit {
+            avatar_url: Some(Some(url.to_owned())),
+            ..self
+        })
     }
 }
 
@@ -205,6 +254,7 @@ pub async fn profile(reader: &SharedReader, handle: &str) -> Result<ProfileView,
         handle: person.handle.as_str().to_owned(),
         display_name,
         bio: stored.bio,
+        avatar_url: stored.avatar_url,
         followers: active_count(reader, COLLECTION_FOLLOWERS, person.id).await?,
         following: active_count(reader, COLLECTION_FOLLOWS, person.id).await?,
     })
@@ -217,9 +267,16 @@ pub async fn update_profile(
     person: &Person,
     edit: ProfileEdit,
 ) -> Result<ProfileView, SocialError> {
+    let avatar_url = match edit.avatar_url {
+        Some(change) => change,
+        None => read::<ProfileDocument>(reader, COLLECTION_PROFILES, person.id.to_string())
+            .await?
+            .and_then(|stored| stored.avatar_url),
+    };
     let document = ProfileDocument {
         display_name: edit.display_name,
         bio: edit.bio,
+        avatar_url,
     };
     let rows = vec![mizan_ledger::BusinessRow::Document {
         collection: COLLECTION_PROFILES.to_owned(),
@@ -564,6 +621,29 @@ mod tests {
             ProfileEdit::parse("a", &"x".repeat(281)).err(),
             Some(SocialError::BioTooLong)
         );
+        let with = |url: &str| {
+            ProfileEdit::parse("a", "")
+                .and_then(|edit| edit.with_avatar_url(url))
+                .map(|edit| edit.avatar_url)
+        };
+        assert_eq!(
+            with("https://cdn.example.com/a.png?s=64"),
+            Ok(Some(Some("https://cdn.example.com/a.png?s=64".to_owned())))
+        );
+        assert_eq!(with(""), Ok(Some(None)));
+        for bad in [
+            "http://example.com/a.png",
+            "javascript:alert(1)",
+            "https://",
+            "https:///a.png",
+            "https://user@example.com/a.png",
+            "https://example.com/a b.png",
+            "https://example.com/\"onerror=\"x",
+        ] {
+            assert_eq!(with(bad), Err(SocialError::AvatarUrlInvalid), "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(AVATAR_URL_CHARS_MAX));
+        assert_eq!(with(&long), Err(SocialError::AvatarUrlInvalid));
         assert!(PostText::parse("  ").is_err());
         assert!(PostText::parse(&"é".repeat(1_000)).is_ok());
         assert!(PostText::parse(&"é".repeat(1_001)).is_err());

@@ -36,7 +36,7 @@ const SECRET_BYTES: usize = 32;
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// Every event type an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 14] = [
+pub const EVENT_TYPES: [&str; 20] = [
     crate::payments::TOPIC_PAYMENT_SUCCEEDED,
     crate::requests::TOPIC_REQUEST_CREATED,
     crate::requests::TOPIC_REQUEST_PAID,
@@ -51,6 +51,12 @@ pub const EVENT_TYPES: [&str; 14] = [
     crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED,
     crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED,
     crate::subscriptions::TOPIC_SUBSCRIPTION_CANCELED,
+    crate::tips::TOPIC_TIP_RECEIVED,
+    crate::messages::TOPIC_PAID_DM_RECEIVED,
+    crate::messages::TOPIC_PAID_DM_PAID,
+    crate::messages::TOPIC_PAID_DM_REFUNDED,
+    crate::checkout::TOPIC_CHECKOUT_CREATED,
+    crate::checkout::TOPIC_ORDER_PAID,
 ];
 
 /// The payload fields that name the people an event is about. They are internal

@@ -12,7 +12,7 @@ use mizan_core::{AccountId, TransferId};
 
 use crate::results::{CreateAccountResult, CreateTransferResult};
 use crate::types::{
-    currency_of, Account, AccountFlags, NewAccount, PendingStatus, Transfer, TransferFlags,
+    ledger_is_known, Account, AccountFlags, NewAccount, PendingStatus, Transfer, TransferFlags,
     TransferRequest, PENDING_TIMEOUT_SECONDS_MAX,
 };
 
@@ -755,7 +755,7 @@ fn validate_account(request: &NewAccount) -> Result<(), CreateAccountResult> {
     if request.ledger == 0 {
         return Err(R::LedgerMustNotBeZero);
     }
-    if currency_of(request.ledger).is_none() {
+    if !ledger_is_known(request.ledger) {
         return Err(R::LedgerMustBeACurrency);
     }
     Ok(())

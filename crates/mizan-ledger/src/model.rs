@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::results::{CreateAccountResult as A, CreateTransferResult as T};
 use crate::types::{
-    currency_of, AccountCode, AccountFlags as AF, Balances, NewAccount, PendingStatus,
+    ledger_is_known, AccountCode, AccountFlags as AF, Balances, NewAccount, PendingStatus,
     TransferFlags as TF, TransferRequest, PENDING_TIMEOUT_SECONDS_MAX,
 };
 
@@ -192,7 +192,7 @@ impl Model {
         if a.ledger == 0 {
             return A::LedgerMustNotBeZero;
         }
-        if currency_of(a.ledger).is_none() {
+        if !ledger_is_known(a.ledger) {
             return A::LedgerMustBeACurrency;
         }
         if let Some(e) = self.accounts.get(&id) {

@@ -109,6 +109,12 @@ pub enum AccountCode {
     Allowance,
     /// The platform's side of every allowance grant and use (no balance limits).
     LimitsControl,
+    /// Units of one checkout offer still for sale (on [`LEDGER_UNITS`], never
+    /// overdrawn): credited with the quantity offered, debited by every purchase.
+    Stock,
+    /// The other side of one offer's stock: debited when it is offered, credited
+    /// with every unit sold.
+    StockControl,
 }
 
 impl AccountCode {
@@ -125,6 +131,8 @@ impl AccountCode {
         AccountCode::Operating,
         AccountCode::Allowance,
         AccountCode::LimitsControl,
+        AccountCode::Stock,
+        AccountCode::StockControl,
     ];
 
     pub const fn number(self) -> u16 {
@@ -141,6 +149,8 @@ impl AccountCode {
             AccountCode::Operating => 10,
             AccountCode::Allowance => 11,
             AccountCode::LimitsControl => 12,
+            AccountCode::Stock => 13,
+            AccountCode::StockControl => 14,
         }
     }
 
@@ -155,6 +165,15 @@ impl AccountCode {
 /// The ledger number of a currency: its ISO 4217 numeric code.
 pub fn ledger_of(currency: Currency) -> u32 {
     u32::from(currency.numeric())
+}
+
+/// The ledger of counted things that are not money (a checkout offer's stock). ISO
+/// 4217 numeric codes have three digits, so this number is never a currency's.
+pub const LEDGER_UNITS: u32 = 1_000;
+
+/// Whether accounts may be opened on `ledger`: a currency's, or [`LEDGER_UNITS`].
+pub fn ledger_is_known(ledger: u32) -> bool {
+    ledger == LEDGER_UNITS || currency_of(ledger).is_some()
 }
 
 /// The currency a ledger number stands for, if any.

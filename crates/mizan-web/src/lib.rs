@@ -97,6 +97,12 @@ pub fn pages() -> Router<AppState> {
             get(messages::thread_page).post(messages::send),
         )
         .route("/dm-price", post(messages::set_price))
+        .route(
+            "/messages/{handle}/checkouts",
+            post(messages::post_checkout),
+        )
+        .route("/checkouts/{id}/pay", post(messages::pay_checkout))
+        .route("/orders", get(messages::orders_page))
         .route("/paid-dms/{id}/{action}", post(messages::settle))
         .route("/feed", get(social::feed_page))
         .route("/posts", post(social::create_post))

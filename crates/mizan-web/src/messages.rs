@@ -1,7 +1,9 @@
 //! Message pages: the inbox (threads and the priority inbox of paid DMs), a thread
 //! with its messages and a box to write, the paid-DM price in settings, and accept /
 //! decline on a paid DM. A message to someone who charges for it shows the price and
-//! asks to confirm; the sender always sees each paid DM's status.
+//! asks to confirm; the sender always sees each paid DM's status. A seller posts a
+//! checkout card in a thread the buyer wrote in; the buyer pays it with one click
+//! (`mizan_app::checkout`) and finds the order on `/orders`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -9,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
+use mizan_app::checkout::{self, CheckoutError, CheckoutView, NewCheckout, OrderQuantity};
 use mizan_app::identity::{PersonId, WALLET_CURRENCY};
 use mizan_app::messages::{self, MessageText, MessageView, PaidDmPolicy, PaidDmStatus, PaidDmView};
 use mizan_app::payments::{self, IdempotencyKey, PaymentError};
@@ -125,6 +128,7 @@ pub async fn inbox_page(
                 }
             }
         }
+        p { a href="/orders" { (T::Orders.get(lang)) } }
         section aria-labelledby="threads-title" {
             h2 #threads-title { (T::Conversations.get(lang)) }
             @if threads.is_empty() { p { (T::NoMessages.get(lang)) } }
@@ -205,11 +209,22 @@ pub async fn thread_page(
         &visitor,
         &handle,
         &Form::default(),
-        None,
+        Problems::default(),
         None,
         StatusCode::OK,
     )
     .await
+}
+
+/// What went wrong with a form of the thread page, shown next to it.
+#[derive(Default, Clone, Copy)]
+struct Problems<'a> {
+    /// The message box.
+    message: Option<&'a str>,
+    /// The pay form of one card: its id, the problem, and whether to ask for a code.
+    card: Option<(&'a str, &'a str, bool)>,
+    /// The form that posts a card.
+    sell: Option<&'a str>,
 }
 
 async fn render_thread(
@@ -217,10 +232,11 @@ async fn render_thread(
     visitor: &Visitor,
     handle: &str,
     form: &Form,
-    problem: Option<&str>,
+    problems: Problems<'_>,
     price: Option<Money>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    let problem = problems.message;
     let lang = visitor.lang;
     let person = visitor.person()?;
     let reader = state.reader();
@@ -241,13 +257,24 @@ async fn render_thread(
             ),
             None => None,
         };
-        cards.push((message, dm));
+        let card = match &message.checkout_id {
+            Some(id) => Some(
+                checkout::checkout_for(&reader, person.id, id)
+                    .await
+                    .map_err(checkout_failed(lang))?,
+            ),
+            None => None,
+        };
+        cards.push((message, dm, card));
     }
     // Money between the two shows in the conversation as cards, in time order.
     let payments = payments_between(state, person.id, other_handle, lang).await?;
     let mut timeline: Vec<Entry<'_>> = cards
         .iter()
-        .map(|(message, dm)| Entry::Message(message, dm.as_ref()))
+        .map(|(message, dm, card)| match card {
+            Some(card) => Entry::Card(message, card),
+            None => Entry::Message(message, dm.as_ref()),
+        })
         .chain(payments.iter().map(Entry::Payment))
         .collect();
     timeline.sort_by(|a, b| a.at().cmp(b.at()));
@@ -260,6 +287,9 @@ async fn render_thread(
         ol.thread {
             @for entry in &timeline {
               @match entry {
+                Entry::Card(message, card) => {
+                    (card_item(visitor, message, card, problems.card))
+                }
                 Entry::Payment(item) => {
                     @let mine = item.direction == "out";
                     li.message.payment-card.mine[mine] data-payment=[item.payment_id.as_deref()] {
@@ -320,14 +350,17 @@ async fn render_thread(
                 (submit(T::SendMessage.get(lang), T::Sending.get(lang)))
             }
         }
+        (sell_form(visitor, other_handle, form, problems.sell))
     };
     let title = format!("@{other_handle}");
     Ok(page(visitor, status, &title, content))
 }
 
-/// One thing in a conversation: a message (with its paid DM) or money that moved.
+/// One thing in a conversation: a message (with its paid DM), a checkout card, or
+/// money that moved.
 enum Entry<'a> {
     Message(&'a MessageView, Option<&'a PaidDmView>),
+    Card(&'a MessageView, &'a CheckoutView),
     Payment(&'a ActivityItem),
 }
 
@@ -335,7 +368,7 @@ impl Entry<'_> {
     /// RFC 3339 UTC to the second: ordering by text is ordering by time.
     fn at(&self) -> &str {
         match self {
-            Entry::Message(message, _) => &message.created_at,
+            Entry::Message(message, _) | Entry::Card(message, _) => &message.created_at,
             Entry::Payment(item) => &item.timestamp,
         }
     }
@@ -378,7 +411,10 @@ pub async fn send(
             &visitor,
             &handle,
             &form,
-            Some(problem),
+            Problems {
+                message: Some(problem),
+                ..Problems::default()
+            },
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -425,7 +461,10 @@ pub async fn send(
         &visitor,
         &handle,
         &form,
-        problem,
+        Problems {
+            message: problem,
+            ..Problems::default()
+        },
         price,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
@@ -453,4 +492,328 @@ pub async fn settle(
         Err(PaymentError::RequestActionNotAllowed) => Err(WebError::NotFound(lang)),
         Err(error) => Err(failed(lang)(error)),
     }
+}
+
+fn checkout_failed(lang: Lang) -> impl Fn(CheckoutError) -> WebError {
+    move |error| match error {
+        CheckoutError::NotFound => WebError::NotFound(lang),
+        CheckoutError::Payment(error) => failed(lang)(error),
+        other => WebError::Internal(lang, other.to_string()),
+    }
+}
+
+/// A checkout card in the thread: the item, its price and what is left, and for the
+/// buyer a one-click pay form.
+fn card_item(
+    visitor: &Visitor,
+    message: &MessageView,
+    card: &CheckoutView,
+    problem: Option<(&str, &str, bool)>,
+) -> Markup {
+    let lang = visitor.lang;
+    let mine = visitor
+        .caller
+        .as_ref()
+        .is_some_and(|caller| caller.person.handle.as_str() == card.seller);
+    let price = payments::parse_amount(&card.price, &card.currency)
+        .map(|money| i18n::money(lang, money))
+        .unwrap_or_else(|_| card.price.clone());
+    let problem = problem.filter(|(id, _, _)| *id == card.id);
+    let left = i18n::numerals(lang, &card.remaining.to_string());
+    html! {
+        li.message.checkout-card.mine[mine] data-checkout=(card.id) {
+            p.item { bdi { (card.item) } }
+            p { bdi.amount { (price) } " · "
+                @if card.remaining > 0 {
+                    span.stock { (left) " " (T::UnitsLeft.get(lang)) }
+                } @else {
+                    span.stock.sold-out { (T::SoldOut.get(lang)) }
+                }
+            }
+            @if !mine && card.remaining > 0 {
+                form.inline.pay-card method="post" action={ "/checkouts/" (card.id) "/pay" } novalidate {
+                    (csrf_field(visitor))
+                    (key_field(&random_token()))
+                    @if let Some((_, text, _)) = problem { (form_error(text)) }
+                    label for={ "quantity-" (card.id) } { (T::Quantity.get(lang)) }
+                    input id={ "quantity-" (card.id) } type="number" name="quantity" value="1" min="1"
+                        max=(card.remaining.min(checkout::ORDER_QUANTITY_MAX)) inputmode="numeric";
+                    @if problem.is_some_and(|(_, _, ask_code)| ask_code) {
+                        (Field::new("code", T::AuthenticatorCode.get(lang)).inputmode("numeric")
+                            .autocomplete("one-time-code").render())
+                    }
+                    button.primary type="submit" data-busy=(T::Working.get(lang)) { (T::PayNow.get(lang)) " " bdi { (price) } }
+                }
+            }
+            time datetime=(message.created_at) { (i18n::date_time(lang, &message.created_at)) }
+        }
+    }
+}
+
+/// The seller's form to post a checkout card in this thread.
+fn sell_form(visitor: &Visitor, other: &str, form: &Form, problem: Option<&str>) -> Markup {
+    let lang = visitor.lang;
+    html! {
+        details.card.sell open[problem.is_some()] {
+            summary { (T::SellSomething.get(lang)) }
+            form method="post" action={ "/messages/" (other) "/checkouts" } novalidate {
+                (csrf_field(visitor))
+                (key_field(&random_token()))
+                @if let Some(problem) = problem { (form_error(problem)) }
+                (Field::new("item", T::Item.get(lang)).value(form.get("item")).render())
+                (Field::new("price", T::UnitPrice.get(lang)).value(form.get("price")).inputmode("decimal").render())
+                (Field::new("quantity", T::QuantityAvailable.get(lang)).value(form.get("quantity")).inputmode("numeric").render())
+                (submit(T::PostCard.get(lang), T::Working.get(lang)))
+            }
+        }
+    }
+}
+
+/// `POST /messages/{handle}/checkouts`: the seller posts a card.
+pub async fn post_checkout(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(handle): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let form = Form::parse(&body);
+    visitor.check_form(&form)?;
+    let quantity = form.get("quantity").trim().parse::<i64>().unwrap_or(0);
+    let offer = NewCheckout::parse(
+        form.get("item"),
+        form.get("price"),
+        WALLET_CURRENCY.code(),
+        quantity,
+    );
+    let key = IdempotencyKey::parse(&form_key(&form, "checkout"))
+        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+    let posted = match offer {
+        Ok(offer) => {
+            let ledger = ledger(&state, lang)?;
+            checkout::create(
+                &ledger,
+                &state.reader(),
+                person,
+                &handle,
+                offer,
+                Some(key),
+                now_ns(),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    };
+    let problem = match posted {
+        Ok(_) => return Ok(layout::redirect(&format!("/messages/{handle}"))),
+        Err(CheckoutError::ConversationRequired) => T::ErrConversationFirst.get(lang),
+        Err(CheckoutError::Payment(PaymentError::Internal(detail))) => {
+            return Err(WebError::Internal(lang, detail))
+        }
+        Err(CheckoutError::Payment(PaymentError::RecipientNotFound)) => {
+            return Err(WebError::NotFound(lang))
+        }
+        Err(_) => T::ErrCheckout.get(lang),
+    };
+    let problems = Problems {
+        sell: Some(problem),
+        ..Problems::default()
+    };
+    render_thread(
+        &state,
+        &visitor,
+        &handle,
+        &form,
+        problems,
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// Passes when the amount needs no second factor, steps up with the form's code when
+/// one is given; else says why not (and whether to ask for a code).
+async fn checked_step_up(
+    state: &AppState,
+    visitor: &Visitor,
+    amount_minor: i64,
+    code: &str,
+) -> Result<Option<(&'static str, bool)>, WebError> {
+    let lang = visitor.lang;
+    let caller = visitor.caller()?;
+    let reader = state.reader();
+    let threshold = state.config().step_up_threshold_minor;
+    match mizan_app::totp::require_step_up(&reader, caller, amount_minor, threshold, now_ns()).await
+    {
+        Ok(()) => return Ok(None),
+        Err(mizan_app::totp::TotpError::StepUpRequired) => {}
+        Err(other) => return Err(WebError::Internal(lang, other.to_string())),
+    }
+    let (false, Some(session_key)) = (code.is_empty(), caller.session_key.as_deref()) else {
+        return Ok(Some((T::StepUpNeeded.get(lang), true)));
+    };
+    let ledger = ledger(state, lang)?;
+    match mizan_app::totp::step_up(
+        &ledger,
+        &reader,
+        &caller.person,
+        session_key,
+        code,
+        now_ns(),
+    )
+    .await
+    {
+        Ok(()) => Ok(None),
+        Err(mizan_app::totp::TotpError::InvalidCode) => Ok(Some((T::ErrTotpCode.get(lang), true))),
+        Err(other) => Err(WebError::Internal(lang, other.to_string())),
+    }
+}
+
+/// `POST /checkouts/{id}/pay`: one click; the order is on `/orders`.
+pub async fn pay_checkout(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let form = Form::parse(&body);
+    visitor.check_form(&form)?;
+    let reader = state.reader();
+    let card = checkout::checkout_for(&reader, person.id, &id)
+        .await
+        .map_err(checkout_failed(lang))?;
+    let quantity = OrderQuantity::parse(form.get("quantity").trim().parse::<i64>().unwrap_or(0));
+    let problem = match quantity {
+        Err(_) => Some((T::ErrSoldOut.get(lang), false)),
+        Ok(quantity) => {
+            let unit = payments::parse_amount(&card.price, &card.currency).map_err(failed(lang))?;
+            let amount_minor = unit.minor_units().saturating_mul(quantity.get());
+            match checked_step_up(&state, &visitor, amount_minor, form.get("code")).await? {
+                Some(problem) => Some(problem),
+                None => pay_card(&state, &visitor, &card, quantity, &form).await?,
+            }
+        }
+    };
+    let Some((text, ask_code)) = problem else {
+        return Ok(layout::redirect("/orders?done=paid"));
+    };
+    let problems = Problems {
+        card: Some((card.id.as_str(), text, ask_code)),
+        ..Problems::default()
+    };
+    render_thread(
+        &state,
+        &visitor,
+        &card.seller,
+        &Form::default(),
+        problems,
+        None,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
+/// Pays the card; `Some(problem)` when it did not go through.
+async fn pay_card(
+    state: &AppState,
+    visitor: &Visitor,
+    card: &CheckoutView,
+    quantity: OrderQuantity,
+    form: &Form,
+) -> Result<Option<(&'static str, bool)>, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let key = IdempotencyKey::parse(&form_key(form, "order"))
+        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+    let ledger = ledger(state, lang)?;
+    let vault = state.vault();
+    let processor = state.processor();
+    let fallback = vault
+        .as_ref()
+        .map(|vault| mizan_app::subscriptions::CardFallback {
+            processor: processor.as_ref(),
+            vault,
+        });
+    let paid = checkout::pay(
+        &ledger,
+        &state.reader(),
+        &state.config().limits,
+        fallback,
+        person,
+        &card.id,
+        quantity,
+        key,
+        now_ns(),
+    )
+    .await;
+    drop(ledger);
+    Ok(match paid {
+        Ok(_) => None,
+        Err(CheckoutError::SoldOut { .. }) => Some((T::ErrSoldOut.get(lang), false)),
+        Err(CheckoutError::Payment(PaymentError::InsufficientFunds)) => {
+            Some((T::ErrFunds.get(lang), false))
+        }
+        Err(CheckoutError::Payment(PaymentError::LimitExceeded { .. })) => {
+            Some((T::ErrLimit.get(lang), false))
+        }
+        Err(CheckoutError::Payment(PaymentError::IdempotencyRequestInProgress)) => {
+            Some((T::ErrInProgress.get(lang), false))
+        }
+        Err(CheckoutError::Payment(PaymentError::AccountFrozen)) => {
+            Some((T::ErrFrozen.get(lang), false))
+        }
+        Err(CheckoutError::Payment(PaymentError::VerificationRequired { .. })) => {
+            Some((T::ErrVerify.get(lang), false))
+        }
+        Err(CheckoutError::Payment(PaymentError::CapabilityUnavailable { .. })) => {
+            Some((T::ErrUnavailable.get(lang), false))
+        }
+        Err(error) => return Err(checkout_failed(lang)(error)),
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub struct OrdersQuery {
+    done: Option<String>,
+}
+
+/// `GET /orders`: what the person bought and sold through checkout cards.
+pub async fn orders_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    axum::extract::Query(query): axum::extract::Query<OrdersQuery>,
+) -> Result<Response, WebError> {
+    let lang = visitor.lang;
+    let person = visitor.person()?;
+    let lines = checkout::orders_of(&state.reader(), person.id, checkout::ORDERS_LISTED_MAX)
+        .await
+        .map_err(checkout_failed(lang))?;
+    let content = html! {
+        @if query.done.as_deref() == Some("paid") { (layout::notice(T::OrderPaidNotice.get(lang))) }
+        @if lines.is_empty() { p { (T::NoOrders.get(lang)) } }
+        ul.requests.orders {
+            @for line in &lines {
+                @let order = &line.order;
+                @let amount = payments::parse_amount(&order.amount, &order.currency)
+                    .map(|money| i18n::money(lang, money))
+                    .unwrap_or_else(|_| order.amount.clone());
+                li.request.order data-order=(order.id) {
+                    @if line.bought {
+                        span { (T::YouBought.get(lang)) " " }
+                        a.who href={ "/messages/" (order.seller) } { bdi { "@" (order.seller) } }
+                    } @else {
+                        span { (T::YouSold.get(lang)) " " }
+                        a.who href={ "/messages/" (order.buyer) } { bdi { "@" (order.buyer) } }
+                    }
+                    " · " bdi.item { (order.item) } " × " (i18n::numerals(lang, &order.quantity.to_string()))
+                    " · " span.amount { bdi { (amount) } }
+                    " " time datetime=(order.created_at) { (i18n::date_time(lang, &order.created_at)) }
+                }
+            }
+        }
+    };
+    Ok(page(&visitor, StatusCode::OK, T::Orders.get(lang), content))
 }

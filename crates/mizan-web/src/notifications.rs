@@ -97,6 +97,18 @@ fn sentence(lang: Lang, notification: &Notification) -> (String, Option<String>)
             format!("{} {who}", T::NoteLapsed.get(lang)),
             Some("/subscriptions".to_owned()),
         ),
+        Kind::CheckoutReceived => (
+            format!("{who} {} ({amount})", T::NoteOffered.get(lang)),
+            thread,
+        ),
+        Kind::OrderReceived => (
+            format!("{who} {} {amount}", T::NoteBought.get(lang)),
+            Some("/orders".to_owned()),
+        ),
+        Kind::OrderPaid => (
+            format!("{} {amount} ({who})", T::NoteOrderPaid.get(lang)),
+            Some("/orders".to_owned()),
+        ),
         Kind::FundingFailed => (
             format!("{} {amount}", T::NoteFundingFailed.get(lang)),
             Some("/add-money".to_owned()),

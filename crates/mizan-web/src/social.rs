@@ -456,6 +456,11 @@ async fn render_profile(
         @if done == Some("subscribed") { (notice(T::Subscribed.get(lang))) }
         section.profile {
             p.handle { bdi { "@" (handle) } }
+            // Linked, not loaded: the page's CSP loads images from this origin only,
+            // so a third-party host never learns who views the profile.
+            @if let Some(avatar) = &profile.avatar_url {
+                p.avatar { a href=(avatar) rel="noopener noreferrer nofollow" target="_blank" { (T::ProfilePicture.get(lang)) } }
+            }
             @if !profile.bio.is_empty() { p.bio { (profile.bio) } }
             p.counts {
                 (i18n::numerals(lang, &profile.followers.to_string())) " " (T::Followers.get(lang))
@@ -463,7 +468,7 @@ async fn render_profile(
                 (i18n::numerals(lang, &profile.following.to_string())) " " (T::Following.get(lang))
             }
             @if own {
-                (profile_form(visitor, &profile.display_name, &profile.bio, None))
+                (profile_form(visitor, &profile.display_name, &profile.bio, profile.avatar_url.as_deref().unwrap_or(""), None))
             } @else {
                 form.inline method="post" action={ "/people/" (handle) (if following { "/unfollow" } else { "/follow" }) } {
                     (csrf_field(visitor))
@@ -492,7 +497,13 @@ async fn render_profile(
     Ok(page(visitor, status, &profile.display_name, content))
 }
 
-fn profile_form(visitor: &Visitor, name: &str, bio: &str, error: Option<&str>) -> Markup {
+fn profile_form(
+    visitor: &Visitor,
+    name: &str,
+    bio: &str,
+    avatar_url: &str,
+    error: Option<&str>,
+) -> Markup {
     let lang = visitor.lang;
     html! {
         details {
@@ -501,6 +512,8 @@ fn profile_form(visitor: &Visitor, name: &str, bio: &str, error: Option<&str>) -
                 (csrf_field(visitor))
                 (Field::new("display_name", T::DisplayName.get(lang)).value(name).error(error).render())
                 (Field::new("bio", T::Bio.get(lang)).value(bio).optional().render())
+                (Field::new("avatar_url", T::AvatarUrl.get(lang)).value(avatar_url).optional()
+                    .inputmode("url").hint(T::AvatarUrlHint.get(lang)).render())
                 (submit(T::Save.get(lang), T::Working.get(lang)))
             }
         }
@@ -566,7 +579,9 @@ pub async fn edit_profile(
     let person = visitor.person()?;
     let form = Form::parse(&body);
     visitor.check_form(&form)?;
-    match ProfileEdit::parse(form.get("display_name"), form.get("bio")) {
+    let parsed = ProfileEdit::parse(form.get("display_name"), form.get("bio"))
+        .and_then(|edit| edit.with_avatar_url(form.get("avatar_url")));
+    match parsed {
         Ok(edit) => {
             let ledger = ledger(&state, lang)?;
             social::update_profile(&ledger, &state.reader(), person, edit)
@@ -577,12 +592,17 @@ pub async fn edit_profile(
                 person.handle.as_str()
             )))
         }
-        Err(_) => {
+        Err(error) => {
+            let problem = match error {
+                SocialError::AvatarUrlInvalid => T::ErrAvatarUrl.get(lang),
+                _ => T::ErrDisplayName.get(lang),
+            };
             let content = profile_form(
                 &visitor,
                 form.get("display_name"),
                 form.get("bio"),
-                Some(T::ErrDisplayName.get(lang)),
+                form.get("avatar_url"),
+                Some(problem),
             );
             Ok(page(
                 &visitor,

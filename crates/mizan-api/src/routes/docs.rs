@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use crate::error::Problem;
 use crate::routes::health::Status;
 use crate::routes::{
-    apps, cases, compliance, identity, messages, payments, requests, security, social,
+    apps, cases, checkout, compliance, identity, messages, payments, requests, security, social,
     subscriptions,
 };
 
@@ -140,6 +140,10 @@ impl utoipa::Modify for RateLimited {
         crate::routes::messages::get_paid_dm,
         crate::routes::messages::accept_paid_dm,
         crate::routes::messages::decline_paid_dm,
+        crate::routes::checkout::create_checkout,
+        crate::routes::checkout::get_checkout,
+        crate::routes::checkout::pay_checkout,
+        crate::routes::checkout::list_orders,
         crate::routes::subscriptions::my_tiers,
         crate::routes::subscriptions::create_tier,
         crate::routes::subscriptions::retire_tier,
@@ -227,6 +231,11 @@ impl utoipa::Modify for RateLimited {
         messages::PaidDmListBody,
         messages::DmSettingsBody,
         messages::DmSettingsRequest,
+        checkout::CheckoutCreateRequest,
+        checkout::CheckoutBody,
+        checkout::CheckoutPayRequest,
+        checkout::OrderBody,
+        checkout::OrderListBody,
         subscriptions::TierCreateRequest,
         subscriptions::TierBody,
         subscriptions::TierListBody,

@@ -23,6 +23,31 @@ use crate::state::AppState;
 
 /// Messages a thread page answers.
 const MESSAGES_PAGE: usize = 50;
+/// How often the server records paid DMs the ledger refunded at their deadline.
+const PAID_DM_EXPIRY_POLL_MS: u64 = 500;
+
+/// Records, until `stop`, the paid DMs the ledger refunded at their deadline
+/// (`paid_dm.refunded`, once each: see `messages::record_expiries`).
+pub async fn run_paid_dm_expiries(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = std::time::Duration::from_millis(PAID_DM_EXPIRY_POLL_MS);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if let Some(ledger) = state.ledger() {
+            let ran =
+                messages::record_expiries(&ledger, &state.reader(), SystemClock.now_ns()).await;
+            drop(ledger);
+            if let Err(error) = ran {
+                tracing::error!(%error, "recording paid DM expiries failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
 
 /// Messages are the person's own: their session, never an app.
 async fn own_person(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
@@ -57,6 +82,8 @@ pub struct MessageBody {
     pub to: String,
     pub text: String,
     pub paid_dm_id: Option<String>,
+    /// The checkout card this message is (`GET /v1/checkouts/{id}`), if one.
+    pub checkout_id: Option<String>,
     pub created_at: String,
 }
 
@@ -69,6 +96,7 @@ impl From<MessageView> for MessageBody {
             to: view.to,
             text: view.text,
             paid_dm_id: view.paid_dm_id,
+            checkout_id: view.checkout_id,
             created_at: view.created_at,
         }
     }

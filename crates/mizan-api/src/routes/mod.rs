@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod cases;
+pub mod checkout;
 pub mod compliance;
 pub mod docs;
 pub mod health;

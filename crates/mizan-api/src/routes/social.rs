@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{caller, idempotency_key, idempotent_response};
-use crate::routes::security::any_caller;
+use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
 /// Who reads, now.
@@ -48,6 +48,7 @@ impl From<SocialError> for ApiError {
         match error {
             SocialError::DisplayNameInvalid
             | SocialError::BioTooLong
+            | SocialError::AvatarUrlInvalid
             | SocialError::PostTextInvalid => {
                 refused(StatusCode::BAD_REQUEST, "Invalid field", error)
             }
@@ -79,6 +80,8 @@ pub struct ProfileBody {
     pub handle: String,
     pub display_name: String,
     pub bio: String,
+    /// An https:// picture the person chose, or null.
+    pub avatar_url: Option<String>,
     /// Counted up to 1,000.
     pub followers: usize,
     pub following: usize,
@@ -90,6 +93,7 @@ impl From<ProfileView> for ProfileBody {
             handle: view.handle,
             display_name: view.display_name,
             bio: view.bio,
+            avatar_url: view.avatar_url,
             followers: view.followers,
             following: view.following,
         }
@@ -104,6 +108,9 @@ pub struct ProfileEditRequest {
     /// Up to 280 characters.
     #[serde(default)]
     pub bio: String,
+    /// An https:// URL of at most 500 characters; `""` removes the avatar, and
+    /// leaving it out keeps the current one.
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -233,7 +240,7 @@ pub async fn get_profile(
     Ok(Json(view.into()))
 }
 
-/// Sets the caller's display name and bio.
+/// Sets the caller's display name, bio and (optionally) avatar.
 #[utoipa::path(
     post,
     path = "/v1/me/profile",
@@ -242,7 +249,7 @@ pub async fn get_profile(
     request_body = ProfileEditRequest,
     responses(
         (status = 200, description = "The profile", body = ProfileBody),
-        (status = 400, description = "`invalid_body`, `invalid_display_name` or `bio_too_long`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `invalid_display_name`, `bio_too_long` or `invalid_avatar_url`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json")
     )
@@ -253,7 +260,10 @@ pub async fn edit_profile(
     JsonBody(request): JsonBody<ProfileEditRequest>,
 ) -> Result<Json<ProfileBody>, ApiError> {
     let person = own_person(&state, &headers).await?;
-    let edit = ProfileEdit::parse(&request.display_name, &request.bio)?;
+    let mut edit = ProfileEdit::parse(&request.display_name, &request.bio)?;
+    if let Some(url) = &request.avatar_url {
+        edit = edit.with_avatar_url(url)?;
+    }
     let ledger = ledger(&state)?;
     let view = social::update_profile(&ledger, &state.reader(), &person, edit).await?;
     Ok(Json(view.into()))
@@ -457,7 +467,7 @@ pub async fn feed(
         (status = 201, description = "The tip", body = TipBody),
         (status = 400, description = "`invalid_body`, an amount code, `note_too_long`, `idempotency_key_required` or `invalid_tip_target`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`insufficient_scope`, or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`insufficient_scope`, `step_up_required` (at or above the step-up threshold), or `capability_unavailable` (with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`recipient_not_found` or `post_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`idempotency_request_in_progress`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`insufficient_funds`, `cannot_pay_yourself`, `idempotency_key_reused`, or `limit_exceeded` (with `limit` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
@@ -468,7 +478,8 @@ pub async fn create_tip(
     headers: HeaderMap,
     JsonBody(request): JsonBody<TipCreateRequest>,
 ) -> Result<Response, ApiError> {
-    let fan = caller(&state, &headers, Scope::PaymentsWrite).await?;
+    let fan_caller = any_caller(&state, &headers).await?;
+    let fan = fan_caller.require(Scope::PaymentsWrite)?.clone();
     let key = idempotency_key(&headers)?;
     let target = match (request.post_id, request.to) {
         (Some(post), None) => TipTarget::Post(post),
@@ -487,6 +498,7 @@ pub async fn create_tip(
         note: Note::parse(&request.note)?,
         public_note: request.public_note,
     };
+    require_step_up(&state, &fan_caller, tip.amount.minor_units()).await?;
     let ledger = ledger(&state)?;
     let answer = tips::tip(
         &ledger,
