@@ -16,7 +16,7 @@ use mizan_ledger::{TransferFlags, TransferRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution};
+use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution, Resolved};
 use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, idempotency_key, internal, to_json, IdempotencyKey, PaymentError,
@@ -365,7 +365,21 @@ async fn settle(
             &document.id,
         ),
     };
-    resolve_intent(ledger, resolution, &*document, &claim).await
+    match resolve_intent(ledger, resolution, &*document, &claim).await? {
+        Resolved::Done => Ok(true),
+        Resolved::Taken => Ok(false),
+        // The bank answered after the week-long hold: apply its answer anyway.
+        Resolved::HoldExpired => {
+            let person = PersonId::parse(&document.person)?;
+            let late =
+                apply_after_expiry(ledger, person, document.clone(), claim, decision, now_ns);
+            match late.await? {
+                Reconciled::AppliedAfterExpiry => Ok(true),
+                Reconciled::AlreadyResolved => Ok(false),
+                other => Err(internal("late cash-out", format!("{other:?}"))),
+            }
+        }
+    }
 }
 
 /// Finishes one open cash-out for the reconciler ([`crate::reconcile`]): asks the

@@ -272,12 +272,24 @@ pub(crate) struct Resolution<'a> {
     pub(crate) closes: BusinessRow,
 }
 
+/// How a resolution went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// The hold was posted or voided, with the rows.
+    Done,
+    /// Its guard was taken: someone else resolved the intent.
+    Taken,
+    /// The hold expired before the answer came (nothing was written): the answer
+    /// must be applied by a transfer of its own ([`crate::reconcile`]).
+    HoldExpired,
+}
+
 pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     ledger: &Ledger,
     resolution: Resolution<'_>,
     document: &D,
     claim: &IntentClaim<R>,
-) -> Result<bool, PaymentError> {
+) -> Result<Resolved, PaymentError> {
     let mut rows = vec![BusinessRow::Document {
         collection: COLLECTION_IDEMPOTENCY.to_owned(),
         key: resolution.claim_key,
@@ -303,8 +315,9 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     )
     .await?;
     match resolved {
-        Held::Claimed(CreateTransferResult::Ok) => Ok(true),
-        Held::KeyTaken => Ok(false),
+        Held::Claimed(CreateTransferResult::Ok) => Ok(Resolved::Done),
+        Held::KeyTaken => Ok(Resolved::Taken),
+        Held::Claimed(CreateTransferResult::PendingTransferExpired) => Ok(Resolved::HoldExpired),
         Held::Claimed(other) => Err(internal("intent resolution", format!("{other:?}"))),
     }
 }
@@ -616,7 +629,19 @@ async fn fund_card(
             replayed: false,
         });
     }
-    finish(ledger, document, claim, decision, now_ns).await
+    match finish(ledger, document, claim, decision, now_ns).await {
+        // The reconciler resolved it first (a slow processor): it asked under the
+        // same intent, so the claim holds this very answer.
+        Err(PaymentError::FundingNotAwaitingChallenge) => {
+            let stored = identity::read_document(reader, COLLECTION_IDEMPOTENCY, claim_key)
+                .await?
+                .ok_or_else(|| internal("resolved claim unreadable", "funding"))?;
+            let stored: FundingClaim =
+                serde_json::from_slice(&stored).map_err(|error| internal("stored claim", error))?;
+            answer_claim(&stored, &request_sha256)
+        }
+        other => other,
+    }
 }
 
 /// Records that a funding waits for its card challenge (the hold stays pending).
@@ -680,8 +705,21 @@ async fn finish(
             &document.id,
         ),
     };
-    if !resolve_intent(ledger, resolution, &document, &claim).await? {
-        return Err(PaymentError::FundingNotAwaitingChallenge);
+    match resolve_intent(ledger, resolution, &document, &claim).await? {
+        Resolved::Done => {}
+        Resolved::Taken => return Err(PaymentError::FundingNotAwaitingChallenge),
+        // Answered after the hour-long hold (a late challenge answer, a slow
+        // processor): a charged card is still credited, once.
+        Resolved::HoldExpired => {
+            let late = apply_after_expiry(ledger, document.clone(), claim, decision, now_ns);
+            match late.await? {
+                Reconciled::AppliedAfterExpiry => {}
+                Reconciled::AlreadyResolved => {
+                    return Err(PaymentError::FundingNotAwaitingChallenge)
+                }
+                other => return Err(internal("late funding", format!("{other:?}"))),
+            }
+        }
     }
     match decision {
         ChargeDecision::Declined(reason) => {

@@ -535,3 +535,87 @@ async fn first_open_funding_hold(world: &World) -> String {
 async fn first_open_cashout_hold(world: &World) -> String {
     open_hold(world, "cashout|").await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_answered_after_its_hold_expired_still_credits_once() {
+    let world = World::new().await;
+    let asked = world
+        .fund(
+            &SandboxProcessor,
+            funding::SANDBOX_CHALLENGE_CARD,
+            400,
+            "slow",
+        )
+        .await
+        .unwrap();
+    world.expire(2 * 3_600, &asked.funding.id).await;
+    let answered = funding::complete_challenge(
+        &world.ledger,
+        &world.reader,
+        &SandboxProcessor,
+        world.person,
+        &asked.funding.id,
+        funding::SANDBOX_CHALLENGE_ANSWER,
+        world.clock.now_ns(),
+    )
+    .await
+    .unwrap();
+    assert!(!answered.requires_action);
+    assert_eq!(world.wallet().await.balance_posted(), 400);
+    // Resolved: the reconciler has nothing left, a second answer is refused.
+    assert_eq!(
+        world.reconcile(INTENT_AGE_MIN_SECONDS).await,
+        ReconcileReport::default()
+    );
+    let again = funding::complete_challenge(
+        &world.ledger,
+        &world.reader,
+        &SandboxProcessor,
+        world.person,
+        &asked.funding.id,
+        funding::SANDBOX_CHALLENGE_ANSWER,
+        world.clock.now_ns(),
+    )
+    .await;
+    assert_eq!(
+        again.unwrap_err(),
+        PaymentError::FundingNotAwaitingChallenge
+    );
+    assert_eq!(world.wallet().await.balance_posted(), 400);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_never_answered_fails_once_its_hold_expired() {
+    let world = World::new().await;
+    let asked = world
+        .fund(
+            &SandboxProcessor,
+            funding::SANDBOX_CHALLENGE_CARD,
+            300,
+            "never",
+        )
+        .await
+        .unwrap();
+    world.expire(2 * 3_600, &asked.funding.id).await;
+    let report = world.reconcile(INTENT_AGE_MIN_SECONDS).await;
+    assert_eq!(report.applied_after_expiry, 1, "{report:?}");
+    assert_eq!(
+        world.reconcile(INTENT_AGE_MIN_SECONDS).await,
+        ReconcileReport::default()
+    );
+    assert_eq!(world.wallet().await.balance_posted(), 0);
+    let replay = world
+        .fund(
+            &SandboxProcessor,
+            funding::SANDBOX_CHALLENGE_CARD,
+            300,
+            "never",
+        )
+        .await;
+    assert_eq!(
+        replay.unwrap_err(),
+        PaymentError::CardDeclined(DeclineReason::AuthenticationFailed)
+    );
+    world.stop().await;
+}
