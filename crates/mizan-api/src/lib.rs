@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod monitoring;
 pub mod rate_limit;
+pub mod reconcile;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -238,6 +238,10 @@ where
         state.clone(),
         webhooks_stopped.clone(),
     ));
+    let reconcile_worker = tokio::spawn(crate::reconcile::run(
+        state.clone(),
+        webhooks_stopped.clone(),
+    ));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (stop_renewals, renewals_stopped) = tokio::sync::watch::channel(false);
     let renewal_worker = tokio::spawn(crate::routes::subscriptions::run_renewals(
@@ -284,6 +288,9 @@ where
     }
     if let Err(error) = monitoring_worker.await {
         tracing::error!(%error, "the monitoring worker panicked");
+    }
+    if let Err(error) = reconcile_worker.await {
+        tracing::error!(%error, "the intent reconciler panicked");
     }
     let _ = stop_renewals.send(true);
     if let Err(error) = renewal_worker.await {

@@ -527,3 +527,150 @@ async fn a_dead_endpoint_gives_up_after_the_attempts_and_payments_do_not_wait() 
     assert_eq!(second["deliveries"].as_array().unwrap().len(), 2);
     app.stop().await;
 }
+
+async fn post_keyed(
+    app: &TestApp,
+    path: &str,
+    bearer: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(bearer)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Retries of the creating POSTs under one `Idempotency-Key` create one object; a
+/// first answer that held a secret is never replayed (it is not stored).
+#[tokio::test]
+async fn creating_posts_retried_under_one_key_create_once() {
+    let app = spawn_app_with(test_config()).await;
+    app.person("sara").await;
+
+    // Apps: the API key was shown once, so a retry is told what was created instead.
+    let body = json!({"name": "Retry Chat"});
+    let first = post_keyed(&app, "/v1/apps", OPERATOR_TOKEN, "app-1", &body).await;
+    assert_eq!(first.status(), 201);
+    let created: Value = first.json().await.unwrap();
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    let again = post_keyed(&app, "/v1/apps", OPERATOR_TOKEN, "app-1", &body).await;
+    assert_eq!(again.status(), 409);
+    let refused = problem(again).await;
+    assert_eq!(refused.code, "idempotency_secret_not_replayable");
+    assert!(refused.detail.contains(created["id"].as_str().unwrap()));
+    assert!(!refused.detail.contains(&api_key));
+    let other = json!({"name": "Another"});
+    let reused = post_keyed(&app, "/v1/apps", OPERATOR_TOKEN, "app-1", &other).await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem(reused).await.code, "idempotency_key_reused");
+    let apps: Value = get(&app, "/v1/apps", OPERATOR_TOKEN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let named = |name: &str| {
+        apps.as_array()
+            .unwrap()
+            .iter()
+            .filter(|app| app["name"] == name)
+            .count()
+    };
+    assert_eq!((named("Retry Chat"), named("Another")), (1, 0));
+
+    // Link requests hold no secret: a retry answers the same request, replayed.
+    let ask = json!({"handle": "sara", "external_user_id": "u-1", "scopes": ["wallet:read"]});
+    let first = post_keyed(&app, "/v1/app/link-requests", &api_key, "link-1", &ask).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let retries: Vec<_> = (0..10)
+        .map(|_| spawn_keyed(&app, "/v1/app/link-requests", &api_key, "link-1", &ask))
+        .collect();
+    for retry in join_all(retries).await {
+        assert_eq!(retry.status(), 201);
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        let replayed: Value = retry.json().await.unwrap();
+        assert_eq!(replayed, first);
+    }
+    let changed = json!({"handle": "sara", "external_user_id": "u-2", "scopes": ["wallet:read"]});
+    let reused = post_keyed(&app, "/v1/app/link-requests", &api_key, "link-1", &changed).await;
+    assert_eq!(reused.status(), 422);
+
+    // Webhook endpoints: one endpoint, its signing secret never replayed.
+    let endpoint = json!({"url": "http://127.0.0.1:9/hook", "events": ["payment.succeeded"]});
+    let retries: Vec<_> = (0..10)
+        .map(|_| {
+            spawn_keyed(
+                &app,
+                "/v1/app/webhook-endpoints",
+                &api_key,
+                "hook-1",
+                &endpoint,
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for retry in join_all(retries).await {
+        let status = retry.status().as_u16();
+        if status == 409 {
+            assert_eq!(
+                problem(retry).await.code,
+                "idempotency_secret_not_replayable"
+            );
+        } else {
+            let body: Value = retry.json().await.unwrap();
+            assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
+        }
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    let listed: Value = get(&app, "/v1/app/webhook-endpoints", &api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Without the header, every POST creates (as before).
+    let plain = post(
+        &app,
+        "/v1/app/webhook-endpoints",
+        &api_key,
+        endpoint.clone(),
+    )
+    .await;
+    assert_eq!(plain.status(), 201);
+    app.stop().await;
+}
+
+/// The keyed POST on a task of its own, so retries race.
+fn spawn_keyed(
+    app: &TestApp,
+    path: &str,
+    bearer: &str,
+    key: &str,
+    body: &Value,
+) -> tokio::task::JoinHandle<reqwest::Response> {
+    let request = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(bearer)
+        .header("Idempotency-Key", key)
+        .json(body);
+    tokio::spawn(async move { request.send().await.unwrap() })
+}
+
+async fn join_all(
+    handles: Vec<tokio::task::JoinHandle<reqwest::Response>>,
+) -> Vec<reqwest::Response> {
+    let mut outputs = Vec::new();
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
+}

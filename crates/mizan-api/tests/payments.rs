@@ -142,17 +142,21 @@ async fn payments_move_money_once_and_replay() {
 
 #[tokio::test]
 async fn concurrent_retries_under_one_key_pay_once() {
+    const RETRIES: usize = 100;
     let app = spawn_app().await;
     let sara = app.person("sara").await;
     let omar = app.person("omar").await;
     assert_eq!(app.fund(&sara, "25.00", CARD_OK).await.status(), 201);
     let url = app.url("/v1/payments");
-    let attempts: Vec<_> = (0..20)
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(RETRIES));
+    let attempts: Vec<_> = (0..RETRIES)
         .map(|_| {
             let client = app.client.clone();
             let url = url.clone();
             let token = sara.clone();
+            let start = start.clone();
             tokio::spawn(async move {
+                start.wait().await;
                 let response = pay(
                     &client,
                     &url,
@@ -162,21 +166,37 @@ async fn concurrent_retries_under_one_key_pay_once() {
                 )
                 .await;
                 let status = response.status().as_u16();
+                let replayed = response.headers().get("idempotent-replayed").is_some();
                 let body: Value = response.json().await.unwrap();
-                (status, body["id"].as_str().unwrap_or_default().to_owned())
+                let id = body["id"].as_str().unwrap_or_default().to_owned();
+                (status, replayed, id)
             })
         })
         .collect();
-    let mut ids = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut first_answers = 0;
     for attempt in attempts {
-        let (status, id) = attempt.await.unwrap();
+        let (status, replayed, id) = attempt.await.unwrap();
         assert_eq!(status, 201);
-        ids.push(id);
+        first_answers += usize::from(!replayed);
+        ids.insert(id);
     }
-    ids.dedup();
     assert_eq!(ids.len(), 1, "one payment: {ids:?}");
+    assert_eq!(first_answers, 1, "exactly one answer is not a replay");
     assert_eq!(app.balance(&sara).await, "20.00");
     assert_eq!(app.balance(&omar).await, "5.00");
+    // The ledger holds one payment transfer: omar's activity shows one credit.
+    let page: Value = app
+        .client
+        .get(app.url("/v1/activity"))
+        .bearer_auth(&omar)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
     app.stop().await;
 }
 

@@ -212,7 +212,9 @@ async fn requests_decline_cancel_and_stay_private() {
         )
         .await;
     assert_eq!(response.status(), 404);
-    assert_eq!(problem(response).await.code, "recipient_not_found");
+    let unknown = problem(response).await;
+    assert_eq!(unknown.code, "recipient_not_found");
+    assert_eq!(unknown.field.as_deref(), Some("from"));
     let body = json!({"from": "omar", "amount": "1.00", "currency": "USD"});
     let response = app
         .send(
@@ -343,7 +345,9 @@ async fn a_split_asks_equal_shares_summing_exactly() {
         )
         .await;
     assert_eq!(response.status(), 404);
-    assert_eq!(problem(response).await.code, "recipient_not_found");
+    let unknown = problem(response).await;
+    assert_eq!(unknown.code, "recipient_not_found");
+    assert_eq!(unknown.field.as_deref(), Some("with"));
 
     let long_key = "k".repeat(255);
     let two = json!({"amount": "0.01", "currency": "USD", "with": ["omar", "lina"]});

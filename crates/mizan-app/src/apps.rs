@@ -13,6 +13,12 @@
 //! 4. The app trades its key and the external id for a token that acts for the person
 //!    with the granted scopes for an hour (`app_tokens`, keyed by the token's hash).
 //!    Every use re-reads the link, so a person's revoke stops the app at once.
+//!
+//! Creating an app, a link request or a webhook endpoint takes an optional
+//! `Idempotency-Key` ([`Creation`]): its claim commits with the object, so a retry
+//! never creates a second one. A replay answers the stored object — except when the
+//! first answer held a secret shown once (an API key, a signing secret), which is
+//! never stored in a claim: then it is [`AppError::SecretNotReplayable`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -21,7 +27,10 @@ use base64::Engine;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
+use sha2::{Digest, Sha256};
+
 use crate::identity::{self, IdentityError, Person, PersonId, SharedReader};
+use crate::payments::{IdempotencyKey, COLLECTION_IDEMPOTENCY};
 
 pub const APP_NAME_CHARS_MAX: usize = 80;
 pub const EXTERNAL_USER_ID_CHARS_MAX: usize = 128;
@@ -70,6 +79,12 @@ pub enum AppError {
     SessionRequired,
     #[error("missing, unknown or expired API key or token")]
     Unauthenticated,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(
+        "this Idempotency-Key already created {id}; its secret was shown once and is not kept, so the answer can't be replayed"
+    )]
+    SecretNotReplayable { id: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -89,6 +104,8 @@ impl AppError {
             AppError::InsufficientScope => "insufficient_scope",
             AppError::SessionRequired => "session_required",
             AppError::Unauthenticated => "unauthenticated",
+            AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::SecretNotReplayable { .. } => "idempotency_secret_not_replayable",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -339,6 +356,95 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
 }
 
+/// An `Idempotency-Key` on a creating request, scoped to its caller and route, with
+/// the request's fingerprint.
+#[derive(Debug, Clone)]
+pub struct Creation {
+    claim_key: String,
+    request_sha256: String,
+}
+
+/// What a creation claim stores: never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CreationClaim {
+    request_sha256: String,
+    object_id: String,
+    /// The first answer, when it held no secret.
+    response: Option<serde_json::Value>,
+}
+
+/// How a request under a used key is answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// The first answer, to send again with `Idempotent-Replayed: true`.
+    Response(serde_json::Value),
+}
+
+impl Creation {
+    /// `scope` names the caller and the route (`operator:apps`,
+    /// `app:<id>:webhook-endpoints`); `canonical` is the request in one string.
+    pub fn new(scope: &str, key: &IdempotencyKey, canonical: &str) -> Creation {
+        Creation {
+            claim_key: format!("{scope}:{}", key.as_str()),
+            request_sha256: hex::encode(Sha256::digest(canonical.as_bytes())),
+        }
+    }
+
+    /// The claim row that commits with the object; `response` only when it holds no
+    /// secret.
+    pub fn claim_row(
+        &self,
+        object_id: &str,
+        response: Option<serde_json::Value>,
+    ) -> Result<BusinessRow, AppError> {
+        let claim = CreationClaim {
+            request_sha256: self.request_sha256.clone(),
+            object_id: object_id.to_owned(),
+            response,
+        };
+        Ok(BusinessRow::Create {
+            collection: COLLECTION_IDEMPOTENCY.to_owned(),
+            key: self.claim_key.clone(),
+            body: to_json(&claim)?,
+        })
+    }
+
+    /// The answer to a request under this key if the key was used: the stored
+    /// response, reuse with another request, or a secret that can't be replayed.
+    pub async fn replay(&self, reader: &SharedReader) -> Result<Option<Replay>, AppError> {
+        let Some(claim) =
+            read_json::<CreationClaim>(reader, COLLECTION_IDEMPOTENCY, self.claim_key.clone())
+                .await
+                .map_err(|_| AppError::IdempotencyKeyReused)?
+        else {
+            return Ok(None);
+        };
+        if claim.request_sha256 != self.request_sha256 {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        match claim.response {
+            Some(response) => Ok(Some(Replay::Response(response))),
+            None => Err(AppError::SecretNotReplayable {
+                id: claim.object_id,
+            }),
+        }
+    }
+
+    /// After a `Create` conflict: the claim the winner wrote.
+    pub async fn replay_after_conflict(&self, reader: &SharedReader) -> Result<Replay, AppError> {
+        self.replay(reader)
+            .await?
+            .ok_or_else(|| internal("creation claim taken but unreadable", &self.claim_key))
+    }
+}
+
+/// A creation's answer: new, or the replay of the first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created<T> {
+    New(T),
+    Replayed(Replay),
+}
+
 async fn submit(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<Option<String>, AppError> {
     crate::documents::submit_rows(ledger, rows)
         .await
@@ -347,9 +453,35 @@ async fn submit(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<Option<String
 
 /// Registers an app (an operator's act) and returns its API key, once.
 pub async fn register_app(ledger: &Ledger, name: &str, now_ns: u64) -> Result<NewApp, AppError> {
+    match register_app_once(ledger, None, name, None, now_ns).await? {
+        Created::New(app) => Ok(app),
+        Created::Replayed(_) => Err(internal("a replay without a key", name)),
+    }
+}
+
+/// The canonical request of an app registration, for [`Creation::new`].
+pub fn app_canonical(name: &str) -> String {
+    format!("app|{}", name.trim())
+}
+
+/// [`register_app`] under an optional `Idempotency-Key`: a retry never registers a
+/// second app; its answer is [`AppError::SecretNotReplayable`], the API key having
+/// been shown once.
+pub async fn register_app_once(
+    ledger: &Ledger,
+    reader: Option<&SharedReader>,
+    name: &str,
+    creation: Option<&Creation>,
+    now_ns: u64,
+) -> Result<Created<NewApp>, AppError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > APP_NAME_CHARS_MAX {
         return Err(AppError::InvalidAppName);
+    }
+    if let (Some(creation), Some(reader)) = (creation, reader) {
+        if let Some(replay) = creation.replay(reader).await? {
+            return Ok(Created::Replayed(replay));
+        }
     }
     let api_key = random_secret(API_KEY_PREFIX);
     let view = AppView {
@@ -358,7 +490,7 @@ pub async fn register_app(ledger: &Ledger, name: &str, now_ns: u64) -> Result<Ne
         created_at_ns: now_ns,
     };
     let key_sha256 = identity::token_hash(&api_key);
-    let rows = vec![
+    let mut rows = vec![
         BusinessRow::Create {
             collection: COLLECTION_APP_KEYS.to_owned(),
             key: key_sha256.clone(),
@@ -373,14 +505,25 @@ pub async fn register_app(ledger: &Ledger, name: &str, now_ns: u64) -> Result<Ne
             })?,
         },
     ];
-    if let Some(conflict) = submit(ledger, rows).await? {
-        return Err(internal("random key taken", conflict));
+    if let Some(creation) = creation {
+        rows.push(creation.claim_row(&view.id, None)?);
+    }
+    match (submit(ledger, rows).await?, creation, reader) {
+        (None, _, _) => {}
+        (Some(collection), Some(creation), Some(reader))
+            if collection == COLLECTION_IDEMPOTENCY =>
+        {
+            return Ok(Created::Replayed(
+                creation.replay_after_conflict(reader).await?,
+            ));
+        }
+        (Some(conflict), _, _) => return Err(internal("random key taken", conflict)),
     }
     tracing::info!(app = %view.id, "app registered");
-    Ok(NewApp {
+    Ok(Created::New(NewApp {
         app: view,
         api_key: mizan_core::Secret::new(api_key),
-    })
+    }))
 }
 
 /// Every registered app (an operator's view), oldest id first, at most one page.
@@ -419,6 +562,58 @@ pub async fn request_link(
     scopes: BTreeSet<Scope>,
     now_ns: u64,
 ) -> Result<LinkRequestView, AppError> {
+    let link = LinkAsk {
+        handle,
+        external,
+        scopes,
+    };
+    match request_link_once(ledger, reader, app, link, None, now_ns).await? {
+        Created::New(view) => Ok(view),
+        Created::Replayed(_) => Err(internal("a replay without a key", &app.id)),
+    }
+}
+
+/// What an app asks a person to link.
+#[derive(Debug, Clone)]
+pub struct LinkAsk<'a> {
+    pub handle: &'a str,
+    pub external: &'a ExternalUserId,
+    pub scopes: BTreeSet<Scope>,
+}
+
+impl LinkAsk<'_> {
+    /// The canonical request, for [`Creation::new`].
+    pub fn canonical(&self) -> String {
+        let scopes: Vec<&str> = self.scopes.iter().map(|scope| scope.as_str()).collect();
+        format!(
+            "link|{}|{}|{}",
+            self.handle.to_ascii_lowercase(),
+            self.external.as_str(),
+            scopes.join(",")
+        )
+    }
+}
+
+/// [`request_link`] under an optional `Idempotency-Key`: a retry answers the same
+/// link request (it holds no secret) instead of asking the person twice.
+pub async fn request_link_once(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    app: &AppView,
+    link: LinkAsk<'_>,
+    creation: Option<&Creation>,
+    now_ns: u64,
+) -> Result<Created<LinkRequestView>, AppError> {
+    let LinkAsk {
+        handle,
+        external,
+        scopes,
+    } = link;
+    if let Some(creation) = creation {
+        if let Some(replay) = creation.replay(reader).await? {
+            return Ok(Created::Replayed(replay));
+        }
+    }
     let Ok(handle) = identity::Handle::parse(handle) else {
         return Err(AppError::PersonNotFound);
     };
@@ -436,13 +631,22 @@ pub async fn request_link(
         created_at_ns: now_ns,
         expires_at_ns: now_ns.saturating_add(LINK_REQUEST_LIFETIME_SECONDS * NANOS_PER_SECOND),
     };
-    let rows = vec![BusinessRow::Document {
+    let mut rows = vec![BusinessRow::Document {
         collection: COLLECTION_LINK_REQUESTS.to_owned(),
         key: format!("{person}:{}", view.id),
         body: to_json(&view)?,
     }];
-    submit(ledger, rows).await?;
-    Ok(view)
+    if let Some(creation) = creation {
+        let response = serde_json::to_value(&view).map_err(|error| internal("link", error))?;
+        rows.push(creation.claim_row(&view.id, Some(response))?);
+    }
+    match (submit(ledger, rows).await?, creation) {
+        (None, _) => Ok(Created::New(view)),
+        (Some(_), Some(creation)) => Ok(Created::Replayed(
+            creation.replay_after_conflict(reader).await?,
+        )),
+        (Some(conflict), None) => Err(internal("link request conflict", conflict)),
+    }
 }
 
 /// The person's link requests still waiting for an answer.

@@ -4,33 +4,41 @@
 //! processor clearing, so the wallet's available balance drops at once and it cannot
 //! be spent twice), claims the `Idempotency-Key` and writes the cash-out `pending`;
 //! on settlement the hold posts, on a return it is voided and the money is back. A
-//! hold the server never resolves (a crash) expires after
-//! [`CASHOUT_PENDING_TIMEOUT_SECONDS`]: the money returns to the wallet rather than
-//! vanish. The account is tokenized in the vault; documents keep its token and last
+//! hold a crash leaves unresolved is finished by the reconciler ([`crate::reconcile`]),
+//! which asks the bank again under the intent id long before the hold's
+//! [`CASHOUT_PENDING_TIMEOUT_SECONDS`]: a payout the bank made must never come back to
+//! the wallet too. The account is tokenized in the vault; documents keep its token and last
 //! four digits only.
 
 use mizan_core::{AccountId, Money, Secret, TransferId};
-use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger};
+use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger, PendingStatus};
 use mizan_ledger::{TransferFlags, TransferRequest};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution};
+use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution, Resolved};
 use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, idempotency_key, internal, to_json, IdempotencyKey, PaymentError,
     COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD,
 };
+use crate::reconcile::{self, IntentKind, Rails, Reconciled};
 
 pub const COLLECTION_CASHOUTS: &str = "cashouts";
 pub const TOPIC_CASHOUT_SETTLED: &str = "cashout.settled";
 pub const TOPIC_CASHOUT_RETURNED: &str = "cashout.returned";
 pub const TRANSFER_CODE_CASHOUT: u16 = 3;
-/// A bank transfer settles within days; an unresolved hold is voided after a week.
+/// A bank transfer settles within days; the reconciler resolves a hold a crash left
+/// open within minutes ([`reconcile::RECONCILE_WORST_CASE_SECONDS`]), so a hold
+/// that still expires after a week means the server was down that long.
 pub const CASHOUT_PENDING_TIMEOUT_SECONDS: u32 = 7 * 24 * 3_600;
+/// The one resolution of each cash-out: of the request and the reconciler, one wins.
+pub const COLLECTION_CASHOUT_RESOLUTIONS: &str = "cashout_resolutions";
 pub const ACCOUNT_DIGITS_MIN: usize = 4;
 pub const ACCOUNT_DIGITS_MAX: usize = 17;
 const CASHOUT_TRANSFER_ID_DOMAIN: &[u8] = b"mizan.cashout.v1";
+/// Domain separator of the debit that applies a payout after its hold expired.
+const CASHOUT_LATE_DEBIT_DOMAIN: &[u8] = b"mizan.cashout.late-debit.v1";
 
 /// A US bank account: a 9-digit routing number (with its ABA checksum) and a
 /// 4–17 digit account number, which prints as `***`.
@@ -143,7 +151,12 @@ struct CashoutDocument {
     return_reason: Option<ReturnReason>,
     pending_transfer_id: String,
     created_at_ns: u64,
+    /// The key's `idempotency` claim, so the reconciler can answer it.
+    #[serde(default)]
+    claim_key: String,
 }
+
+type CashoutClaim = IntentClaim<ReturnReason>;
 
 /// A cash-out that settled, first time or replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,8 +216,9 @@ pub async fn cash_out(
         return_reason: None,
         pending_transfer_id: pending_id.to_string(),
         created_at_ns: now_ns,
+        claim_key: claim_key.clone(),
     };
-    let mut claim = IntentClaim::<ReturnReason> {
+    let claim = CashoutClaim {
         request_sha256: request_sha256.clone(),
         intent_id: document.id.clone(),
         amount_minor: amount.minor_units(),
@@ -227,6 +241,7 @@ pub async fn cash_out(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
+    let index_row = reconcile::open_intent_row(IntentKind::Cashout, now_ns, &document.id);
     crate::sanctions::screen_before_cashout(ledger, reader, vault, screener, person, now_ns)
         .await
         .map_err(|error| internal("sanctions screening", error))?;
@@ -246,7 +261,7 @@ pub async fn cash_out(
         COLLECTION_CASHOUTS,
         &document.id,
         &document,
-        vec![claim_row],
+        vec![claim_row, index_row],
         None,
     )
     .await?;
@@ -271,32 +286,9 @@ pub async fn cash_out(
         }
     }
     let decision = payouts.payout(&document.id, &account, amount);
-    let settled = decision == PayoutDecision::Settled;
-    if let PayoutDecision::Returned(reason) = decision {
-        document.status = CashoutStatus::Returned;
-        document.return_reason = Some(reason);
-        claim.failure = Some(reason);
-    } else {
-        document.status = CashoutStatus::Settled;
-    }
-    claim.resolved = true;
-    let topic = if settled {
-        TOPIC_CASHOUT_SETTLED
-    } else {
-        TOPIC_CASHOUT_RETURNED
-    };
-    let resolution = Resolution {
-        pending_id,
-        post: settled,
-        collection: COLLECTION_CASHOUTS,
-        id: &document.id,
-        claim_key,
-        topic,
-        now_ns,
-        guard: None,
-    };
-    if !resolve_intent(ledger, resolution, &document, &claim).await? {
-        return Err(internal("cash-out resolution", "claim conflict"));
+    if !settle(ledger, &mut document, claim, decision, now_ns).await? {
+        // The reconciler resolved it first, with the bank's same answer.
+        tracing::info!(cashout = %document.id, "cash-out resolved by the reconciler");
     }
     match decision {
         PayoutDecision::Settled => {
@@ -311,6 +303,207 @@ pub async fn cash_out(
             tracing::info!(cashout = %document.id, %reason, "cash-out returned");
             Err(PaymentError::CashoutReturned(reason))
         }
+    }
+}
+
+/// Writes the bank's answer into the document and the claim; the event's topic.
+fn record_decision(
+    document: &mut CashoutDocument,
+    claim: &mut CashoutClaim,
+    decision: PayoutDecision,
+) -> &'static str {
+    claim.resolved = true;
+    match decision {
+        PayoutDecision::Settled => {
+            document.status = CashoutStatus::Settled;
+            TOPIC_CASHOUT_SETTLED
+        }
+        PayoutDecision::Returned(reason) => {
+            document.status = CashoutStatus::Returned;
+            document.return_reason = Some(reason);
+            claim.failure = Some(reason);
+            TOPIC_CASHOUT_RETURNED
+        }
+    }
+}
+
+/// The `Create` row every resolution of a cash-out carries.
+fn resolution_guard(document: &CashoutDocument) -> BusinessRow {
+    BusinessRow::Create {
+        collection: COLLECTION_CASHOUT_RESOLUTIONS.to_owned(),
+        key: document.id.clone(),
+        body: Vec::new(),
+    }
+}
+
+/// Posts (settled) or voids (returned) the hold with the document, the claim's
+/// answer and the event; false when someone else resolved it first.
+async fn settle(
+    ledger: &Ledger,
+    document: &mut CashoutDocument,
+    mut claim: CashoutClaim,
+    decision: PayoutDecision,
+    now_ns: u64,
+) -> Result<bool, PaymentError> {
+    let pending_id: TransferId = document
+        .pending_transfer_id
+        .parse()
+        .map_err(|error| internal("stored pending id", error))?;
+    let topic = record_decision(document, &mut claim, decision);
+    let resolution = Resolution {
+        pending_id,
+        post: decision == PayoutDecision::Settled,
+        collection: COLLECTION_CASHOUTS,
+        id: &document.id,
+        claim_key: document.claim_key.clone(),
+        topic,
+        now_ns,
+        guard: Some(resolution_guard(document)),
+        closes: reconcile::close_intent_row(
+            IntentKind::Cashout,
+            document.created_at_ns,
+            &document.id,
+        ),
+    };
+    match resolve_intent(ledger, resolution, &*document, &claim).await? {
+        Resolved::Done => Ok(true),
+        Resolved::Taken => Ok(false),
+        // The bank answered after the week-long hold: apply its answer anyway.
+        Resolved::HoldExpired => {
+            let person = PersonId::parse(&document.person)?;
+            let late =
+                apply_after_expiry(ledger, person, document.clone(), claim, decision, now_ns);
+            match late.await? {
+                Reconciled::AppliedAfterExpiry => Ok(true),
+                Reconciled::AlreadyResolved => Ok(false),
+                other => Err(internal("late cash-out", format!("{other:?}"))),
+            }
+        }
+    }
+}
+
+/// Finishes one open cash-out for the reconciler ([`crate::reconcile`]): asks the
+/// bank again under the cash-out's id, then posts or voids the hold; if the hold
+/// expired and the bank paid out, debits the wallet again (a transfer derived from
+/// the cash-out id), or leaves the intent open for an operator when it can't.
+pub(crate) async fn reconcile_cashout(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    rails: Rails<'_>,
+    id: &str,
+    now_ns: u64,
+) -> Result<Reconciled, PaymentError> {
+    let Some(stored) = identity::read_document(reader, COLLECTION_CASHOUTS, id.to_owned()).await?
+    else {
+        return Ok(Reconciled::Orphan);
+    };
+    let mut document: CashoutDocument =
+        serde_json::from_slice(&stored).map_err(|error| internal("stored cash-out", error))?;
+    let claim: CashoutClaim =
+        identity::read_document(reader, COLLECTION_IDEMPOTENCY, document.claim_key.clone())
+            .await?
+            .map(|body| serde_json::from_slice(&body))
+            .transpose()
+            .map_err(|error| internal("stored claim", error))?
+            .ok_or_else(|| internal("cash-out without its claim", id))?;
+    let person = PersonId::parse(&document.person)?;
+    let account =
+        reconcile::reveal_bank_account(rails.vault, person, &document.account_token).await?;
+    let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
+    let decision = rails.payouts.payout(&document.id, &account, amount);
+    let pending_id: TransferId = document
+        .pending_transfer_id
+        .parse()
+        .map_err(|error| internal("stored pending id", error))?;
+    match reconcile::hold_status(reader, pending_id).await? {
+        PendingStatus::Pending => Ok(
+            match settle(ledger, &mut document, claim, decision, now_ns).await? {
+                true => Reconciled::Finished,
+                false => Reconciled::AlreadyResolved,
+            },
+        ),
+        PendingStatus::Expired => {
+            apply_after_expiry(ledger, person, document, claim, decision, now_ns).await
+        }
+        PendingStatus::Posted | PendingStatus::Voided => {
+            Err(internal("a cash-out still open over a resolved hold", id))
+        }
+    }
+}
+
+/// A cash-out whose hold expired (the money went back to the wallet) before the
+/// bank's answer was written: a payout the bank made takes the money again, by a
+/// transfer derived from the cash-out id; a return is only recorded.
+async fn apply_after_expiry(
+    ledger: &Ledger,
+    person: PersonId,
+    mut document: CashoutDocument,
+    mut claim: CashoutClaim,
+    decision: PayoutDecision,
+    now_ns: u64,
+) -> Result<Reconciled, PaymentError> {
+    let topic = record_decision(&mut document, &mut claim, decision);
+    let rows = vec![
+        BusinessRow::Document {
+            collection: COLLECTION_IDEMPOTENCY.to_owned(),
+            key: document.claim_key.clone(),
+            body: to_json(&claim)?,
+        },
+        resolution_guard(&document),
+        reconcile::close_intent_row(IntentKind::Cashout, document.created_at_ns, &document.id),
+    ];
+    let PayoutDecision::Settled = decision else {
+        let mut rows = rows;
+        let body = to_json(&document)?;
+        rows.push(BusinessRow::Document {
+            collection: COLLECTION_CASHOUTS.to_owned(),
+            key: document.id.clone(),
+            body: body.clone(),
+        });
+        rows.push(crate::outbox::event_row(topic, &body, now_ns));
+        let taken = crate::documents::submit_rows(ledger, rows)
+            .await
+            .map_err(|error| internal("recording a late return", error))?;
+        return Ok(match taken {
+            Some(_) => Reconciled::AlreadyResolved,
+            None => Reconciled::AppliedAfterExpiry,
+        });
+    };
+    let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
+        .map_err(|error| internal("clearing account", error))?;
+    let transfer = TransferRequest::single(
+        reconcile::late_transfer_id(CASHOUT_LATE_DEBIT_DOMAIN, &document.id)?,
+        person.wallet_id(WALLET_CURRENCY)?,
+        clearing,
+        document.amount_minor,
+        ledger_of(WALLET_CURRENCY),
+        TRANSFER_CODE_CASHOUT,
+    );
+    let submitted = submit_intent(
+        ledger,
+        transfer,
+        None,
+        COLLECTION_CASHOUTS,
+        &document.id,
+        &document,
+        rows,
+        Some((topic, now_ns)),
+    )
+    .await?;
+    match submitted {
+        Held::Claimed(CreateTransferResult::Ok) => {
+            tracing::warn!(cashout = %document.id, "a payout debited after its hold expired");
+            Ok(Reconciled::AppliedAfterExpiry)
+        }
+        Held::KeyTaken => Ok(Reconciled::AlreadyResolved),
+        Held::Claimed(CreateTransferResult::ExceedsCredits) => {
+            tracing::error!(
+                cashout = %document.id,
+                "the bank paid out after the hold expired and the wallet no longer covers it; left open for an operator"
+            );
+            Ok(Reconciled::StillOpen)
+        }
+        Held::Claimed(other) => Err(internal("late cash-out debit", format!("{other:?}"))),
     }
 }
 

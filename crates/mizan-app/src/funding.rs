@@ -6,8 +6,13 @@
 //! document updated. A decline therefore never creates money. The card number is
 //! held in a [`Secret`] and only its last four digits are ever stored.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use mizan_core::{AccountId, Money, Secret, TransferId};
-use mizan_ledger::{ledger_of, BusinessRow, CreateTransferResult, Ledger, Submission};
+use mizan_ledger::{
+    ledger_of, BusinessRow, CreateTransferResult, Ledger, PendingStatus, Submission,
+};
 use mizan_ledger::{TransferFlags, TransferRequest};
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +23,12 @@ use crate::payments::{
     derived_u128, idempotency_key, internal, to_json, DeclineReason, IdempotencyKey, PaymentError,
     COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD, TRANSFER_CODE_FUNDING,
 };
+use crate::reconcile::{self, IntentKind, Rails, Reconciled};
 
 /// Domain separator of funding hold ids, derived from (person, Idempotency-Key).
 const FUNDING_TRANSFER_ID_DOMAIN: &[u8] = b"mizan.funding.v1";
+/// Domain separator of the credit that applies a charge after its hold expired.
+const FUNDING_LATE_CREDIT_DOMAIN: &[u8] = b"mizan.funding.late-credit.v1";
 
 pub const CARD_NUMBER_DIGITS_MIN: usize = 12;
 pub const CARD_NUMBER_DIGITS_MAX: usize = 19;
@@ -68,7 +76,9 @@ pub enum ChargeDecision {
 /// A card processor. Implementations translate to and from one processor's API.
 pub trait Processor: Send + Sync {
     /// Charges `card`. `intent` (the funding id) is the processor-side idempotency
-    /// key: the same intent charged twice must charge once.
+    /// key: the same intent charged twice must charge once, and answers what the
+    /// intent is now (approved once its challenge was passed, say) — the reconciler
+    /// relies on it to learn what an interrupted request was told.
     fn charge(&self, intent: &str, card: &CardNumber, amount: Money) -> ChargeDecision;
     /// Passes the cardholder's answer to the challenge of `intent`; approved or
     /// declined, never another challenge.
@@ -87,11 +97,37 @@ pub const COLLECTION_FUNDING_CHALLENGES: &str = "funding_challenges";
 /// (`4000000000003220` asks for a challenge, answered `123456`):
 /// `4000000000009995` → insufficient funds, `4000000000009979` → stolen card,
 /// anything else (e.g. `4242424242424242`) → approved.
+///
+/// Like a real processor it remembers what each intent became: after its challenge
+/// is answered, charging the intent again answers the challenge's outcome, not a new
+/// challenge. The card-number answers need no memory; the challenge outcomes are
+/// kept in this process (at most [`SANDBOX_INTENTS_REMEMBERED_MAX`]), so after a
+/// restart an answered challenge reads as unanswered again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SandboxProcessor;
 
+/// Most challenge outcomes the sandbox remembers; it starts over when full.
+pub const SANDBOX_INTENTS_REMEMBERED_MAX: usize = 65_536;
+
+/// The sandbox's memory of answered challenges, by intent: the processor's state,
+/// which outlives any one `SandboxProcessor` value as a real processor's would.
+static SANDBOX_CHALLENGE_OUTCOMES: Mutex<Option<HashMap<String, ChargeDecision>>> =
+    Mutex::new(None);
+
+fn sandbox_outcomes<T>(use_them: impl FnOnce(&mut HashMap<String, ChargeDecision>) -> T) -> T {
+    // A poisoned lock only means another thread panicked mid-insert; the map is
+    // still a valid map.
+    let mut guard = SANDBOX_CHALLENGE_OUTCOMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    use_them(guard.get_or_insert_with(HashMap::new))
+}
+
 impl Processor for SandboxProcessor {
-    fn charge(&self, _intent: &str, card: &CardNumber, _amount: Money) -> ChargeDecision {
+    fn charge(&self, intent: &str, card: &CardNumber, _amount: Money) -> ChargeDecision {
+        if let Some(outcome) = sandbox_outcomes(|outcomes| outcomes.get(intent).copied()) {
+            return outcome;
+        }
         match card.expose() {
             "4000000000009995" => ChargeDecision::Declined(DeclineReason::InsufficientFunds),
             "4000000000009979" => ChargeDecision::Declined(DeclineReason::StolenCard),
@@ -100,12 +136,18 @@ impl Processor for SandboxProcessor {
         }
     }
 
-    fn complete_challenge(&self, _intent: &str, answer: &str) -> ChargeDecision {
-        if answer == SANDBOX_CHALLENGE_ANSWER {
+    fn complete_challenge(&self, intent: &str, answer: &str) -> ChargeDecision {
+        let outcome = if answer == SANDBOX_CHALLENGE_ANSWER {
             ChargeDecision::Approved
         } else {
             ChargeDecision::Declined(DeclineReason::AuthenticationFailed)
-        }
+        };
+        sandbox_outcomes(|outcomes| {
+            if outcomes.len() >= SANDBOX_INTENTS_REMEMBERED_MAX {
+                outcomes.clear();
+            }
+            *outcomes.entry(intent.to_owned()).or_insert(outcome)
+        })
     }
 }
 
@@ -226,6 +268,20 @@ pub(crate) struct Resolution<'a> {
     pub(crate) claim_key: String,
     pub(crate) topic: &'a str,
     pub(crate) now_ns: u64,
+    /// Removes the intent from the reconciler's index, in the same submission.
+    pub(crate) closes: BusinessRow,
+}
+
+/// How a resolution went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// The hold was posted or voided, with the rows.
+    Done,
+    /// Its guard was taken: someone else resolved the intent.
+    Taken,
+    /// The hold expired before the answer came (nothing was written): the answer
+    /// must be applied by a transfer of its own ([`crate::reconcile`]).
+    HoldExpired,
 }
 
 pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
@@ -233,13 +289,14 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     resolution: Resolution<'_>,
     document: &D,
     claim: &IntentClaim<R>,
-) -> Result<bool, PaymentError> {
+) -> Result<Resolved, PaymentError> {
     let mut rows = vec![BusinessRow::Document {
         collection: COLLECTION_IDEMPOTENCY.to_owned(),
         key: resolution.claim_key,
         body: to_json(claim)?,
     }];
     rows.extend(resolution.guard);
+    rows.push(resolution.closes);
     let transfer = TransferRequest::resolve(
         random_transfer_id()?,
         resolution.pending_id,
@@ -258,8 +315,9 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
     )
     .await?;
     match resolved {
-        Held::Claimed(CreateTransferResult::Ok) => Ok(true),
-        Held::KeyTaken => Ok(false),
+        Held::Claimed(CreateTransferResult::Ok) => Ok(Resolved::Done),
+        Held::KeyTaken => Ok(Resolved::Taken),
+        Held::Claimed(CreateTransferResult::PendingTransferExpired) => Ok(Resolved::HoldExpired),
         Held::Claimed(other) => Err(internal("intent resolution", format!("{other:?}"))),
     }
 }
@@ -524,6 +582,7 @@ async fn fund_card(
         key: claim_key.clone(),
         body: to_json(&claim)?,
     };
+    let index_row = reconcile::open_intent_row(IntentKind::Funding, now_ns, &document.id);
     let charge = crate::limits::prepare(
         ledger,
         reader,
@@ -540,7 +599,7 @@ async fn fund_card(
         COLLECTION_FUNDINGS,
         &document.id,
         &document,
-        vec![claim_row],
+        vec![claim_row, index_row],
         None,
     )
     .await?;
@@ -560,24 +619,7 @@ async fn fund_card(
     }
     let decision = processor.charge(&document.id, &card, amount);
     if decision == ChargeDecision::ChallengeRequired {
-        document.status = FundingStatus::RequiresAction;
-        claim.requires_action = true;
-        let rows = vec![
-            BusinessRow::Document {
-                collection: COLLECTION_IDEMPOTENCY.to_owned(),
-                key: claim_key,
-                body: to_json(&claim)?,
-            },
-            BusinessRow::Document {
-                collection: COLLECTION_FUNDINGS.to_owned(),
-                key: document.id.clone(),
-                body: to_json(&document)?,
-            },
-        ];
-        crate::documents::submit_rows(ledger, rows)
-            .await
-            .map_err(|error| internal("funding challenge", error))?;
-        tracing::info!(funding = %document.id, "funding awaits a card challenge");
+        await_challenge(ledger, &mut document, &mut claim).await?;
         return Ok(FundingOutcome {
             funding: Funding {
                 id: document.id,
@@ -587,7 +629,46 @@ async fn fund_card(
             replayed: false,
         });
     }
-    finish(ledger, document, claim, decision, now_ns).await
+    match finish(ledger, document, claim, decision, now_ns).await {
+        // The reconciler resolved it first (a slow processor): it asked under the
+        // same intent, so the claim holds this very answer.
+        Err(PaymentError::FundingNotAwaitingChallenge) => {
+            let stored = identity::read_document(reader, COLLECTION_IDEMPOTENCY, claim_key)
+                .await?
+                .ok_or_else(|| internal("resolved claim unreadable", "funding"))?;
+            let stored: FundingClaim =
+                serde_json::from_slice(&stored).map_err(|error| internal("stored claim", error))?;
+            answer_claim(&stored, &request_sha256)
+        }
+        other => other,
+    }
+}
+
+/// Records that a funding waits for its card challenge (the hold stays pending).
+async fn await_challenge(
+    ledger: &Ledger,
+    document: &mut FundingDocument,
+    claim: &mut FundingClaim,
+) -> Result<(), PaymentError> {
+    document.status = FundingStatus::RequiresAction;
+    claim.requires_action = true;
+    let rows = vec![
+        BusinessRow::Document {
+            collection: COLLECTION_IDEMPOTENCY.to_owned(),
+            key: document.claim_key.clone(),
+            body: to_json(claim)?,
+        },
+        BusinessRow::Document {
+            collection: COLLECTION_FUNDINGS.to_owned(),
+            key: document.id.clone(),
+            body: to_json(document)?,
+        },
+    ];
+    crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("funding challenge", error))?;
+    tracing::info!(funding = %document.id, "funding awaits a card challenge");
+    Ok(())
 }
 
 /// Resolves a funding on the processor's final decision: posts the hold (approved)
@@ -605,30 +686,10 @@ async fn finish(
         .pending_transfer_id
         .parse()
         .map_err(|error| internal("stored pending id", error))?;
-    let post = decision == ChargeDecision::Approved;
-    match decision {
-        ChargeDecision::Approved => document.status = FundingStatus::Succeeded,
-        ChargeDecision::Declined(reason) => {
-            document.status = FundingStatus::Declined;
-            document.decline_reason = Some(reason);
-            claim.failure = Some(reason);
-        }
-        ChargeDecision::ChallengeRequired => {
-            return Err(internal("funding", "a second challenge"));
-        }
+    if decision == ChargeDecision::ChallengeRequired {
+        return Err(internal("funding", "a second challenge"));
     }
-    claim.resolved = true;
-    claim.requires_action = false;
-    let topic = if post {
-        TOPIC_FUNDING_SUCCEEDED
-    } else {
-        TOPIC_FUNDING_FAILED
-    };
-    let guard = BusinessRow::Create {
-        collection: COLLECTION_FUNDING_CHALLENGES.to_owned(),
-        key: document.id.clone(),
-        body: Vec::new(),
-    };
+    let (post, topic) = record_decision(&mut document, &mut claim, decision);
     let resolution = Resolution {
         pending_id,
         post,
@@ -637,10 +698,28 @@ async fn finish(
         claim_key: document.claim_key.clone(),
         topic,
         now_ns,
-        guard: Some(guard),
+        guard: Some(resolution_guard(&document)),
+        closes: reconcile::close_intent_row(
+            IntentKind::Funding,
+            document.created_at_ns,
+            &document.id,
+        ),
     };
-    if !resolve_intent(ledger, resolution, &document, &claim).await? {
-        return Err(PaymentError::FundingNotAwaitingChallenge);
+    match resolve_intent(ledger, resolution, &document, &claim).await? {
+        Resolved::Done => {}
+        Resolved::Taken => return Err(PaymentError::FundingNotAwaitingChallenge),
+        // Answered after the hour-long hold (a late challenge answer, a slow
+        // processor): a charged card is still credited, once.
+        Resolved::HoldExpired => {
+            let late = apply_after_expiry(ledger, document.clone(), claim, decision, now_ns);
+            match late.await? {
+                Reconciled::AppliedAfterExpiry => {}
+                Reconciled::AlreadyResolved => {
+                    return Err(PaymentError::FundingNotAwaitingChallenge)
+                }
+                other => return Err(internal("late funding", format!("{other:?}"))),
+            }
+        }
     }
     match decision {
         ChargeDecision::Declined(reason) => {
@@ -658,6 +737,173 @@ async fn finish(
                 replayed: false,
             })
         }
+    }
+}
+
+/// Writes the processor's final decision into the document and the claim: whether
+/// the hold posts, and the event's topic. A challenge still unanswered counts as
+/// failed authentication (only the reconciler passes one, once the hold is gone).
+fn record_decision(
+    document: &mut FundingDocument,
+    claim: &mut FundingClaim,
+    decision: ChargeDecision,
+) -> (bool, &'static str) {
+    let failure = match decision {
+        ChargeDecision::Approved => None,
+        ChargeDecision::Declined(reason) => Some(reason),
+        ChargeDecision::ChallengeRequired => Some(DeclineReason::AuthenticationFailed),
+    };
+    document.status = match failure {
+        None => FundingStatus::Succeeded,
+        Some(_) => FundingStatus::Declined,
+    };
+    document.decline_reason = failure;
+    claim.failure = failure;
+    claim.resolved = true;
+    claim.requires_action = false;
+    match failure {
+        None => (true, TOPIC_FUNDING_SUCCEEDED),
+        Some(_) => (false, TOPIC_FUNDING_FAILED),
+    }
+}
+
+/// The `Create` row every resolution of a funding carries: of the request, a
+/// challenge answer and the reconciler, exactly one resolves it.
+fn resolution_guard(document: &FundingDocument) -> BusinessRow {
+    BusinessRow::Create {
+        collection: COLLECTION_FUNDING_CHALLENGES.to_owned(),
+        key: document.id.clone(),
+        body: Vec::new(),
+    }
+}
+
+/// Finishes one open funding for the reconciler ([`crate::reconcile`]): asks the
+/// processor again under the funding's id, then posts or voids the hold, or — when
+/// the hold expired meanwhile — credits a charged card with a transfer derived from
+/// the funding id.
+pub(crate) async fn reconcile_funding(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    rails: Rails<'_>,
+    id: &str,
+    now_ns: u64,
+) -> Result<Reconciled, PaymentError> {
+    let Some(stored) = identity::read_document(reader, COLLECTION_FUNDINGS, id.to_owned()).await?
+    else {
+        return Ok(Reconciled::Orphan);
+    };
+    let mut document: FundingDocument =
+        serde_json::from_slice(&stored).map_err(|error| internal("stored funding", error))?;
+    let mut claim = read_claim(reader, &document).await?;
+    let person = PersonId::parse(&document.person)?;
+    let number = reconcile::reveal_card(rails.vault, person, &document.card_token).await?;
+    let card = CardNumber::parse(number)?;
+    let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
+    let decision = rails.processor.charge(&document.id, &card, amount);
+    let pending_id: TransferId = document
+        .pending_transfer_id
+        .parse()
+        .map_err(|error| internal("stored pending id", error))?;
+    match reconcile::hold_status(reader, pending_id).await? {
+        PendingStatus::Pending if decision == ChargeDecision::ChallengeRequired => {
+            if document.status == FundingStatus::Pending {
+                await_challenge(ledger, &mut document, &mut claim).await?;
+            }
+            Ok(Reconciled::StillOpen)
+        }
+        PendingStatus::Pending => match finish(ledger, document, claim, decision, now_ns).await {
+            Ok(_) | Err(PaymentError::CardDeclined(_)) => Ok(Reconciled::Finished),
+            Err(PaymentError::FundingNotAwaitingChallenge) => Ok(Reconciled::AlreadyResolved),
+            Err(error) => Err(error),
+        },
+        PendingStatus::Expired => {
+            apply_after_expiry(ledger, document, claim, decision, now_ns).await
+        }
+        PendingStatus::Posted | PendingStatus::Voided => {
+            Err(internal("a funding still open over a resolved hold", id))
+        }
+    }
+}
+
+async fn read_claim(
+    reader: &SharedReader,
+    document: &FundingDocument,
+) -> Result<FundingClaim, PaymentError> {
+    identity::read_document(reader, COLLECTION_IDEMPOTENCY, document.claim_key.clone())
+        .await?
+        .map(|body| serde_json::from_slice(&body))
+        .transpose()
+        .map_err(|error| internal("stored claim", error))?
+        .ok_or_else(|| internal("funding without its claim", &document.id))
+}
+
+/// A funding whose hold expired before its answer was written: a charged card is
+/// credited now, by a transfer whose id derives from the funding (so once); a
+/// refused one is only recorded.
+async fn apply_after_expiry(
+    ledger: &Ledger,
+    mut document: FundingDocument,
+    mut claim: FundingClaim,
+    decision: ChargeDecision,
+    now_ns: u64,
+) -> Result<Reconciled, PaymentError> {
+    let (credit, topic) = record_decision(&mut document, &mut claim, decision);
+    let rows = vec![
+        BusinessRow::Document {
+            collection: COLLECTION_IDEMPOTENCY.to_owned(),
+            key: document.claim_key.clone(),
+            body: to_json(&claim)?,
+        },
+        resolution_guard(&document),
+        reconcile::close_intent_row(IntentKind::Funding, document.created_at_ns, &document.id),
+    ];
+    if !credit {
+        let mut rows = rows;
+        let body = to_json(&document)?;
+        rows.push(BusinessRow::Document {
+            collection: COLLECTION_FUNDINGS.to_owned(),
+            key: document.id.clone(),
+            body: body.clone(),
+        });
+        rows.push(crate::outbox::event_row(topic, &body, now_ns));
+        let taken = crate::documents::submit_rows(ledger, rows)
+            .await
+            .map_err(|error| internal("recording a late decline", error))?;
+        tracing::info!(funding = %document.id, "a funding declined after its hold expired");
+        return Ok(match taken {
+            Some(_) => Reconciled::AlreadyResolved,
+            None => Reconciled::AppliedAfterExpiry,
+        });
+    }
+    let person = PersonId::parse(&document.person)?;
+    let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
+        .map_err(|error| internal("clearing account", error))?;
+    let transfer = TransferRequest::single(
+        reconcile::late_transfer_id(FUNDING_LATE_CREDIT_DOMAIN, &document.id)?,
+        clearing,
+        person.wallet_id(WALLET_CURRENCY)?,
+        document.amount_minor,
+        ledger_of(WALLET_CURRENCY),
+        TRANSFER_CODE_FUNDING,
+    );
+    let submitted = submit_intent(
+        ledger,
+        transfer,
+        None,
+        COLLECTION_FUNDINGS,
+        &document.id,
+        &document,
+        rows,
+        Some((topic, now_ns)),
+    )
+    .await?;
+    match submitted {
+        Held::Claimed(CreateTransferResult::Ok) => {
+            tracing::warn!(funding = %document.id, "a charged card credited after its hold expired");
+            Ok(Reconciled::AppliedAfterExpiry)
+        }
+        Held::KeyTaken => Ok(Reconciled::AlreadyResolved),
+        Held::Claimed(other) => Err(internal("late funding credit", format!("{other:?}"))),
     }
 }
 
@@ -689,13 +935,7 @@ pub async fn complete_challenge(
     if document.status != FundingStatus::RequiresAction {
         return Err(PaymentError::FundingNotAwaitingChallenge);
     }
-    let claim: FundingClaim =
-        identity::read_document(reader, COLLECTION_IDEMPOTENCY, document.claim_key.clone())
-            .await?
-            .map(|body| serde_json::from_slice(&body))
-            .transpose()
-            .map_err(|error| internal("stored claim", error))?
-            .ok_or_else(|| internal("funding without its claim", funding_id))?;
+    let claim = read_claim(reader, &document).await?;
     let answer: String = answer.chars().take(CHALLENGE_ANSWER_CHARS_MAX).collect();
     let decision = match processor.complete_challenge(&document.id, &answer) {
         ChargeDecision::ChallengeRequired => {

@@ -3,7 +3,9 @@
 //! - [`identity`]: people sign up and log in; one USD wallet per person; sessions.
 //! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
 //! - [`requests`]: money requests, splits, the activity feed and receipts.
-//! - [`funding`]: money entering a wallet from a card, through a processor.
+//! - [`funding`]: money entering a wallet from a card, through a processor;
+//!   [`cashout`]: money leaving to a bank; [`reconcile`]: finishes the intents of
+//!   both that a crash left open.
 //! - [`verification`], [`limits`], [`licences`]: tiers, limits on every money
 //!   movement, and availability by jurisdiction.
 //! - [`cases`], [`sanctions`]: compliance cases, freezes, and sanctions screening of
@@ -28,6 +30,7 @@ pub mod operators;
 pub mod outbox;
 pub mod payments;
 pub mod readers;
+pub mod reconcile;
 pub mod reports;
 pub mod requests;
 pub mod sanctions;

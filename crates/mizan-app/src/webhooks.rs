@@ -233,6 +233,26 @@ pub async fn create_endpoint(
     events: &[String],
     now_ns: u64,
 ) -> Result<Endpoint, WebhookError> {
+    create_endpoint_claimed(ledger, reader, app, url, events, None, now_ns)
+        .await?
+        .ok_or_else(|| internal("an endpoint conflict", "without a claim"))
+}
+
+/// The claim row an endpoint's creation commits with (an `Idempotency-Key`), given
+/// the new endpoint's id.
+pub type EndpointClaim<'a> = &'a (dyn Fn(&str) -> Option<BusinessRow> + Sync);
+
+/// [`create_endpoint`] with a `Create` claim in the same submission: `None` when the
+/// claim was taken (nothing was created).
+pub async fn create_endpoint_claimed(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    app: &AppView,
+    url: &str,
+    events: &[String],
+    claim: Option<EndpointClaim<'_>>,
+    now_ns: u64,
+) -> Result<Option<Endpoint>, WebhookError> {
     validate_url(url)?;
     let events = parse_events(events)?;
     if endpoints_of(reader, &app.id).await?.len() >= ENDPOINTS_PER_APP_MAX {
@@ -251,21 +271,26 @@ pub async fn create_endpoint(
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes)
         ),
     };
+    let mut rows = vec![BusinessRow::Document {
+        collection: COLLECTION_WEBHOOK_ENDPOINTS.to_owned(),
+        key: format!("{}:{}", app.id, endpoint.id),
+        body: serde_json::to_vec(&endpoint).map_err(|error| internal("endpoint", error))?,
+    }];
+    rows.extend(claim.and_then(|claim| claim(&endpoint.id)));
     let submission = Submission {
-        rows: vec![BusinessRow::Document {
-            collection: COLLECTION_WEBHOOK_ENDPOINTS.to_owned(),
-            key: format!("{}:{}", app.id, endpoint.id),
-            body: serde_json::to_vec(&endpoint).map_err(|error| internal("endpoint", error))?,
-        }],
+        rows,
         atomic: true,
         ..Submission::default()
     };
-    ledger
+    let result = ledger
         .submit(submission)
         .await
         .map_err(|error| internal("submitting an endpoint", error))?;
+    if result.row_conflict.is_some() {
+        return Ok(None);
+    }
     tracing::info!(app = %app.id, endpoint = %endpoint.id, "webhook endpoint created");
-    Ok(endpoint)
+    Ok(Some(endpoint))
 }
 
 pub async fn endpoints_of(

@@ -51,6 +51,12 @@ pub enum BusinessRow {
     },
     /// Appends an event to the outbox, for webhook and event-bus delivery.
     Outbox { topic: String, payload: Vec<u8> },
+    /// Removes a document if it exists (an expired idempotency claim, the index entry
+    /// of an intent once it is resolved). Rows apply in order, so a later row of the
+    /// same batch may write the key again. A `Create` is checked against what was
+    /// committed before the batch: it still conflicts with a key a `Delete` earlier in
+    /// the same batch removes.
+    Delete { collection: String, key: String },
 }
 
 impl BusinessRow {
@@ -60,7 +66,9 @@ impl BusinessRow {
             BusinessRow::Create {
                 collection, key, ..
             } => Some((collection, key)),
-            BusinessRow::Document { .. } | BusinessRow::Outbox { .. } => None,
+            BusinessRow::Document { .. }
+            | BusinessRow::Outbox { .. }
+            | BusinessRow::Delete { .. } => None,
         }
     }
 }

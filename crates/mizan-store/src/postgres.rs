@@ -304,6 +304,7 @@ struct WriterStatements {
     insert_pending: Statement,
     resolve_pending: Statement,
     upsert_documents: Statement,
+    delete_documents: Statement,
     existing_documents: Statement,
     append_outbox: Statement,
     update_head: Statement,
@@ -364,6 +365,10 @@ impl WriterStatements {
                 "INSERT INTO documents (collection, key, body) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) \
                  ON CONFLICT (collection, key) DO UPDATE SET body = EXCLUDED.body",
+            )?,
+            delete_documents: prepare(
+                "DELETE FROM documents WHERE (collection, key) IN \
+                 (SELECT * FROM unnest($1::text[], $2::text[]))",
             )?,
             // Sequence numbers follow the rows' order; writers take them one batch
             // at a time (under the head lock), so they also follow commit order.
@@ -561,9 +566,9 @@ impl PostgresStore {
     }
 
     fn write_rows(&mut self, rows: &[BusinessRow]) -> Result<(), StoreError> {
-        // One upsert cannot touch a key twice: the last write of a key wins, as it
-        // would row by row.
-        let mut documents: HashMap<(&str, &str), &[u8]> = HashMap::new();
+        // One upsert cannot touch a key twice: the last write (or delete) of a key
+        // wins, as it would row by row.
+        let mut documents: HashMap<(&str, &str), Option<&[u8]>> = HashMap::new();
         let mut topics: Vec<&str> = Vec::new();
         let mut payloads: Vec<&[u8]> = Vec::new();
         for row in rows {
@@ -579,7 +584,10 @@ impl PostgresStore {
                     key,
                     body,
                 } => {
-                    documents.insert((collection.as_str(), key.as_str()), body.as_slice());
+                    documents.insert((collection.as_str(), key.as_str()), Some(body.as_slice()));
+                }
+                BusinessRow::Delete { collection, key } => {
+                    documents.insert((collection.as_str(), key.as_str()), None);
                 }
                 BusinessRow::Outbox { topic, payload } => {
                     topics.push(topic.as_str());
@@ -587,15 +595,32 @@ impl PostgresStore {
                 }
             }
         }
-        if !documents.is_empty() {
-            let (keys, bodies): (Vec<(&str, &str)>, Vec<&[u8]>) = documents.into_iter().unzip();
-            let (collections, keys): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        let (mut written, mut deleted) = (DocumentColumns::default(), DocumentColumns::default());
+        for ((collection, key), body) in documents {
+            let columns = if body.is_some() {
+                &mut written
+            } else {
+                &mut deleted
+            };
+            columns.collections.push(collection);
+            columns.keys.push(key);
+            columns.bodies.extend(body);
+        }
+        if !written.keys.is_empty() {
             self.client
                 .execute(
                     &self.statements.upsert_documents,
-                    &[&collections, &keys, &bodies],
+                    &[&written.collections, &written.keys, &written.bodies],
                 )
                 .map_err(database("write documents"))?;
+        }
+        if !deleted.keys.is_empty() {
+            self.client
+                .execute(
+                    &self.statements.delete_documents,
+                    &[&deleted.collections, &deleted.keys],
+                )
+                .map_err(database("delete documents"))?;
         }
         if !topics.is_empty() {
             let appended = self
@@ -622,6 +647,14 @@ impl PostgresStore {
             .map_err(database("update ledger head"))?;
         expect_rows("ledger head updated", updated, 1)
     }
+}
+
+/// Documents of one batch as the columns `unnest` takes.
+#[derive(Default)]
+struct DocumentColumns<'a> {
+    collections: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    bodies: Vec<&'a [u8]>,
 }
 
 fn expect_rows(what: &'static str, actual: u64, expected: usize) -> Result<(), StoreError> {

@@ -6,14 +6,22 @@
 //!   `POST /v1/app/tokens`, webhook endpoints, deliveries and replay.
 //! - Person (their own session only — never an app token): pending link requests,
 //!   approve / decline, linked apps, revoke.
+//!
+//! The three creating POSTs an app (or the operator) may retry take an optional
+//! `Idempotency-Key`: a retry never creates a second app, endpoint or link request.
 
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mizan_app::apps::{self, AppError, AppView, ExternalUserId, LinkRequestView, LinkView, Scope};
+use mizan_app::apps::{
+    self, AppError, AppView, Created, Creation, ExternalUserId, LinkAsk, LinkRequestView, LinkView,
+    Replay, Scope,
+};
 use mizan_app::identity::Person;
+use mizan_app::payments::IdempotencyKey;
 use mizan_app::time::rfc3339_from_ns;
 use mizan_app::webhooks::{self, Delivery, DeliveryStatus, Endpoint, WebhookError};
 use mizan_core::{Clock, SystemClock};
@@ -23,6 +31,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Problem};
 use crate::rate_limit::RateKey;
 use crate::routes::identity::{ledger, session_token, JsonBody};
+use crate::routes::payments::{idempotency_key, idempotent_response, IDEMPOTENCY_KEY_HEADER};
 use crate::state::AppState;
 
 /// Most deliveries one page lists.
@@ -53,6 +62,14 @@ impl From<AppError> for ApiError {
                 refused(StatusCode::FORBIDDEN, "Not allowed", error)
             }
             AppError::Unauthenticated => ApiError::Unauthenticated,
+            AppError::IdempotencyKeyReused => refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency key reused",
+                error,
+            ),
+            AppError::SecretNotReplayable { .. } => {
+                refused(StatusCode::CONFLICT, "Already created", error)
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "apps use case failed");
                 ApiError::Internal
@@ -86,6 +103,15 @@ impl From<WebhookError> for ApiError {
                 ApiError::Internal
             }
         }
+    }
+}
+
+/// The `Idempotency-Key` of a creating request, when it sent one.
+fn optional_idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+        idempotency_key(headers).map(Some)
+    } else {
+        Ok(None)
     }
 }
 
@@ -164,9 +190,12 @@ fn app_body(app: AppView, api_key: Option<String>) -> AppBody {
     request_body = AppCreateRequest,
     responses(
         (status = 201, description = "The app and its API key", body = AppBody),
-        (status = 400, description = "`invalid_body` or `invalid_app_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthenticated`: not the operator token", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 400, description = "`invalid_body`, `invalid_app_name` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`: not the operator token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_secret_not_replayable`: the key already registered an app, whose API key was shown once (the detail names the app)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used with another name", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it never registers a second app"))
 )]
 pub async fn create_app(
     State(state): State<AppState>,
@@ -174,11 +203,26 @@ pub async fn create_app(
     JsonBody(request): JsonBody<AppCreateRequest>,
 ) -> Result<(StatusCode, Json<AppBody>), ApiError> {
     require_operator(&state, &headers)?;
+    let creation = optional_idempotency_key(&headers)?
+        .map(|key| Creation::new("operator:apps", &key, &apps::app_canonical(&request.name)));
     let ledger = ledger(&state)?;
-    let created = apps::register_app(&ledger, &request.name, SystemClock.now_ns()).await?;
+    let created = apps::register_app_once(
+        &ledger,
+        Some(&state.reader()),
+        &request.name,
+        creation.as_ref(),
+        SystemClock.now_ns(),
+    )
+    .await?;
     drop(ledger);
-    let key = created.api_key.expose().clone();
-    Ok((StatusCode::CREATED, Json(app_body(created.app, Some(key)))))
+    match created {
+        Created::New(created) => {
+            let key = created.api_key.expose().clone();
+            Ok((StatusCode::CREATED, Json(app_body(created.app, Some(key)))))
+        }
+        // An app's claim never stores its answer (it holds the API key).
+        Created::Replayed(Replay::Response(_)) => Err(ApiError::Internal),
+    }
 }
 
 /// Every registered app (operator only).
@@ -260,32 +304,56 @@ impl From<LinkRequestView> for LinkRequestBody {
     request_body = LinkRequestCreate,
     responses(
         (status = 201, description = "The pending request; the person approves it in Mizan", body = LinkRequestBody),
-        (status = 400, description = "`invalid_body`, `invalid_external_user_id`, `invalid_scope` or `no_scopes`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `invalid_external_user_id`, `invalid_scope`, `no_scopes` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: not an app key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`person_not_found`", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 404, description = "`person_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used with another request", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it answers the same link request with `Idempotent-Replayed: true`"))
 )]
 pub async fn create_link_request(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<LinkRequestCreate>,
-) -> Result<(StatusCode, Json<LinkRequestBody>), ApiError> {
+) -> Result<Response, ApiError> {
     let app = calling_app(&state, &headers).await?;
     let external = ExternalUserId::parse(&request.external_user_id)?;
     let scopes = Scope::parse_set(&request.scopes)?;
+    let link = LinkAsk {
+        handle: &request.handle,
+        external: &external,
+        scopes,
+    };
+    let scope = format!("app:{}:link-requests", app.id);
+    let creation = optional_idempotency_key(&headers)?
+        .map(|key| Creation::new(&scope, &key, &link.canonical()));
     let ledger = ledger(&state)?;
-    let view = apps::request_link(
+    let created = apps::request_link_once(
         &ledger,
         &state.reader(),
         &app,
-        &request.handle,
-        &external,
-        scopes,
+        link,
+        creation.as_ref(),
         SystemClock.now_ns(),
     )
     .await?;
     drop(ledger);
-    Ok((StatusCode::CREATED, Json(view.into())))
+    match created {
+        Created::New(view) => {
+            Ok((StatusCode::CREATED, Json(LinkRequestBody::from(view))).into_response())
+        }
+        Created::Replayed(Replay::Response(stored)) => {
+            let view: LinkRequestView = serde_json::from_value(stored).map_err(|error| {
+                tracing::error!(%error, "a stored link request answer");
+                ApiError::Internal
+            })?;
+            idempotent_response(
+                StatusCode::CREATED.as_u16(),
+                true,
+                LinkRequestBody::from(view),
+            )
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -553,10 +621,12 @@ fn endpoint_body(endpoint: &Endpoint, with_secret: bool) -> EndpointBody {
     request_body = EndpointCreate,
     responses(
         (status = 201, description = "The endpoint and its signing secret", body = EndpointBody),
-        (status = 400, description = "`invalid_body`, `invalid_url`, `invalid_event_type` or `no_event_types`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_body`, `invalid_url`, `invalid_event_type`, `no_event_types` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`too_many_endpoints`", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 409, description = "`too_many_endpoints`, or `idempotency_secret_not_replayable`: the key already created an endpoint, whose signing secret was shown once (the detail names it)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used with another request", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it never creates a second endpoint"))
 )]
 pub async fn create_endpoint(
     State(state): State<AppState>,
@@ -564,18 +634,50 @@ pub async fn create_endpoint(
     JsonBody(request): JsonBody<EndpointCreate>,
 ) -> Result<(StatusCode, Json<EndpointBody>), ApiError> {
     let app = calling_app(&state, &headers).await?;
+    let creation = match optional_idempotency_key(&headers)? {
+        Some(key) => {
+            let mut events = request.events.clone();
+            events.sort();
+            events.dedup();
+            let canonical = format!("endpoint|{}|{}", request.url, events.join(","));
+            let scope = format!("app:{}:webhook-endpoints", app.id);
+            let creation = Creation::new(&scope, &key, &canonical);
+            // A used key is answered before the endpoint limit is checked.
+            if let Some(Replay::Response(_)) = creation.replay(&state.reader()).await? {
+                return Err(ApiError::Internal);
+            }
+            Some(creation)
+        }
+        None => None,
+    };
+    let claim = |id: &str| {
+        creation
+            .as_ref()
+            .and_then(|creation| creation.claim_row(id, None).ok())
+    };
     let ledger = ledger(&state)?;
-    let endpoint = webhooks::create_endpoint(
+    let endpoint = webhooks::create_endpoint_claimed(
         &ledger,
         &state.reader(),
         &app,
         &request.url,
         &request.events,
+        creation
+            .as_ref()
+            .map(|_| &claim as webhooks::EndpointClaim<'_>),
         SystemClock.now_ns(),
     )
     .await?;
     drop(ledger);
-    Ok((StatusCode::CREATED, Json(endpoint_body(&endpoint, true))))
+    match (endpoint, creation) {
+        (Some(endpoint), _) => Ok((StatusCode::CREATED, Json(endpoint_body(&endpoint, true)))),
+        // Lost the race for the key: the winner's claim answers (never with a secret).
+        (None, Some(creation)) => {
+            let Replay::Response(_) = creation.replay_after_conflict(&state.reader()).await?;
+            Err(ApiError::Internal)
+        }
+        (None, None) => Err(ApiError::Internal),
+    }
 }
 
 /// The app's webhook endpoints (app key).

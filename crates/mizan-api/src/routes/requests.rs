@@ -194,7 +194,8 @@ pub async fn create_request(
     let person = caller(&state, &headers, Scope::PaymentsWrite).await?;
     let key = idempotency_key(&headers)?;
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
-    let from = Handle::parse(&request.from).map_err(|_| PaymentError::RecipientNotFound)?;
+    let from = Handle::parse(&request.from)
+        .map_err(|_| unknown_person_in(PaymentError::RecipientNotFound, "from"))?;
     let note = Note::parse(&request.note)?;
     let request = NewRequest { from, amount, note };
     let ledger = ledger(&state)?;
@@ -206,9 +207,21 @@ pub async fn create_request(
         key,
         SystemClock.now_ns(),
     )
-    .await?;
+    .await
+    .map_err(|error| unknown_person_in(error, "from"))?;
     drop(ledger);
     request_response(answer)
+}
+
+/// `recipient_not_found` names the field that held the handle: a request's payer is
+/// `from`, a split's people are `with` (a payment's `to` is the default).
+fn unknown_person_in(error: PaymentError, field: &'static str) -> ApiError {
+    let about_person = error == PaymentError::RecipientNotFound;
+    let mut api = ApiError::from(error);
+    if let (true, ApiError::Refused { field: named, .. }) = (about_person, &mut api) {
+        *named = Some(field);
+    }
+    api
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -426,7 +439,8 @@ pub async fn create_split(
         .with
         .iter()
         .map(|handle| Handle::parse(handle).map_err(|_| PaymentError::RecipientNotFound))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| unknown_person_in(error, "with"))?;
     let split = NewSplit { amount, note, with };
     let ledger = ledger(&state)?;
     let answer = requests::create_split(
@@ -437,7 +451,8 @@ pub async fn create_split(
         key,
         SystemClock.now_ns(),
     )
-    .await?;
+    .await
+    .map_err(|error| unknown_person_in(error, "with"))?;
     drop(ledger);
     let requests: Vec<RequestBody> = answer.body.iter().cloned().map(RequestBody::from).collect();
     let body = SplitBody {

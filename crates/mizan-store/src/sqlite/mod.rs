@@ -543,6 +543,12 @@ impl SqliteStore {
                         .and_then(|mut statement| statement.execute(params![topic, payload]))
                         .map_err(database_error)?;
                 }
+                BusinessRow::Delete { collection, key } => {
+                    self.connection
+                        .prepare_cached("DELETE FROM documents WHERE collection = ?1 AND key = ?2")
+                        .and_then(|mut statement| statement.execute(params![collection, key]))
+                        .map_err(database_error)?;
+                }
             }
         }
         Ok(())

@@ -75,6 +75,10 @@ macro_rules! conformance_suite {
                 scenarios::documents_are_listed_by_key_prefix(&fixture());
             }
             #[test]
+            fn documents_are_deleted_in_row_order() {
+                scenarios::documents_are_deleted_in_row_order(&fixture());
+            }
+            #[test]
             fn store_matches_reference_model() {
                 crate::property::store_matches_reference_model($backend);
             }

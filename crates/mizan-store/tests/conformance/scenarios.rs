@@ -749,3 +749,63 @@ pub fn documents_are_listed_by_key_prefix(fixture: &Fixture) {
         .is_err());
     running.stop();
 }
+
+fn delete(collection: &str, key: &str) -> BusinessRow {
+    BusinessRow::Delete {
+        collection: collection.into(),
+        key: key.into(),
+    }
+}
+
+fn rows_only(rows: Vec<BusinessRow>) -> Submission {
+    Submission {
+        rows,
+        ..Submission::default()
+    }
+}
+
+pub fn documents_are_deleted_in_row_order(fixture: &Fixture) {
+    let running = fixture.start();
+    let seeded = vec![
+        create("idempotency", "old"),
+        create("idempotency", "kept"),
+        create("other", "old"),
+    ];
+    assert!(running.submit(rows_only(seeded)).all_ok());
+    // Deleting a key removes only that (collection, key); a missing key is no error.
+    let removed = vec![delete("idempotency", "old"), delete("idempotency", "never")];
+    assert!(running.submit(rows_only(removed)).all_ok());
+    // In one submission the last row of a key wins: written after its delete, it stays;
+    // deleted after its write, it is gone.
+    let reordered = vec![
+        delete("idempotency", "kept"),
+        create("idempotency", "again"),
+        BusinessRow::Document {
+            collection: "idempotency".into(),
+            key: "kept".into(),
+            body: b"rewritten".to_vec(),
+        },
+        delete("idempotency", "again"),
+    ];
+    assert!(running.submit(rows_only(reordered)).all_ok());
+    let mut reader = fixture.reader();
+    let document = |reader: &mut dyn LedgerReader, collection: &str, key: &str| {
+        reader.document(collection, key).expect("document")
+    };
+    assert_eq!(document(&mut *reader, "idempotency", "old"), None);
+    assert_eq!(document(&mut *reader, "idempotency", "again"), None);
+    assert_eq!(
+        document(&mut *reader, "idempotency", "kept").as_deref(),
+        Some(&b"rewritten"[..])
+    );
+    assert_eq!(
+        document(&mut *reader, "other", "old").as_deref(),
+        Some(&b"old"[..])
+    );
+    // A deleted key can be claimed again by a later `Create`.
+    assert!(running
+        .submit(rows_only(vec![create("idempotency", "old")]))
+        .all_ok());
+    assert!(document(&mut *reader, "idempotency", "old").is_some());
+    running.stop();
+}

@@ -1,0 +1,116 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The server finishes, at start, the card funding a crash cut off after the
+//! processor answered: the process dies between the charge and the credit, a new
+//! server starts on the same store, and the wallet is credited once; the original
+//! request's retry then replays the success.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{spawn_app_in, test_config, TestStore, CARD_OK, PASSWORD};
+use mizan_api::AppState;
+use mizan_app::funding::SandboxProcessor;
+use mizan_app::funding::{self, CardNumber, CardSource, ChargeDecision, Processor};
+use mizan_app::identity::{self, Email, Handle, Password, WALLET_CURRENCY};
+use mizan_app::payments::IdempotencyKey;
+use mizan_core::{Clock, Money, Secret, SystemClock};
+use serde_json::{json, Value};
+
+/// The sandbox answers, then the process "dies" before the answer is written.
+struct CrashAfterAnswer;
+
+impl Processor for CrashAfterAnswer {
+    fn charge(&self, intent: &str, card: &CardNumber, amount: Money) -> ChargeDecision {
+        let decision = SandboxProcessor.charge(intent, card, amount);
+        panic!("simulated crash after the processor answered {decision:?}");
+    }
+    fn complete_challenge(&self, intent: &str, answer: &str) -> ChargeDecision {
+        SandboxProcessor.complete_challenge(intent, answer)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
+    let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
+    let mut config = test_config();
+    store.configure_vault_keys(&mut config);
+    let (location, first_config) = (store.location.clone(), config.clone());
+    let state = tokio::task::spawn_blocking(move || AppState::start(&location, first_config))
+        .await
+        .unwrap()
+        .unwrap();
+    let ledger = state.ledger().unwrap();
+    let person = identity::signup(
+        &ledger,
+        Handle::parse("crashed").unwrap(),
+        Email::parse("crashed@example.com").unwrap(),
+        Password::parse(Secret::new(PASSWORD.to_owned())).unwrap(),
+        SystemClock.now_ns(),
+    )
+    .await
+    .unwrap();
+    // Begun two minutes ago, so the reconciler finds it old enough at start.
+    let began_ns = SystemClock.now_ns() - 120 * 1_000_000_000;
+    let (reader, vault, limits) = (
+        state.reader(),
+        state.vault().unwrap(),
+        state.config().limits.clone(),
+    );
+    let crashed = tokio::spawn(async move {
+        let number = CardNumber::parse(Secret::new(CARD_OK.to_owned())).unwrap();
+        funding::fund(
+            &ledger,
+            &reader,
+            &limits,
+            &CrashAfterAnswer,
+            &vault,
+            person.id,
+            Money::from_minor(3_300, WALLET_CURRENCY),
+            CardSource::New {
+                number,
+                save_as_default: false,
+            },
+            IdempotencyKey::parse("crash-key").unwrap(),
+            began_ns,
+        )
+        .await
+    })
+    .await;
+    assert!(crashed.unwrap_err().is_panic());
+    state.shutdown().await.unwrap();
+    drop(state);
+
+    let app = spawn_app_in(store, config).await;
+    let login = json!({"login": "crashed", "password": PASSWORD});
+    let session: Value = app
+        .client
+        .post(app.url("/v1/sessions"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().unwrap().to_owned();
+    let mut balance = app.balance(&token).await;
+    for _ in 0..200 {
+        if balance != "0.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        balance = app.balance(&token).await;
+    }
+    assert_eq!(
+        balance, "33.00",
+        "the reconciler credits the charged card at start"
+    );
+    let replay = app
+        .fund_with_key(&token, "33.00", CARD_OK, "crash-key")
+        .await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(app.balance(&token).await, "33.00");
+    app.stop().await;
+}
