@@ -209,6 +209,9 @@ fn retire(location: &Location, key_file: &Path, version: u32) -> anyhow::Result<
 }
 
 fn print_versions(vault: &Vault) -> anyhow::Result<()> {
+    if let Some(newest) = vault.newest_recorded_version()? {
+        say!("newest recorded master version: {newest} (new data keys wrap under it)");
+    }
     for used in vault.versions_in_use()? {
         say!(
             "master version {}: {} data keys{}",
