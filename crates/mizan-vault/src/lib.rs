@@ -600,6 +600,36 @@ impl Vault {
             .collect())
     }
 
+    /// Seals a secret the platform computes HMACs with (a TOTP seed, a webhook
+    /// signing secret) under `owner`'s data key; erasing `owner` destroys it.
+    pub fn put_service_secret(
+        &self,
+        owner: PersonId,
+        secret: &Secret<String>,
+    ) -> Result<RecordId, VaultError> {
+        self.put_person_field(owner, FieldKind::ServiceSecret, secret.expose())
+    }
+
+    /// Runs `work` with a service secret's bytes, inside the vault: the secret is
+    /// used (to compute or check an HMAC), never handed out as a value, and no
+    /// role can reveal it. Not an access-log event: it is the platform checking a
+    /// code or signing a webhook, many times a minute, not anyone reading data.
+    /// Any other field kind is refused; an erased owner gives `Erased`.
+    pub fn use_service_secret<T>(
+        &self,
+        record: RecordId,
+        work: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, VaultError> {
+        let stored = self.stored_record(record)?;
+        if stored.kind != FieldKind::ServiceSecret {
+            return Err(VaultError::InvalidInput(
+                "that record is not a service secret",
+            ));
+        }
+        let plaintext = self.open_record(&stored)?;
+        Ok(work(plaintext.expose()))
+    }
+
     /// Checks that a record decrypts, without returning or logging its value: for
     /// health checks and the rotation benchmark's reader.
     pub fn check_readable(&self, record: RecordId) -> Result<(), VaultError> {

@@ -738,7 +738,7 @@ fn permission_matrix_is_exactly_as_designed() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 42);
+    assert_eq!(checked, 48);
     for kind in FieldKind::ALL {
         assert!(!may_reveal(Role::Analytics, kind));
         assert!(!may_reveal(Role::Advertising, kind));

@@ -210,6 +210,9 @@ async fn step_up(
     match totp::step_up(
         &ledger,
         &reader,
+        &state
+            .vault()
+            .ok_or_else(|| internal(lang)("shutting down".to_owned()))?,
         &caller.person,
         session_key,
         code,
@@ -1801,7 +1804,10 @@ pub async fn begin_totp(
     let person = visitor.person()?;
     checked_form(&visitor, &body)?;
     let ledger = ledger(&state, lang)?;
-    match totp::begin(&ledger, &state.reader(), person, now_ns()).await {
+    let vault = state
+        .vault()
+        .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+    match totp::begin(&ledger, &state.reader(), &vault, person, now_ns()).await {
         Ok(enrolment) => {
             let secret = enrolment.secret_base32.expose().clone();
             let uri = enrolment.otpauth_uri.expose().clone();
@@ -1830,7 +1836,19 @@ pub async fn confirm_totp(
     let person = visitor.person()?;
     let form = checked_form(&visitor, &body)?;
     let ledger = ledger(&state, lang)?;
-    match totp::confirm(&ledger, &state.reader(), person, form.get("code"), now_ns()).await {
+    let vault = state
+        .vault()
+        .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+    match totp::confirm(
+        &ledger,
+        &state.reader(),
+        &vault,
+        person,
+        form.get("code"),
+        now_ns(),
+    )
+    .await
+    {
         Ok(()) => Ok(layout::redirect("/settings?done=totp")),
         Err(TotpError::InvalidCode | TotpError::NotEnrolling) => {
             render_settings(

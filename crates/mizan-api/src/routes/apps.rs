@@ -16,7 +16,7 @@ use mizan_app::apps::{self, AppError, AppView, ExternalUserId, LinkRequestView, 
 use mizan_app::identity::Person;
 use mizan_app::time::rfc3339_from_ns;
 use mizan_app::webhooks::{self, Delivery, DeliveryStatus, Endpoint, WebhookError};
-use mizan_core::{Clock, SystemClock};
+use mizan_core::{Clock, Secret, SystemClock};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -534,13 +534,13 @@ pub struct EndpointBody {
     pub secret: Option<String>,
 }
 
-fn endpoint_body(endpoint: &Endpoint, with_secret: bool) -> EndpointBody {
+fn endpoint_body(endpoint: &Endpoint, secret: Option<&Secret<String>>) -> EndpointBody {
     EndpointBody {
         id: endpoint.id.clone(),
         url: endpoint.url.clone(),
         events: endpoint.events.iter().cloned().collect(),
         created_at: rfc3339_from_ns(endpoint.created_at_ns),
-        secret: with_secret.then(|| endpoint.secret().to_owned()),
+        secret: secret.map(|secret| secret.expose().clone()),
     }
 }
 
@@ -565,9 +565,10 @@ pub async fn create_endpoint(
 ) -> Result<(StatusCode, Json<EndpointBody>), ApiError> {
     let app = calling_app(&state, &headers).await?;
     let ledger = ledger(&state)?;
-    let endpoint = webhooks::create_endpoint(
+    let (endpoint, secret) = webhooks::create_endpoint(
         &ledger,
         &state.reader(),
+        &super::identity::vault(&state)?,
         &app,
         &request.url,
         &request.events,
@@ -575,7 +576,10 @@ pub async fn create_endpoint(
     )
     .await?;
     drop(ledger);
-    Ok((StatusCode::CREATED, Json(endpoint_body(&endpoint, true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(endpoint_body(&endpoint, Some(&secret))),
+    ))
 }
 
 /// The app's webhook endpoints (app key).
@@ -598,7 +602,7 @@ pub async fn list_endpoints(
     Ok(Json(
         endpoints
             .iter()
-            .map(|endpoint| endpoint_body(endpoint, false))
+            .map(|endpoint| endpoint_body(endpoint, None))
             .collect(),
     ))
 }
