@@ -668,3 +668,30 @@ async fn sqlite_creates_its_key_file_once_and_postgres_requires_keys() {
         .await
         .unwrap();
 }
+
+/// A CVV is never asked for and never accepted: a funding body carrying one is
+/// refused whole (400), nothing is charged, and no token is made.
+#[tokio::test]
+async fn a_funding_body_with_a_cvv_is_refused() {
+    let app = sqlite_app().await;
+    let token = app.person("cvvsender").await;
+    let body = json!({"amount": "10.00", "currency": "USD", "card_number": CARD_OK, "cvv": "123"});
+    let refused = post(&app, "/v1/funding", &token, body).await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_body", "{problem}");
+    assert_eq!(app.balance(&token).await, "0.00");
+    let export: Value = get(&app, "/v1/me/export", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["saved_cards"].as_array().map_or(0, Vec::len), 0);
+    assert!(!export.to_string().contains("tok_card_"), "{export}");
+    // The same body without the CVV goes through: the refusal was the CVV's.
+    let body = json!({"amount": "10.00", "currency": "USD", "card_number": CARD_OK});
+    let funded = post(&app, "/v1/funding", &token, body).await;
+    assert_eq!(funded.status(), 201, "{}", funded.text().await.unwrap());
+    assert_eq!(app.balance(&token).await, "10.00");
+    app.stop().await;
+}
