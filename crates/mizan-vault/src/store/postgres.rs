@@ -283,8 +283,11 @@ impl VaultStore for PostgresVaultStore {
     fn insert_people(&self, people: &[NewPerson]) -> Result<(), VaultError> {
         let mut client = self.writer()?;
         let mut transaction = client.transaction()?;
+        // One check for the batch: its oldest version.
+        if let Some(oldest) = people.iter().map(|new| new.wrapped.master_version).min() {
+            refuse_stale_version(&mut transaction, oldest)?;
+        }
         for new in people {
-            refuse_stale_version(&mut transaction, new.wrapped.master_version)?;
             transaction.execute(
                 "INSERT INTO vault_data_keys (person_id, master_version, wrapped, created_at_ns)
                  VALUES ($1, $2, $3, $4)",

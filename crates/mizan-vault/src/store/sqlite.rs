@@ -264,8 +264,11 @@ impl VaultStore for SqliteVaultStore {
     fn insert_people(&self, people: &[NewPerson]) -> Result<(), VaultError> {
         let mut connection = self.writer()?;
         let transaction = connection.transaction()?;
+        // One check for the batch: its oldest version.
+        if let Some(oldest) = people.iter().map(|new| new.wrapped.master_version).min() {
+            refuse_stale_version(&transaction, oldest)?;
+        }
         for new in people {
-            refuse_stale_version(&transaction, new.wrapped.master_version)?;
             transaction
                 .prepare_cached(
                     "INSERT INTO vault_data_keys (person_id, master_version, wrapped, created_at_ns)
