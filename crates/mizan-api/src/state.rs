@@ -56,19 +56,26 @@ pub enum StateError {
 /// The key file the embedded SQLite store uses when no key source is configured.
 pub const VAULT_KEY_FILE_NAME: &str = "mizan.vault.key";
 
+/// Where the vault's master keys come from.
+enum VaultKeys {
+    /// A key file: the running vault re-reads it when `mizan keys rotate` records
+    /// a version it lacks.
+    File(std::path::PathBuf),
+    /// `MIZAN_MASTER_KEYS`, read once at start: it cannot change under a running
+    /// process, so after a rotation restart with the new value.
+    Fixed(mizan_vault::MasterKeyRing),
+}
+
 /// The vault's master keys: the configured file or environment value; for the
 /// embedded SQLite store, `mizan.vault.key` beside the database, created (0600) on
 /// first start; on PostgreSQL, nothing else (the keys must not live with the data).
-fn vault_key_ring(
-    location: &Location,
-    config: &ServerConfig,
-) -> Result<mizan_vault::MasterKeyRing, StateError> {
+fn vault_keys(location: &Location, config: &ServerConfig) -> Result<VaultKeys, StateError> {
     use mizan_vault::MasterKeyRing;
     if let Some(path) = &config.vault_key_file {
-        return Ok(MasterKeyRing::from_key_file(path)?);
+        return Ok(VaultKeys::File(path.clone()));
     }
     if let Some(keys) = &config.vault_master_keys {
-        return Ok(MasterKeyRing::parse(keys)?);
+        return Ok(VaultKeys::Fixed(MasterKeyRing::parse(keys)?));
     }
     let Location::Sqlite(ledger_path) = location else {
         return Err(StateError::VaultKeysRequired);
@@ -89,7 +96,7 @@ fn vault_key_ring(
             "created the vault's master key file; back it up apart from the database"
         );
     }
-    Ok(MasterKeyRing::from_key_file(&path)?)
+    Ok(VaultKeys::File(path))
 }
 
 /// Opens the vault on the same database as the ledger: `mizan.vault.sqlite` beside
@@ -98,7 +105,7 @@ pub fn open_vault(
     location: &Location,
     config: &ServerConfig,
 ) -> Result<mizan_vault::Vault, StateError> {
-    let ring = vault_key_ring(location, config)?;
+    let keys = vault_keys(location, config)?;
     let store: Box<dyn mizan_vault::VaultStore> = match location {
         Location::Sqlite(ledger_path) => {
             let path = ledger_path
@@ -109,7 +116,10 @@ pub fn open_vault(
         }
         Location::Postgres(url) => Box::new(mizan_vault::PostgresVaultStore::connect(url, None)?),
     };
-    Ok(mizan_vault::Vault::open(store, ring)?)
+    Ok(match keys {
+        VaultKeys::File(path) => mizan_vault::Vault::open_with_key_file(store, &path)?,
+        VaultKeys::Fixed(ring) => mizan_vault::Vault::open(store, ring)?,
+    })
 }
 
 /// Lists already parsed in this process, by directory: a process that starts many

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mizan_app::identity::SharedReader;
+use mizan_app::vault::SharedVault;
 use mizan_app::webhooks::{
     self, Delivery, DeliveryStatus, Endpoint, WebhookError, SIGNATURE_HEADER,
 };
@@ -53,33 +54,48 @@ pub fn client(config: &ServerConfig) -> Result<reqwest::Client, WebhookError> {
 }
 
 /// One attempt: POST the body with its signature; records the outcome on `delivery`.
+/// The signature comes from the vault, which holds the endpoint's secret; a
+/// signing failure counts as a failed attempt (retried like any other).
 async fn attempt(
     client: &reqwest::Client,
     config: &ServerConfig,
+    vault: &SharedVault,
     endpoint: &Endpoint,
     mut delivery: Delivery,
 ) -> Delivery {
     let now_ns = SystemClock.now_ns();
     let signature =
-        webhooks::signature_header(endpoint.secret(), webhooks::seconds(now_ns), &delivery.body);
-    let sent = client
-        .post(&endpoint.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .header("mizan-event-id", &delivery.event_id)
-        .header("mizan-delivery-id", &delivery.id)
-        .body(delivery.body.clone())
-        .send()
-        .await;
+        webhooks::signature_header_for(vault, endpoint, webhooks::seconds(now_ns), &delivery.body)
+            .await;
+    let sent = match signature {
+        Ok(signature) => Ok(client
+            .post(&endpoint.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header("mizan-event-id", &delivery.event_id)
+            .header("mizan-delivery-id", &delivery.id)
+            .body(delivery.body.clone())
+            .send()
+            .await),
+        Err(error) => {
+            tracing::error!(endpoint = %endpoint.id, %error, "signing a webhook failed");
+            Err(())
+        }
+    };
     delivery.attempts = delivery.attempts.saturating_add(1);
     let succeeded = match sent {
-        Ok(response) => {
+        Err(()) => {
+            delivery.last_status_code = None;
+            delivery.last_error = Some("signing failed".to_owned());
+            false
+        }
+        Ok(Ok(response)) => {
             let status = response.status();
             delivery.last_status_code = Some(status.as_u16());
             delivery.last_error = (!status.is_success()).then(|| format!("HTTP {status}"));
             status.is_success()
         }
-        Err(error) => {
+        Ok(Err(error)) => {
             delivery.last_status_code = None;
             let text = error.without_url().to_string();
             delivery.last_error = Some(text.chars().take(ERROR_CHARS_MAX).collect());
@@ -139,8 +155,11 @@ pub async fn replay(state: &AppState, delivery: Delivery) -> Result<Delivery, We
         return Err(WebhookError::DeliveryNotFound);
     };
     let client = client(state.config())?;
+    let vault = state
+        .vault()
+        .ok_or_else(|| internal("vault", "shutting down"))?;
     let was_finished = delivery.status != DeliveryStatus::Pending;
-    let mut delivery = attempt(&client, state.config(), &endpoint, delivery).await;
+    let mut delivery = attempt(&client, state.config(), &vault, &endpoint, delivery).await;
     // A replay of a finished delivery never puts it back in the retry queue.
     if was_finished && delivery.status == DeliveryStatus::Pending {
         delivery.status = DeliveryStatus::Failed;
@@ -237,6 +256,9 @@ impl Worker {
         if due.is_empty() {
             return Ok(false);
         }
+        let Some(vault) = self.state.vault() else {
+            return Ok(false); // shutting down
+        };
         let config = Arc::new(self.state.config().clone());
         let mut attempts = JoinSet::new();
         let mut rows = Vec::new();
@@ -248,8 +270,10 @@ impl Worker {
                 Some(endpoint) => {
                     let client = self.client.clone();
                     let config = config.clone();
-                    attempts
-                        .spawn(async move { attempt(&client, &config, &endpoint, delivery).await });
+                    let vault = vault.clone();
+                    attempts.spawn(async move {
+                        attempt(&client, &config, &vault, &endpoint, delivery).await
+                    });
                 }
                 None => {
                     let mut delivery = delivery;

@@ -10,8 +10,9 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{spawn_app_in, test_config, TestApp, TestStore, CARD_OK};
+use common::{spawn_app_in, test_config, TestApp, TestStore, CARD_OK, OPERATOR_TOKEN};
 use mizan_api::{AppState, StateError};
+use mizan_app::totp::{base32_decode, code_at, STEP_SECONDS};
 use serde_json::{json, Value};
 
 /// Every line the subscriber writes, kept in memory.
@@ -97,6 +98,7 @@ struct Planted {
     date_of_birth: &'static str,
     address_line: &'static str,
     ssn_last4: &'static str,
+    document_type: &'static str,
     document_number: &'static str,
     card: &'static str,
     bank_account: &'static str,
@@ -108,7 +110,10 @@ const PEOPLE: [Planted; 2] = [
         date_of_birth: "1987-03-14",
         address_line: "742 Evergreen Terrace",
         ssn_last4: "7391",
-        document_number: "X4829173",
+        // A full SSN as a national id: the needles look for it with and without
+        // hyphens.
+        document_type: "national_id",
+        document_number: "123456789",
         // Luhn-valid test numbers that the sandbox approves.
         card: "4111111111111111",
         bank_account: "987654321234",
@@ -118,6 +123,7 @@ const PEOPLE: [Planted; 2] = [
         date_of_birth: "1979-11-02",
         address_line: "31 Spooner Street",
         ssn_last4: "5826",
+        document_type: "passport",
         document_number: "K7716352",
         card: "5555555555554444",
         bank_account: "456789012345",
@@ -138,7 +144,8 @@ async fn plant(app: &TestApp, handle: &str, planted: &Planted) -> String {
     let token = app.person(handle).await;
     let verified = post(app, "/v1/me/verification", &token, identity_body(planted)).await;
     assert_eq!(verified.status(), 200, "{}", verified.text().await.unwrap());
-    let document = json!({"document_type": "passport", "document_number": planted.document_number});
+    let document =
+        json!({"document_type": planted.document_type, "document_number": planted.document_number});
     let verified = post(app, "/v1/me/verification/document", &token, document).await;
     assert_eq!(verified.status(), 200, "{}", verified.text().await.unwrap());
     let funding = json!({"amount": "40.00", "currency": "USD", "card_number": planted.card, "save_card": true});
@@ -151,8 +158,73 @@ async fn plant(app: &TestApp, handle: &str, planted: &Planted) -> String {
     token
 }
 
+/// Secrets the server generated while planting (TOTP, webhook signing), which the
+/// scan looks for too, as text and, for the TOTP seed, as raw bytes.
+#[derive(Default)]
+struct Generated(Vec<Vec<u8>>);
+
+/// Turns TOTP on for the person (the secret goes into the vault) and returns the
+/// secret's spellings: base32 and the raw seed.
+async fn plant_totp(app: &TestApp, token: &str) -> Vec<Vec<u8>> {
+    let enrolment: Value = post(app, "/v1/me/totp", token, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret_base32 = enrolment["secret"].as_str().unwrap().to_owned();
+    let seed = base32_decode(&secret_base32).unwrap();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = format!("{:06}", code_at(&seed, now_s / STEP_SECONDS));
+    let confirmed = post(app, "/v1/me/totp/confirm", token, json!({"code": code})).await;
+    assert_eq!(
+        confirmed.status(),
+        204,
+        "{}",
+        confirmed.text().await.unwrap()
+    );
+    vec![secret_base32.into_bytes(), seed]
+}
+
+/// Registers an app with a webhook endpoint and returns its signing secret.
+async fn plant_webhook_secret(app: &TestApp) -> Vec<u8> {
+    let registered: Value = post(
+        app,
+        "/v1/apps",
+        OPERATOR_TOKEN,
+        json!({"name": "Vaulted Shop"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let api_key = registered["api_key"].as_str().unwrap();
+    let created = post(
+        app,
+        "/v1/app/webhook-endpoints",
+        api_key,
+        json!({"url": "http://127.0.0.1:9/hooks", "events": ["payment.succeeded"]}),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let endpoint: Value = created.json().await.unwrap();
+    let secret = endpoint["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    secret.as_bytes().to_vec()
+}
+
 /// Every planted value, in the spellings a leak could take.
-fn needles() -> Vec<String> {
+fn needles(generated: &Generated) -> Vec<Vec<u8>> {
+    let mut needles: Vec<Vec<u8>> = generated.0.clone();
+    // The full SSN planted as PEOPLE[0]'s national id, as people write it too.
+    needles.push(b"123-45-6789".to_vec());
+    needles.extend(text_needles().into_iter().map(String::into_bytes));
+    needles
+}
+
+fn text_needles() -> Vec<String> {
     let mut needles = Vec::new();
     for planted in &PEOPLE {
         needles.extend(
@@ -173,31 +245,38 @@ fn needles() -> Vec<String> {
     needles
 }
 
-fn hits(haystack: &[u8], where_: &str) -> Vec<String> {
-    needles()
+fn hits(haystack: &[u8], where_: &str, generated: &Generated) -> Vec<String> {
+    needles(generated)
         .into_iter()
         .filter(|needle| {
             haystack
                 .windows(needle.len())
-                .any(|window| window == needle.as_bytes())
+                .any(|window| window == needle.as_slice())
         })
-        .map(|needle| format!("{needle} in {where_}"))
+        .map(|needle| format!("{} in {where_}", String::from_utf8_lossy(&needle)))
         .collect()
 }
 
-/// Every file in the data directory (the ledger's and the vault's SQLite files, their
-/// WAL and shared memory, and the key file, which holds keys, not data).
-fn scan_directory(directory: &std::path::Path) -> Vec<String> {
+/// Every file under the data directory, subdirectories included (the ledger's and
+/// the vault's SQLite files, their WAL and shared memory, the key file, which holds
+/// keys, not data, and whatever else the server writes there).
+fn scan_directory(directory: &std::path::Path, generated: &Generated) -> Vec<String> {
     let mut found = Vec::new();
     let mut scanned = 0;
-    for entry in std::fs::read_dir(directory).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            scanned += 1;
-            found.extend(hits(
-                &std::fs::read(&path).unwrap(),
-                &path.display().to_string(),
-            ));
+    let mut pending = vec![directory.to_owned()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.is_file() {
+                scanned += 1;
+                found.extend(hits(
+                    &std::fs::read(&path).unwrap(),
+                    &path.display().to_string(),
+                    generated,
+                ));
+            }
         }
     }
     assert!(scanned >= 2, "expected the ledger and vault files");
@@ -224,6 +303,7 @@ fn pg_dump(url: &str) -> Vec<u8> {
 #[tokio::test]
 async fn planted_personal_data_and_numbers_appear_nowhere_in_plaintext() {
     let capture = capture();
+    let mut generated = Generated::default();
     for postgres in [false, true] {
         let app = if postgres {
             postgres_app().await
@@ -232,6 +312,8 @@ async fn planted_personal_data_and_numbers_appear_nowhere_in_plaintext() {
         };
         let zenobia = plant(&app, "zenobia", &PEOPLE[0]).await;
         plant(&app, "bartholomew", &PEOPLE[1]).await;
+        let totp = plant_totp(&app, &zenobia).await;
+        let webhook_secret = plant_webhook_secret(&app).await;
         // The values are really kept: the person's own export shows them.
         let export: Value = get(&app, "/v1/me/export", &zenobia)
             .await
@@ -247,6 +329,12 @@ async fn planted_personal_data_and_numbers_appear_nowhere_in_plaintext() {
             assert!(exported.contains(value), "{value} missing from {exported}");
         }
         assert!(!export.to_string().contains(PEOPLE[0].card));
+        // The TOTP secret is a service secret: not even its owner's export shows it.
+        assert!(!export
+            .to_string()
+            .contains(std::str::from_utf8(&totp[0]).unwrap()));
+        generated.0.extend(totp);
+        generated.0.push(webhook_secret);
         assert_eq!(export["saved_cards"][0]["last4"], "1111");
 
         let store = app.stop().await;
@@ -260,16 +348,16 @@ async fn planted_personal_data_and_numbers_appear_nowhere_in_plaintext() {
                     String::from_utf8_lossy(&dump).contains("vault_records"),
                     "the dump holds the vault's tables"
                 );
-                hits(&dump, "the PostgreSQL dump")
+                hits(&dump, "the PostgreSQL dump", &generated)
             }
-            None => scan_directory(store.data.path()),
+            None => scan_directory(store.data.path(), &generated),
         };
         assert!(found.is_empty(), "plaintext found: {found:?}");
         drop(store);
     }
     let logs = capture.0.lock().unwrap().clone();
     assert!(logs.len() > 10_000, "the capture holds the server's logs");
-    let found = hits(&logs, "the logs");
+    let found = hits(&logs, "the logs", &generated);
     assert!(found.is_empty(), "plaintext in the logs: {found:?}");
 }
 
@@ -579,4 +667,31 @@ async fn sqlite_creates_its_key_file_once_and_postgres_requires_keys() {
     tokio::task::spawn_blocking(move || drop(postgres))
         .await
         .unwrap();
+}
+
+/// A CVV is never asked for and never accepted: a funding body carrying one is
+/// refused whole (400), nothing is charged, and no token is made.
+#[tokio::test]
+async fn a_funding_body_with_a_cvv_is_refused() {
+    let app = sqlite_app().await;
+    let token = app.person("cvvsender").await;
+    let body = json!({"amount": "10.00", "currency": "USD", "card_number": CARD_OK, "cvv": "123"});
+    let refused = post(&app, "/v1/funding", &token, body).await;
+    assert_eq!(refused.status(), 400);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "invalid_body", "{problem}");
+    assert_eq!(app.balance(&token).await, "0.00");
+    let export: Value = get(&app, "/v1/me/export", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(export["saved_cards"].as_array().map_or(0, Vec::len), 0);
+    assert!(!export.to_string().contains("tok_card_"), "{export}");
+    // The same body without the CVV goes through: the refusal was the CVV's.
+    let body = json!({"amount": "10.00", "currency": "USD", "card_number": CARD_OK});
+    let funded = post(&app, "/v1/funding", &token, body).await;
+    assert_eq!(funded.status(), 201, "{}", funded.text().await.unwrap());
+    assert_eq!(app.balance(&token).await, "10.00");
+    app.stop().await;
 }

@@ -7,6 +7,11 @@
 //! mistyped secret never locks a person out. A code works once: each accepted time
 //! step is claimed with a `Create` row (`totp_used`, `person:step`), so two racing
 //! requests with the same code cannot both pass.
+//!
+//! The secret lives in the vault (`FieldKind::ServiceSecret`, sealed under the
+//! person's data key): the `totp` document keeps only its vault record id, codes are
+//! checked inside the vault (`Vault::use_service_secret`), and erasing the person
+//! destroys it with the rest of their data.
 
 use std::fmt;
 
@@ -17,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
 use crate::identity::{self, IdentityError, Person, SharedReader};
+use crate::vault::{blocking, vault_person, SharedVault};
 
 pub const COLLECTION_TOTP: &str = "totp";
 pub const COLLECTION_TOTP_USED: &str = "totp_used";
@@ -135,7 +141,8 @@ pub fn matching_step(secret: &[u8], code: &str, now_s: u64) -> Option<u64> {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TotpDocument {
-    secret_base32: String,
+    /// The vault record holding the base32 secret (never the secret itself).
+    secret_record: String,
     enabled: bool,
     created_at_ns: u64,
 }
@@ -180,6 +187,7 @@ pub async fn enabled(reader: &SharedReader, person: &Person) -> Result<bool, Tot
 pub async fn begin(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     person: &Person,
     now_ns: u64,
 ) -> Result<Enrolment, TotpError> {
@@ -188,8 +196,13 @@ pub async fn begin(
     }
     let secret: [u8; SECRET_BYTES] = rand::random();
     let secret_base32 = base32(&secret);
+    let owner = vault_person(person.id).map_err(|error| internal("vault", error.code()))?;
+    let sealed = Secret::new(secret_base32.clone());
+    let record = blocking(vault, move |vault| vault.put_service_secret(owner, &sealed))
+        .await
+        .map_err(|error| internal("vault", error.code()))?;
     let document = TotpDocument {
-        secret_base32: secret_base32.clone(),
+        secret_record: record.to_string(),
         enabled: false,
         created_at_ns: now_ns,
     };
@@ -209,30 +222,53 @@ fn enrolment(person: &Person, secret_base32: String) -> Enrolment {
 }
 
 /// The set-up the person started and has not confirmed yet, if any: after a mistyped
-/// code the same secret is shown again rather than a new one begun.
+/// code the same secret is shown again rather than a new one begun. The secret is
+/// opened in the vault, for the person themselves, as at [`begin`].
 pub async fn pending(
     reader: &SharedReader,
+    vault: &SharedVault,
     person: &Person,
 ) -> Result<Option<Enrolment>, TotpError> {
-    Ok(read(reader, person)
-        .await?
-        .filter(|totp| !totp.enabled)
-        .map(|totp| enrolment(person, totp.secret_base32)))
+    let Some(document) = read(reader, person).await?.filter(|totp| !totp.enabled) else {
+        return Ok(None);
+    };
+    let record = mizan_vault::RecordId::parse(&document.secret_record)
+        .map_err(|_| internal("stored totp", "bad vault record id"))?;
+    let opened = blocking(vault, move |vault| {
+        vault.use_service_secret(record, |stored| {
+            std::str::from_utf8(stored).ok().map(str::to_owned)
+        })
+    })
+    .await
+    .map_err(|error| internal("vault", error.code()))?
+    .ok_or_else(|| internal("stored totp secret", "not text"))?;
+    Ok(Some(enrolment(person, opened)))
 }
 
 /// Claims the time step of a valid, unused code; the claim commits with `rows`.
 async fn use_code(
     ledger: &Ledger,
+    vault: &SharedVault,
     person: &Person,
     document: &TotpDocument,
     code: &str,
     now_ns: u64,
     mut rows: Vec<BusinessRow>,
 ) -> Result<(), TotpError> {
-    let secret = base32_decode(&document.secret_base32)
-        .ok_or_else(|| internal("stored totp secret", "not base32"))?;
-    let step =
-        matching_step(&secret, code, now_ns / NANOS_PER_SECOND).ok_or(TotpError::InvalidCode)?;
+    let record = mizan_vault::RecordId::parse(&document.secret_record)
+        .map_err(|_| internal("stored totp", "bad vault record id"))?;
+    let code = code.to_owned();
+    let checked = blocking(vault, move |vault| {
+        vault.use_service_secret(record, |stored| {
+            let secret = std::str::from_utf8(stored).ok().and_then(base32_decode)?;
+            Some(matching_step(&secret, &code, now_ns / NANOS_PER_SECOND))
+        })
+    })
+    .await
+    .map_err(|error| internal("vault", error.code()))?;
+    let step = checked
+        .ok_or_else(|| internal("stored totp secret", "not base32"))?
+        .ok_or(TotpError::InvalidCode)?;
     rows.push(BusinessRow::Create {
         collection: COLLECTION_TOTP_USED.to_owned(),
         key: format!("{}:{step}", person.id),
@@ -249,6 +285,7 @@ async fn use_code(
 pub async fn confirm(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     person: &Person,
     code: &str,
     now_ns: u64,
@@ -261,7 +298,7 @@ pub async fn confirm(
     }
     document.enabled = true;
     let rows = vec![document_row(person, &document)?];
-    use_code(ledger, person, &document, code, now_ns, rows).await?;
+    use_code(ledger, vault, person, &document, code, now_ns, rows).await?;
     tracing::info!(person = %person.id, "two-factor authentication enabled");
     Ok(())
 }
@@ -270,6 +307,7 @@ pub async fn confirm(
 pub async fn step_up(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     person: &Person,
     session_key: &str,
     code: &str,
@@ -279,7 +317,16 @@ pub async fn step_up(
         return Err(TotpError::NotEnabled);
     };
     let session_row = identity::stepped_up_session_row(reader, session_key, now_ns).await?;
-    use_code(ledger, person, &document, code, now_ns, vec![session_row]).await
+    use_code(
+        ledger,
+        vault,
+        person,
+        &document,
+        code,
+        now_ns,
+        vec![session_row],
+    )
+    .await
 }
 
 /// Refuses a money movement of `amount_minor` when the person has TOTP on, the

@@ -5,6 +5,10 @@
 //! event to endpoints, the event body, the signature and its verification. The
 //! sending loop (HTTP, timers) lives in the API crate's `webhooks` worker.
 //!
+//! Signing secrets live in the vault (`FieldKind::ServiceSecret`, under a data key
+//! of the app's own, [`app_vault_owner`]); an endpoint document keeps only the vault
+//! record id, and signatures are computed inside the vault ([`signature_header_for`]).
+//!
 //! Storage: `webhook_endpoints` keyed `app:endpoint`; `webhook_deliveries` keyed
 //! `app:delivery`, a delivery id being `<outbox seq, 20 digits>_<endpoint id>` so an
 //! app's deliveries list oldest first and a re-routed event maps to the same record.
@@ -21,6 +25,8 @@ use sha2::Sha256;
 
 use crate::apps::AppView;
 use crate::identity::{self, IdentityError, PersonId, SharedReader};
+use crate::vault::{blocking, SharedVault};
+use mizan_core::Secret;
 
 pub const COLLECTION_WEBHOOK_ENDPOINTS: &str = "webhook_endpoints";
 pub const COLLECTION_WEBHOOK_DELIVERIES: &str = "webhook_deliveries";
@@ -113,7 +119,8 @@ impl From<IdentityError> for WebhookError {
 }
 
 /// An endpoint as stored. The signing secret must be usable to sign, so it is kept
-/// (not hashed); it is shown to the app once, when the endpoint is created.
+/// (not hashed) — sealed in the vault, this document holding only its record id;
+/// it is shown to the app once, when the endpoint is created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub id: String,
@@ -121,13 +128,46 @@ pub struct Endpoint {
     pub url: String,
     pub events: BTreeSet<String>,
     pub created_at_ns: u64,
-    secret: String,
+    /// The vault record of the signing secret (`whsec_…`).
+    secret_record: String,
 }
 
-impl Endpoint {
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
+/// The vault owner of an app's webhook secrets: 128 bits of
+/// SHA-256("mizan/webhook-owner/1" ‖ app id), so each app has a data key of its own
+/// and no person's erasure touches it.
+pub fn app_vault_owner(app_id: &str) -> Result<mizan_vault::PersonId, WebhookError> {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(b"mizan/webhook-owner/1")
+        .chain_update(app_id.as_bytes())
+        .finalize();
+    let mut raw = [0u8; 16];
+    raw.copy_from_slice(&digest[..16]);
+    mizan_vault::PersonId::new(u128::from_be_bytes(raw))
+        .map_err(|error| internal("webhook vault owner", error.code()))
+}
+
+/// The `Mizan-Signature` header for `body`, computed inside the vault with the
+/// endpoint's sealed secret.
+pub async fn signature_header_for(
+    vault: &SharedVault,
+    endpoint: &Endpoint,
+    timestamp_s: u64,
+    body: &str,
+) -> Result<String, WebhookError> {
+    let record = mizan_vault::RecordId::parse(&endpoint.secret_record)
+        .map_err(|_| internal("stored endpoint", "bad vault record id"))?;
+    let body = body.to_owned();
+    let header = blocking(vault, move |vault| {
+        vault.use_service_secret(record, |secret| {
+            std::str::from_utf8(secret)
+                .ok()
+                .map(|secret| signature_header(secret, timestamp_s, &body))
+        })
+    })
+    .await
+    .map_err(|error| internal("vault", error.code()))?;
+    header.ok_or_else(|| internal("stored endpoint secret", "not UTF-8"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,16 +264,18 @@ async fn read_prefix<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-/// Registers an endpoint for `app`; the answer carries the signing secret, once.
+/// Registers an endpoint for `app`; the answer carries the signing secret, once
+/// (the vault keeps it sealed afterwards).
 pub async fn create_endpoint(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     app: &AppView,
     url: &str,
     events: &[String],
     now_ns: u64,
-) -> Result<Endpoint, WebhookError> {
-    create_endpoint_claimed(ledger, reader, app, url, events, None, now_ns)
+) -> Result<(Endpoint, Secret<String>), WebhookError> {
+    create_endpoint_claimed(ledger, reader, vault, app, url, events, None, now_ns)
         .await?
         .ok_or_else(|| internal("an endpoint conflict", "without a claim"))
 }
@@ -244,21 +286,32 @@ pub type EndpointClaim<'a> = &'a (dyn Fn(&str) -> Option<BusinessRow> + Sync);
 
 /// [`create_endpoint`] with a `Create` claim in the same submission: `None` when the
 /// claim was taken (nothing was created).
+#[allow(clippy::too_many_arguments)]
 pub async fn create_endpoint_claimed(
     ledger: &Ledger,
     reader: &SharedReader,
+    vault: &SharedVault,
     app: &AppView,
     url: &str,
     events: &[String],
     claim: Option<EndpointClaim<'_>>,
     now_ns: u64,
-) -> Result<Option<Endpoint>, WebhookError> {
+) -> Result<Option<(Endpoint, Secret<String>)>, WebhookError> {
     validate_url(url)?;
     let events = parse_events(events)?;
     if endpoints_of(reader, &app.id).await?.len() >= ENDPOINTS_PER_APP_MAX {
         return Err(WebhookError::TooManyEndpoints);
     }
     let secret_bytes: [u8; SECRET_BYTES] = rand::random();
+    let secret = Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes)
+    ));
+    let owner = app_vault_owner(&app.id)?;
+    let sealed = secret.clone();
+    let record = blocking(vault, move |vault| vault.put_service_secret(owner, &sealed))
+        .await
+        .map_err(|error| internal("vault", error.code()))?;
     let id_raw: u128 = rand::random();
     let endpoint = Endpoint {
         id: format!("{:032x}", id_raw.max(1)),
@@ -266,10 +319,7 @@ pub async fn create_endpoint_claimed(
         url: url.to_owned(),
         events,
         created_at_ns: now_ns,
-        secret: format!(
-            "whsec_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes)
-        ),
+        secret_record: record.to_string(),
     };
     let mut rows = vec![BusinessRow::Document {
         collection: COLLECTION_WEBHOOK_ENDPOINTS.to_owned(),
@@ -290,7 +340,7 @@ pub async fn create_endpoint_claimed(
         return Ok(None);
     }
     tracing::info!(app = %app.id, endpoint = %endpoint.id, "webhook endpoint created");
-    Ok(Some(endpoint))
+    Ok(Some((endpoint, secret)))
 }
 
 pub async fn endpoints_of(

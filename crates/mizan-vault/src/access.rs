@@ -24,10 +24,14 @@ pub enum FieldKind {
     /// A full bank account number or IBAN; stored only through
     /// `Vault::tokenize_bank_account`.
     BankAccountNumber,
+    /// A secret the platform itself computes HMACs with: a person's TOTP seed, an
+    /// app's webhook signing secret. No role may reveal it; the platform uses it
+    /// inside the vault through `Vault::use_service_secret`.
+    ServiceSecret,
 }
 
 impl FieldKind {
-    pub const ALL: [FieldKind; 7] = [
+    pub const ALL: [FieldKind; 8] = [
         FieldKind::LegalName,
         FieldKind::DateOfBirth,
         FieldKind::Address,
@@ -35,6 +39,7 @@ impl FieldKind {
         FieldKind::SsnLast4,
         FieldKind::CardNumber,
         FieldKind::BankAccountNumber,
+        FieldKind::ServiceSecret,
     ];
 
     /// Stable code, stored in the database and bound into every ciphertext's AAD.
@@ -47,6 +52,7 @@ impl FieldKind {
             FieldKind::SsnLast4 => "ssn_last4",
             FieldKind::CardNumber => "card_number",
             FieldKind::BankAccountNumber => "bank_account_number",
+            FieldKind::ServiceSecret => "service_secret",
         }
     }
 
@@ -66,7 +72,8 @@ impl FieldKind {
             FieldKind::LegalName
             | FieldKind::DateOfBirth
             | FieldKind::Address
-            | FieldKind::SsnLast4 => false,
+            | FieldKind::SsnLast4
+            | FieldKind::ServiceSecret => false,
         }
     }
 
@@ -78,7 +85,8 @@ impl FieldKind {
             | FieldKind::DateOfBirth
             | FieldKind::Address
             | FieldKind::GovernmentId
-            | FieldKind::SsnLast4 => false,
+            | FieldKind::SsnLast4
+            | FieldKind::ServiceSecret => false,
         }
     }
 }
@@ -143,19 +151,19 @@ pub fn may_reveal(role: Role, kind: FieldKind) -> bool {
     match role {
         Role::DataSubject => match kind {
             LegalName | DateOfBirth | Address | GovernmentId | SsnLast4 => true,
-            CardNumber | BankAccountNumber => false,
+            CardNumber | BankAccountNumber | ServiceSecret => false,
         },
         Role::SupportAgent => match kind {
             LegalName | DateOfBirth | Address => true,
-            GovernmentId | SsnLast4 | CardNumber | BankAccountNumber => false,
+            GovernmentId | SsnLast4 | CardNumber | BankAccountNumber | ServiceSecret => false,
         },
         Role::ComplianceOfficer => match kind {
             LegalName | DateOfBirth | Address | GovernmentId | SsnLast4 | BankAccountNumber => true,
-            CardNumber => false,
+            CardNumber | ServiceSecret => false,
         },
         Role::PaymentProcessing => match kind {
             LegalName | CardNumber | BankAccountNumber => true,
-            DateOfBirth | Address | GovernmentId | SsnLast4 => false,
+            DateOfBirth | Address | GovernmentId | SsnLast4 | ServiceSecret => false,
         },
         Role::Analytics | Role::Advertising => false,
     }

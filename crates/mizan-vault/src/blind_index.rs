@@ -37,7 +37,8 @@ pub fn normalize(kind: FieldKind, value: &str) -> Zeroizing<String> {
         FieldKind::LegalName
         | FieldKind::DateOfBirth
         | FieldKind::Address
-        | FieldKind::SsnLast4 => value
+        | FieldKind::SsnLast4
+        | FieldKind::ServiceSecret => value
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ")

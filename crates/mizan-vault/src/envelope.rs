@@ -63,8 +63,18 @@ impl DataKey {
         ring: &MasterKeyRing,
         person: PersonId,
     ) -> Result<(DataKey, WrappedDataKey), VaultError> {
+        DataKey::generate_under(ring, ring.current_version(), person)
+    }
+
+    /// A fresh random data key wrapped under master `version` (the newest version
+    /// a rotation recorded, which may be newer than the ring's own newest).
+    pub fn generate_under(
+        ring: &MasterKeyRing,
+        version: u32,
+        person: PersonId,
+    ) -> Result<(DataKey, WrappedDataKey), VaultError> {
         let bytes = random_key();
-        let wrapped = wrap(ring, ring.current_version(), person, &bytes)?;
+        let wrapped = wrap(ring, version, person, &bytes)?;
         Ok((DataKey::from_bytes(&bytes), wrapped))
     }
 

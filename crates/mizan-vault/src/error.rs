@@ -23,6 +23,10 @@ pub enum VaultError {
         "master key version {version} is not loaded; the key file or MIZAN_MASTER_KEYS lacks it"
     )]
     MasterKeyMissing { version: u32 },
+    /// A new data key was wrapped under an older master version than the newest one
+    /// a rotation recorded: reload the key ring and wrap again.
+    #[error("master key version {version} is older than the newest recorded version {newest}; reload the key ring")]
+    StaleMasterVersion { version: u32, newest: u32 },
     #[error("blind-index key version {version} is not loaded")]
     IndexKeyMissing { version: u32 },
     #[error("key ring: {0}")]
@@ -52,6 +56,7 @@ impl VaultError {
             VaultError::Tampered => "tampered",
             VaultError::MasterKeyMismatch { .. } => "master_key_mismatch",
             VaultError::MasterKeyMissing { .. } => "master_key_missing",
+            VaultError::StaleMasterVersion { .. } => "stale_master_version",
             VaultError::IndexKeyMissing { .. } => "index_key_missing",
             VaultError::KeyRing(_) => "key_ring",
             VaultError::PermissionDenied { .. } => "permission_denied",

@@ -212,6 +212,21 @@ impl MasterKeyRing {
         Ok(next)
     }
 
+    /// `self` (freshly re-read from its source) plus each version of `previous` in
+    /// `keep` that `self` lacks: a re-read never drops a key that data still uses.
+    /// Index keys never retire, so every index version of `previous` is kept too.
+    pub(crate) fn keeping(mut self, previous: &MasterKeyRing, keep: &[u32]) -> MasterKeyRing {
+        for version in keep {
+            if let Some(key) = previous.master.get(version) {
+                self.master.entry(*version).or_insert_with(|| key.clone());
+            }
+        }
+        for (version, key) in &previous.index {
+            self.index.entry(*version).or_insert_with(|| key.clone());
+        }
+        self
+    }
+
     /// Forgets a master version. Only `Vault::retire` should call this, after the
     /// store confirmed no data key uses it.
     pub(crate) fn remove_master_version(&mut self, version: u32) -> bool {

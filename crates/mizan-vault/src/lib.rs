@@ -151,16 +151,30 @@ pub struct VersionUse {
 /// (something keeps writing under old versions: a process with a stale key ring).
 const ROTATION_IDLE_BATCHES_MAX: u32 = 3;
 
+/// Where a running vault re-reads its master keys when a rotation added a version
+/// it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file, re-read whenever the store names a version the ring lacks.
+    File(std::path::PathBuf),
+    /// Keys given once (`MIZAN_MASTER_KEYS`, read at start, or a ring built in
+    /// memory): nothing to re-read, so a process holding them must restart with the
+    /// new keys after a rotation.
+    Fixed,
+}
+
 /// The vault facade: every use of personal and card data goes through here.
 pub struct Vault {
     store: Box<dyn VaultStore>,
     ring: RwLock<MasterKeyRing>,
+    source: KeySource,
     clock: Arc<dyn Clock>,
 }
 
 impl Vault {
     /// Opens the vault over `store` with `ring`. Fails when a data key in the store
-    /// is wrapped under a master version the ring lacks: better now than on a read.
+    /// is wrapped under a master version the ring lacks, or a rotation recorded a
+    /// version the ring lacks: better now than on a read.
     pub fn open(store: Box<dyn VaultStore>, ring: MasterKeyRing) -> Result<Vault, VaultError> {
         if ring.current_version() == 0 {
             return Err(VaultError::KeyRing("the key ring has no master key".into()));
@@ -176,11 +190,106 @@ impl Vault {
                 return Err(VaultError::MasterKeyMissing { version });
             }
         }
+        if let Some(version) = store.newest_key_version()? {
+            if !loaded.contains(&version) {
+                return Err(VaultError::MasterKeyMissing { version });
+            }
+        }
         Ok(Vault {
             store,
             ring: RwLock::new(ring),
+            source: KeySource::Fixed,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Opens the vault with the ring read from `key_file`, re-reading that file
+    /// whenever a rotation (in another process) added a version this ring lacks.
+    pub fn open_with_key_file(
+        store: Box<dyn VaultStore>,
+        key_file: &std::path::Path,
+    ) -> Result<Vault, VaultError> {
+        let mut vault = Vault::open(store, MasterKeyRing::from_key_file(key_file)?)?;
+        vault.source = KeySource::File(key_file.to_owned());
+        Ok(vault)
+    }
+
+    /// Where this vault re-reads its keys.
+    pub fn key_source(&self) -> &KeySource {
+        &self.source
+    }
+
+    /// Re-reads the key source until the ring holds `needed`. Versions of the old
+    /// ring that data keys still use are kept; retired ones go. Fails with
+    /// `MasterKeyMissing` when the source lacks `needed` (a fixed source always
+    /// does: restart with the new keys).
+    fn refresh_ring(&self, needed: u32) -> Result<(), VaultError> {
+        let KeySource::File(path) = &self.source else {
+            return Err(VaultError::MasterKeyMissing { version: needed });
+        };
+        let mut ring = self
+            .ring
+            .write()
+            .map_err(|_| VaultError::Invariant("key ring lock poisoned"))?;
+        if ring.master_versions().contains(&needed) {
+            return Ok(()); // another thread re-read it meanwhile
+        }
+        let fresh = MasterKeyRing::from_key_file(path)?;
+        if !fresh.master_versions().contains(&needed) {
+            return Err(VaultError::MasterKeyMissing { version: needed });
+        }
+        let in_use: Vec<u32> = self
+            .store
+            .versions_in_use()?
+            .into_iter()
+            .map(|(version, _)| version)
+            .collect();
+        *ring = fresh.keeping(&ring, &in_use);
+        Ok(())
+    }
+
+    /// Runs `work` with the ring; if it needs a master version the ring lacks (a
+    /// rotation elsewhere re-wrapped a data key under it), re-reads the key source
+    /// once and runs it again.
+    fn with_ring<T>(
+        &self,
+        work: impl Fn(&MasterKeyRing) -> Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
+        let first = work(&*self.ring()?);
+        match first {
+            Err(VaultError::MasterKeyMissing { version }) => {
+                self.refresh_ring(version)?;
+                work(&*self.ring()?)
+            }
+            other => other,
+        }
+    }
+
+    /// The master version new data keys wrap under: the newest a rotation recorded
+    /// in the store, or the ring's newest if that is newer. Re-reads the key
+    /// source when the ring lacks it.
+    fn wrap_version(&self) -> Result<u32, VaultError> {
+        let current = self.ring()?.current_version();
+        let recorded = self.store.newest_key_version()?.unwrap_or(0);
+        let version = current.max(recorded);
+        if !self.ring()?.master_versions().contains(&version) {
+            self.refresh_ring(version)?;
+        }
+        Ok(version)
+    }
+
+    /// A fresh data key for `person`, wrapped under [`Vault::wrap_version`].
+    fn generate_data_key(&self, person: PersonId) -> Result<(DataKey, WrappedDataKey), VaultError> {
+        let version = self.wrap_version()?;
+        DataKey::generate_under(&*self.ring()?, version, person)
+    }
+
+    fn unwrap_data_key(
+        &self,
+        person: PersonId,
+        wrapped: &WrappedDataKey,
+    ) -> Result<DataKey, VaultError> {
+        self.with_ring(|ring| DataKey::unwrap(ring, person, wrapped))
     }
 
     /// Replaces the clock (tests move time).
@@ -280,11 +389,10 @@ impl Vault {
         kind: FieldKind,
         value: &str,
     ) -> Result<SealedRecord, VaultError> {
-        let ring = self.ring()?;
-        let key = self.data_key_for_write(&ring, person)?;
+        let key = self.data_key_for_write(person)?;
         let ciphertext = key.seal(person, record, kind, value.as_bytes())?;
         let blind_index = if kind.blind_indexed() {
-            Some(blind_index::compute(&ring, kind, value)?)
+            Some(blind_index::compute(&*self.ring()?, kind, value)?)
         } else {
             None
         };
@@ -298,31 +406,54 @@ impl Vault {
         })
     }
 
-    /// The person's data key, created (and wrapped under the current master
+    /// The person's data key, created (and wrapped under the newest master
     /// version) on their first field.
-    fn data_key_for_write(
-        &self,
-        ring: &MasterKeyRing,
-        person: PersonId,
-    ) -> Result<DataKey, VaultError> {
+    fn data_key_for_write(&self, person: PersonId) -> Result<DataKey, VaultError> {
         match self.store.data_key(person)? {
-            DataKeyState::Active(wrapped) => DataKey::unwrap(ring, person, &wrapped),
+            DataKeyState::Active(wrapped) => self.unwrap_data_key(person, &wrapped),
             DataKeyState::Erased => Err(VaultError::Erased),
             DataKeyState::Absent => {
-                let (key, wrapped) = DataKey::generate(ring, person)?;
-                match self
-                    .store
-                    .insert_data_key(person, &wrapped, self.clock.now_ns())?
-                {
-                    DataKeyState::Active(stored) if stored == wrapped => Ok(key),
-                    // Another writer created the key first: use theirs.
-                    DataKeyState::Active(stored) => DataKey::unwrap(ring, person, &stored),
-                    DataKeyState::Erased => Err(VaultError::Erased),
-                    DataKeyState::Absent => Err(VaultError::Invariant(
-                        "a data key vanished right after its insert",
-                    )),
-                }
+                let (key, wrapped) = self.generate_data_key(person)?;
+                let inserted =
+                    match self
+                        .store
+                        .insert_data_key(person, &wrapped, self.clock.now_ns())
+                    {
+                        // A rotation recorded a newer version between our look and our
+                        // insert: wrap again under it (once; rotations are rare).
+                        Err(VaultError::StaleMasterVersion { newest, .. }) => {
+                            self.refresh_ring(newest)?;
+                            let (key, wrapped) = self.generate_data_key(person)?;
+                            let state = self.store.insert_data_key(
+                                person,
+                                &wrapped,
+                                self.clock.now_ns(),
+                            )?;
+                            return self.settle_new_key(person, key, &wrapped, state);
+                        }
+                        other => other?,
+                    };
+                self.settle_new_key(person, key, &wrapped, inserted)
             }
+        }
+    }
+
+    /// The key to use after inserting `wrapped`: ours, or the winner's of a race.
+    fn settle_new_key(
+        &self,
+        person: PersonId,
+        key: DataKey,
+        wrapped: &WrappedDataKey,
+        state: DataKeyState,
+    ) -> Result<DataKey, VaultError> {
+        match state {
+            DataKeyState::Active(stored) if stored == *wrapped => Ok(key),
+            // Another writer created the key first: use theirs.
+            DataKeyState::Active(stored) => self.unwrap_data_key(person, &stored),
+            DataKeyState::Erased => Err(VaultError::Erased),
+            DataKeyState::Absent => Err(VaultError::Invariant(
+                "a data key vanished right after its insert",
+            )),
         }
     }
 
@@ -331,9 +462,8 @@ impl Vault {
         &self,
         record: &SealedRecord,
     ) -> Result<Secret<zeroize::Zeroizing<Vec<u8>>>, VaultError> {
-        let ring = self.ring()?;
         match self.store.data_key(record.person)? {
-            DataKeyState::Active(wrapped) => DataKey::unwrap(&ring, record.person, &wrapped)?.open(
+            DataKeyState::Active(wrapped) => self.unwrap_data_key(record.person, &wrapped)?.open(
                 record.person,
                 record.record,
                 record.kind,
@@ -470,6 +600,36 @@ impl Vault {
             .collect())
     }
 
+    /// Seals a secret the platform computes HMACs with (a TOTP seed, a webhook
+    /// signing secret) under `owner`'s data key; erasing `owner` destroys it.
+    pub fn put_service_secret(
+        &self,
+        owner: PersonId,
+        secret: &Secret<String>,
+    ) -> Result<RecordId, VaultError> {
+        self.put_person_field(owner, FieldKind::ServiceSecret, secret.expose())
+    }
+
+    /// Runs `work` with a service secret's bytes, inside the vault: the secret is
+    /// used (to compute or check an HMAC), never handed out as a value, and no
+    /// role can reveal it. Not an access-log event: it is the platform checking a
+    /// code or signing a webhook, many times a minute, not anyone reading data.
+    /// Any other field kind is refused; an erased owner gives `Erased`.
+    pub fn use_service_secret<T>(
+        &self,
+        record: RecordId,
+        work: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T, VaultError> {
+        let stored = self.stored_record(record)?;
+        if stored.kind != FieldKind::ServiceSecret {
+            return Err(VaultError::InvalidInput(
+                "that record is not a service secret",
+            ));
+        }
+        let plaintext = self.open_record(&stored)?;
+        Ok(work(plaintext.expose()))
+    }
+
     /// Checks that a record decrypts, without returning or logging its value: for
     /// health checks and the rotation benchmark's reader.
     pub fn check_readable(&self, record: RecordId) -> Result<(), VaultError> {
@@ -557,6 +717,10 @@ impl Vault {
             ));
         }
         let target = self.ring()?.current_version();
+        // Recorded before the first re-wrap: from here on every process wraps new
+        // data keys under `target` (re-reading its key file), so nothing new lands
+        // under the old version while this rotation moves the existing keys.
+        self.store.record_key_version(target, self.clock.now_ns())?;
         let mut report = RotationReport {
             target_version: target,
             ..RotationReport::default()
@@ -597,6 +761,12 @@ impl Vault {
         }
     }
 
+    /// The newest master version a rotation recorded (what new data keys wrap
+    /// under in every process), if any was.
+    pub fn newest_recorded_version(&self) -> Result<Option<u32>, VaultError> {
+        self.store.newest_key_version()
+    }
+
     /// Every master version loaded or in use, with the data keys it wraps.
     pub fn versions_in_use(&self) -> Result<Vec<VersionUse>, VaultError> {
         let loaded = self.ring()?.master_versions();
@@ -629,6 +799,15 @@ impl Vault {
         if version == ring.current_version() {
             return Err(VaultError::RetireCurrent { version });
         }
+        // The newest version a rotation recorded is what every process wraps new
+        // keys under, even one whose ring has not caught up yet.
+        if self
+            .store
+            .newest_key_version()?
+            .is_some_and(|newest| version >= newest)
+        {
+            return Err(VaultError::RetireCurrent { version });
+        }
         if !ring.master_versions().contains(&version) {
             return Err(VaultError::MasterKeyMissing { version });
         }
@@ -658,6 +837,7 @@ impl Vault {
                 "an import batch is at most 50000 people",
             ));
         }
+        let version = self.wrap_version()?;
         let ring = self.ring()?;
         let now_ns = self.clock.now_ns();
         let mut rows = Vec::with_capacity(people.len());
@@ -667,7 +847,7 @@ impl Vault {
                     "import takes plain personal fields only",
                 ));
             }
-            let (key, wrapped) = DataKey::generate(&ring, *person)?;
+            let (key, wrapped) = DataKey::generate_under(&ring, version, *person)?;
             let record = RecordId::generate();
             rows.push(NewPerson {
                 person: *person,

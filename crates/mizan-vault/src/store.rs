@@ -6,7 +6,9 @@
 //! Tables (all prefixed `vault_`): `data_keys` (person → wrapped key + master
 //! version), `erasures` (who was crypto-shredded, and when), `records` (sealed
 //! fields with optional blind index), `tokens` (token → record, last 4), and
-//! `access_log`, which refuses UPDATE, DELETE (and on PostgreSQL TRUNCATE) by trigger.
+//! `access_log`, which refuses UPDATE, DELETE (and on PostgreSQL TRUNCATE) by trigger,
+//! and `key_versions` (the master version *numbers* rotations added). The schema is
+//! built by numbered migrations (`migrations/{sqlite,postgres}/NNNN_*.sql`).
 
 pub mod postgres;
 pub mod sqlite;
@@ -146,6 +148,15 @@ pub trait VaultStore: Send + Sync {
     /// Deletes the person's data key, clears their blind indexes and records the
     /// erasure, in one transaction. `false` if they were already erased.
     fn shred(&self, person: PersonId, at_ns: u64) -> Result<bool, VaultError>;
+
+    /// Records that master version `version` exists (its number only, never the
+    /// key); recording a known version again changes nothing.
+    fn record_key_version(&self, version: u32, at_ns: u64) -> Result<(), VaultError>;
+
+    /// The newest master version recorded, if any. `insert_data_key` and
+    /// `insert_people` refuse a key wrapped under an older one
+    /// ([`VaultError::StaleMasterVersion`]).
+    fn newest_key_version(&self) -> Result<Option<u32>, VaultError>;
 }
 
 pub(crate) fn limit_rows(limit: usize) -> Result<usize, VaultError> {

@@ -195,7 +195,8 @@ fn token_prefix(kind: FieldKind) -> Result<&'static str, VaultError> {
         | FieldKind::DateOfBirth
         | FieldKind::Address
         | FieldKind::GovernmentId
-        | FieldKind::SsnLast4 => Err(VaultError::InvalidInput(
+        | FieldKind::SsnLast4
+        | FieldKind::ServiceSecret => Err(VaultError::InvalidInput(
             "only card and bank numbers are tokenized",
         )),
     }

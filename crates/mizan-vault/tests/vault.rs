@@ -185,6 +185,8 @@ on_both_stores!(
     access_log_is_append_only,
     reveal_enforces_roles_and_logs_every_attempt,
     export_contains_own_data_only,
+    a_serving_vault_follows_a_rotation_made_elsewhere,
+    service_secrets_are_used_inside_the_vault_and_revealed_to_no_one,
 );
 
 fn seal_open_round_trip(backend: Backend) {
@@ -419,6 +421,124 @@ fn retire_refuses_while_a_version_is_in_use(backend: Backend) {
     ));
     assert_eq!(vault.rotate(1).unwrap().rewrapped, 1);
     vault.retire(1).unwrap();
+}
+
+/// Two processes on one store: a "server" vault that loaded its key file at start,
+/// and a "CLI" vault that adds a version, writes the file and rotates. The server
+/// reads the re-wrapped keys, wraps new keys under the new version, and a server
+/// whose keys cannot change (environment) refuses to wrap under the old one.
+fn a_serving_vault_follows_a_rotation_made_elsewhere(backend: Backend) {
+    let fixture = Fixture::new(backend);
+    let key_file = fixture.directory.path().join("vault.key");
+    MasterKeyRing::generate().write_key_file(&key_file).unwrap();
+    let server = Vault::open_with_key_file(fixture.store(), &key_file).unwrap();
+    let fixed = fixture.vault(&MasterKeyRing::from_key_file(&key_file).unwrap());
+    let alice = server
+        .put_person_field(person(1), FieldKind::LegalName, "Alice")
+        .unwrap();
+
+    let mut ring = MasterKeyRing::from_key_file(&key_file).unwrap();
+    assert_eq!(ring.add_master_version().unwrap(), 2);
+    ring.write_key_file(&key_file).unwrap();
+    let cli = fixture.vault(&ring);
+    assert_eq!(cli.rotate(10).unwrap().rewrapped, 1);
+    assert_eq!(cli.newest_recorded_version().unwrap(), Some(2));
+
+    // The server's ring had version 1 only: it re-reads the file and reads on.
+    let revealed = server.reveal(&compliance(), &reason(), alice).unwrap();
+    assert_eq!(revealed.expose(), "Alice");
+    server
+        .put_person_field(person(2), FieldKind::LegalName, "Bob")
+        .unwrap();
+    let versions = cli.versions_in_use().unwrap();
+    let under = |version: u32| {
+        versions
+            .iter()
+            .find(|used| used.version == version)
+            .map_or(0, |used| used.data_keys)
+    };
+    assert_eq!((under(1), under(2)), (0, 2), "{versions:?}");
+
+    // Keys given once cannot follow: no read of a re-wrapped key, and no new key
+    // under the old version either (it is about to retire).
+    assert!(matches!(
+        fixed.reveal(&compliance(), &reason(), alice),
+        Err(VaultError::MasterKeyMissing { version: 2 })
+    ));
+    assert!(matches!(
+        fixed.put_person_field(person(3), FieldKind::LegalName, "Carol"),
+        Err(VaultError::MasterKeyMissing { version: 2 })
+    ));
+    // The store itself refuses a key wrapped under an older version than recorded.
+    let (_, old_wrapped) =
+        mizan_vault::DataKey::generate(&MasterKeyRing::generate(), person(4)).unwrap();
+    assert_eq!(old_wrapped.master_version, 1);
+    assert!(matches!(
+        fixture.store().insert_data_key(person(4), &old_wrapped, 1),
+        Err(VaultError::StaleMasterVersion {
+            version: 1,
+            newest: 2
+        })
+    ));
+
+    // Version 2 is the newest recorded: it cannot retire; version 1 can, and the
+    // server still reads everyone.
+    assert!(matches!(
+        cli.retire(2),
+        Err(VaultError::RetireCurrent { version: 2 })
+    ));
+    cli.retire(1).unwrap();
+    cli.key_ring().unwrap().write_key_file(&key_file).unwrap();
+    assert_eq!(
+        server
+            .reveal(&compliance(), &reason(), alice)
+            .unwrap()
+            .expose(),
+        "Alice"
+    );
+}
+
+/// A service secret (TOTP seed, webhook secret) is used through a closure, is
+/// revealed to no role, is left out of exports, and dies with its owner's key.
+fn service_secrets_are_used_inside_the_vault_and_revealed_to_no_one(backend: Backend) {
+    let fixture = Fixture::new(backend);
+    let vault = fixture.vault(&MasterKeyRing::generate());
+    let owner = person(7);
+    let secret = mizan_core::Secret::new("JBSWY3DPEHPK3PXP".to_owned());
+    let record = vault.put_service_secret(owner, &secret).unwrap();
+    let length = vault
+        .use_service_secret(record, |bytes| {
+            assert_eq!(bytes, b"JBSWY3DPEHPK3PXP");
+            bytes.len()
+        })
+        .unwrap();
+    assert_eq!(length, 16);
+    for role in Role::ALL {
+        let accessor = match role {
+            Role::DataSubject => Accessor::data_subject(owner),
+            other => Accessor::new(other, "tester").unwrap(),
+        };
+        assert!(matches!(
+            vault.reveal(&accessor, &reason(), record),
+            Err(VaultError::PermissionDenied { .. })
+        ));
+    }
+    let export = vault
+        .export_person(&Accessor::data_subject(owner), &reason(), owner)
+        .unwrap();
+    assert!(!export.expose().contains("JBSWY3DPEHPK3PXP"));
+    let name = vault
+        .put_person_field(owner, FieldKind::LegalName, "Owner")
+        .unwrap();
+    assert!(matches!(
+        vault.use_service_secret(name, |_| ()),
+        Err(VaultError::InvalidInput(_))
+    ));
+    assert!(vault.shred_person(owner).unwrap());
+    assert!(matches!(
+        vault.use_service_secret(record, |_| ()),
+        Err(VaultError::Erased)
+    ));
 }
 
 fn shred_erases_one_person_and_the_rest_still_works(backend: Backend) {
@@ -738,7 +858,7 @@ fn permission_matrix_is_exactly_as_designed() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 42);
+    assert_eq!(checked, 48);
     for kind in FieldKind::ALL {
         assert!(!may_reveal(Role::Analytics, kind));
         assert!(!may_reveal(Role::Advertising, kind));

@@ -221,6 +221,9 @@ async fn step_up(
     match totp::step_up(
         &ledger,
         &reader,
+        &state
+            .vault()
+            .ok_or_else(|| internal(lang)("shutting down".to_owned()))?,
         &caller.person,
         session_key,
         code,
@@ -1847,7 +1850,10 @@ pub async fn begin_totp(
     let person = visitor.person()?;
     checked_form(&visitor, &body)?;
     let ledger = ledger(&state, lang)?;
-    match totp::begin(&ledger, &state.reader(), person, now_ns()).await {
+    let vault = state
+        .vault()
+        .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+    match totp::begin(&ledger, &state.reader(), &vault, person, now_ns()).await {
         Ok(enrolment) => {
             let secret = enrolment.secret_base32.expose().clone();
             let uri = enrolment.otpauth_uri.expose().clone();
@@ -1877,11 +1883,14 @@ pub async fn confirm_totp(
     let form = checked_form(&visitor, &body)?;
     let ledger = ledger(&state, lang)?;
     let reader = state.reader();
-    match totp::confirm(&ledger, &reader, person, form.get("code"), now_ns()).await {
+    let vault = state
+        .vault()
+        .ok_or_else(|| internal(lang)("shutting down".to_owned()))?;
+    match totp::confirm(&ledger, &reader, &vault, person, form.get("code"), now_ns()).await {
         Ok(()) => Ok(layout::redirect("/settings?done=totp")),
         Err(TotpError::InvalidCode | TotpError::NotEnrolling) => {
             // The same key again, so a mistyped code is retried without a new set-up.
-            let pending = totp::pending(&reader, person)
+            let pending = totp::pending(&reader, &vault, person)
                 .await
                 .map_err(|error| WebError::Internal(lang, error.to_string()))?;
             let shown = pending.as_ref().map(|enrolment| {

@@ -726,21 +726,60 @@ async fn revealing_personal_data_takes_a_role_and_a_reason_and_is_logged() {
         ("support_agent", "denied")
     );
 
+    // A real payment, so the payment and transfer pages exist for the wall below.
+    app.person_with("lina", "1.00").await;
+    let paid = app
+        .client
+        .post(app.url("/v1/payments"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "wall-pay-1")
+        .json(&json!({"to": "lina", "amount": "2.00", "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let payment: Value = paid.json().await.unwrap();
+    let payment_id = payment["id"].as_str().unwrap().to_owned();
+    let transfer_id = payment["transfer_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        browser
+            .get(&format!("/ops/payments/{payment_id}"))
+            .await
+            .status(),
+        StatusCode::OK,
+        "an admin sees the payment page: the refusals below are the role's"
+    );
+
     // Analytics: the dashboard's aggregates, and nothing about anyone.
     let mut analytics = Browser::open(&app).await;
     analytics
         .log_in_as("Ads Team", OPERATOR_TOKEN, "analytics")
         .await;
     assert_eq!(analytics.get("/ops").await.status(), StatusCode::OK);
+    // A well-formed case id: the refusal must come from the role, not the parser.
+    let case_id = format!("{:020}-{}", 1, "0123456789abcdef");
     for path in [
-        "/ops/people/bilal",
-        "/ops/search?q=bil",
-        "/ops/ledger",
-        "/ops/webhooks",
+        "/ops/people/bilal".to_owned(),
+        "/ops/search?q=bil".to_owned(),
+        "/ops/ledger".to_owned(),
+        "/ops/webhooks".to_owned(),
+        format!("/ops/payments/{payment_id}"),
+        "/ops/cases".to_owned(),
+        format!("/ops/cases/{case_id}/sar"),
+        "/ops/audit".to_owned(),
+        format!("/ops/ledger/transfers/{transfer_id}"),
     ] {
+        let response = analytics.get(&path).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains(NAME) && !body.contains("@lina"),
+            "{path}: {body}"
+        );
+        // Nothing was revealed or even asked of the vault.
         assert_eq!(
-            analytics.get(path).await.status(),
-            StatusCode::FORBIDDEN,
+            tokio::task::block_in_place(|| access_log(&app)).len(),
+            2,
             "{path}"
         );
     }

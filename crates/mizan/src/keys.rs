@@ -7,7 +7,10 @@
 //!
 //! `keys rotate` writes the key file with the new version *before* any data key is
 //! wrapped under it: a crash in between leaves an unused version, never a data key
-//! whose master key is lost.
+//! whose master key is lost. It then records the version number in the store
+//! (`vault_key_versions`), which is how a running `mizan serve` learns to re-read
+//! its key file and wrap new data keys under the new version; only then does it
+//! re-wrap. So rotation and retirement run against a serving server.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -209,6 +212,9 @@ fn retire(location: &Location, key_file: &Path, version: u32) -> anyhow::Result<
 }
 
 fn print_versions(vault: &Vault) -> anyhow::Result<()> {
+    if let Some(newest) = vault.newest_recorded_version()? {
+        say!("newest recorded master version: {newest} (new data keys wrap under it)");
+    }
     for used in vault.versions_in_use()? {
         say!(
             "master version {}: {} data keys{}",

@@ -24,7 +24,7 @@ use mizan_app::identity::Person;
 use mizan_app::payments::IdempotencyKey;
 use mizan_app::time::rfc3339_from_ns;
 use mizan_app::webhooks::{self, Delivery, DeliveryStatus, Endpoint, WebhookError};
-use mizan_core::{Clock, SystemClock};
+use mizan_core::{Clock, Secret, SystemClock};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -602,13 +602,13 @@ pub struct EndpointBody {
     pub secret: Option<String>,
 }
 
-fn endpoint_body(endpoint: &Endpoint, with_secret: bool) -> EndpointBody {
+fn endpoint_body(endpoint: &Endpoint, secret: Option<&Secret<String>>) -> EndpointBody {
     EndpointBody {
         id: endpoint.id.clone(),
         url: endpoint.url.clone(),
         events: endpoint.events.iter().cloned().collect(),
         created_at: rfc3339_from_ns(endpoint.created_at_ns),
-        secret: with_secret.then(|| endpoint.secret().to_owned()),
+        secret: secret.map(|secret| secret.expose().clone()),
     }
 }
 
@@ -656,9 +656,10 @@ pub async fn create_endpoint(
             .and_then(|creation| creation.claim_row(id, None).ok())
     };
     let ledger = ledger(&state)?;
-    let endpoint = webhooks::create_endpoint_claimed(
+    let created = webhooks::create_endpoint_claimed(
         &ledger,
         &state.reader(),
+        &super::identity::vault(&state)?,
         &app,
         &request.url,
         &request.events,
@@ -669,8 +670,11 @@ pub async fn create_endpoint(
     )
     .await?;
     drop(ledger);
-    match (endpoint, creation) {
-        (Some(endpoint), _) => Ok((StatusCode::CREATED, Json(endpoint_body(&endpoint, true)))),
+    match (created, creation) {
+        (Some((endpoint, secret)), _) => Ok((
+            StatusCode::CREATED,
+            Json(endpoint_body(&endpoint, Some(&secret))),
+        )),
         // Lost the race for the key: the winner's claim answers (never with a secret).
         (None, Some(creation)) => {
             let Replay::Response(_) = creation.replay_after_conflict(&state.reader()).await?;
@@ -700,7 +704,7 @@ pub async fn list_endpoints(
     Ok(Json(
         endpoints
             .iter()
-            .map(|endpoint| endpoint_body(endpoint, false))
+            .map(|endpoint| endpoint_body(endpoint, None))
             .collect(),
     ))
 }

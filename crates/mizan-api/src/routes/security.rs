@@ -237,6 +237,7 @@ pub async fn begin_totp(
     let enrolment = totp::begin(
         &ledger,
         &state.reader(),
+        &super::identity::vault(&state)?,
         &caller.person,
         SystemClock.now_ns(),
     )
@@ -283,6 +284,7 @@ pub async fn confirm_totp(
     totp::confirm(
         &ledger,
         &state.reader(),
+        &super::identity::vault(&state)?,
         &caller.person,
         request.code.expose(),
         SystemClock.now_ns(),
@@ -320,6 +322,7 @@ pub async fn step_up(
     totp::step_up(
         &ledger,
         &state.reader(),
+        &super::identity::vault(&state)?,
         &caller.person,
         session_key,
         request.code.expose(),

@@ -22,59 +22,15 @@ const SCHEMA_LOCK_KEY: i64 = 0x6d_76_61_75_6c_74; // "mvault"
 /// Longest schema name accepted.
 const SCHEMA_NAME_BYTES_MAX: usize = 63;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS vault_data_keys (
-    person_id bytea PRIMARY KEY,
-    master_version integer NOT NULL,
-    wrapped bytea NOT NULL,
-    created_at_ns bigint NOT NULL
-);
-CREATE INDEX IF NOT EXISTS vault_data_keys_by_version ON vault_data_keys (master_version);
-CREATE TABLE IF NOT EXISTS vault_erasures (
-    person_id bytea PRIMARY KEY,
-    erased_at_ns bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS vault_records (
-    record_id bytea PRIMARY KEY,
-    person_id bytea NOT NULL,
-    field_kind text NOT NULL,
-    ciphertext bytea NOT NULL,
-    blind_index bytea,
-    index_version bigint,
-    created_at_ns bigint NOT NULL
-);
-CREATE INDEX IF NOT EXISTS vault_records_by_person ON vault_records (person_id);
-CREATE INDEX IF NOT EXISTS vault_records_by_blind_index
-    ON vault_records (field_kind, blind_index) WHERE blind_index IS NOT NULL;
-CREATE TABLE IF NOT EXISTS vault_tokens (
-    token text PRIMARY KEY,
-    person_id bytea NOT NULL,
-    record_id bytea NOT NULL,
-    last4 text NOT NULL
-);
-CREATE INDEX IF NOT EXISTS vault_tokens_by_person ON vault_tokens (person_id);
-CREATE TABLE IF NOT EXISTS vault_access_log (
-    sequence bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at_ns bigint NOT NULL,
-    role text NOT NULL,
-    actor text NOT NULL,
-    person_id bytea NOT NULL,
-    record_id bytea NOT NULL,
-    field_kind text NOT NULL,
-    reason text NOT NULL,
-    outcome text NOT NULL
-);
-CREATE OR REPLACE FUNCTION vault_access_log_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'vault_access_log is append-only';
-END
-$$;
-DROP TRIGGER IF EXISTS vault_access_log_append_only ON vault_access_log;
-CREATE TRIGGER vault_access_log_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON vault_access_log
-    FOR EACH STATEMENT EXECUTE FUNCTION vault_access_log_append_only();
-";
+/// The schema, in order; each version is applied once and recorded in
+/// `vault_schema_migrations`, under an advisory lock so concurrent starts agree.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_vault.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_key_versions.sql"),
+    ),
+];
 
 const RECORD_COLUMNS: &str =
     "record_id, person_id, field_kind, ciphertext, blind_index, index_version, created_at_ns";
@@ -105,7 +61,7 @@ impl PostgresVaultStore {
         let mut writer = connect_one(url, schema)?;
         let mut transaction = writer.transaction()?;
         transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
-        transaction.batch_execute(SCHEMA)?;
+        migrate(&mut transaction)?;
         transaction.commit()?;
         let reader = connect_one(url, schema)?;
         Ok(PostgresVaultStore {
@@ -156,6 +112,54 @@ fn read_token(row: &Row) -> Result<TokenRecord, VaultError> {
         record: RecordId::from_raw(id_from_bytes(row.try_get(2)?)?),
         last4: row.try_get(3)?,
     })
+}
+
+/// Applies every migration the database lacks (inside the caller's locked
+/// transaction).
+fn migrate(transaction: &mut postgres::Transaction<'_>) -> Result<(), VaultError> {
+    transaction.batch_execute(
+        "CREATE TABLE IF NOT EXISTS vault_schema_migrations (version bigint PRIMARY KEY)",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let applied = transaction
+            .query_opt(
+                "SELECT 1 FROM vault_schema_migrations WHERE version = $1",
+                &[version],
+            )?
+            .is_some();
+        if !applied {
+            transaction.batch_execute(sql)?;
+            transaction.execute(
+                "INSERT INTO vault_schema_migrations (version) VALUES ($1)",
+                &[version],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a new data key wrapped under a master version older than the newest
+/// one recorded: a process with a stale key ring must reload it first, or the
+/// version it uses could be retired under it.
+fn refuse_stale_version(
+    client: &mut impl postgres::GenericClient,
+    version: u32,
+) -> Result<(), VaultError> {
+    if let Some(newest) = newest_key_version_on(client)? {
+        if version < newest {
+            return Err(VaultError::StaleMasterVersion { version, newest });
+        }
+    }
+    Ok(())
+}
+
+fn newest_key_version_on(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Option<u32>, VaultError> {
+    let newest: Option<i32> = client
+        .query_one("SELECT MAX(version) FROM vault_key_versions", &[])?
+        .try_get(0)?;
+    newest.map(|version| to_u32(i64::from(version))).transpose()
 }
 
 fn version_i32(version: u32) -> Result<i32, VaultError> {
@@ -233,6 +237,7 @@ impl VaultStore for PostgresVaultStore {
     ) -> Result<DataKeyState, VaultError> {
         let mut client = self.writer()?;
         let mut transaction = client.transaction()?;
+        refuse_stale_version(&mut transaction, wrapped.master_version)?;
         let id = person.to_be_bytes();
         transaction.execute(
             "INSERT INTO vault_data_keys (person_id, master_version, wrapped, created_at_ns)
@@ -278,6 +283,10 @@ impl VaultStore for PostgresVaultStore {
     fn insert_people(&self, people: &[NewPerson]) -> Result<(), VaultError> {
         let mut client = self.writer()?;
         let mut transaction = client.transaction()?;
+        // One check for the batch: its oldest version.
+        if let Some(oldest) = people.iter().map(|new| new.wrapped.master_version).min() {
+            refuse_stale_version(&mut transaction, oldest)?;
+        }
         for new in people {
             transaction.execute(
                 "INSERT INTO vault_data_keys (person_id, master_version, wrapped, created_at_ns)
@@ -510,5 +519,18 @@ impl VaultStore for PostgresVaultStore {
         )?;
         transaction.commit()?;
         Ok(inserted == 1)
+    }
+
+    fn record_key_version(&self, version: u32, at_ns: u64) -> Result<(), VaultError> {
+        self.writer()?.execute(
+            "INSERT INTO vault_key_versions (version, recorded_at_ns) VALUES ($1, $2)
+             ON CONFLICT (version) DO NOTHING",
+            &[&version_i32(version)?, &to_i64(at_ns)?],
+        )?;
+        Ok(())
+    }
+
+    fn newest_key_version(&self) -> Result<Option<u32>, VaultError> {
+        newest_key_version_on(&mut *self.reader()?)
     }
 }

@@ -25,53 +25,15 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// default makes a rotation over a million keys re-read pages from the OS cache.
 const PAGE_CACHE_KIB: i64 = 32 * 1024;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS vault_data_keys (
-    person_id BLOB PRIMARY KEY,
-    master_version INTEGER NOT NULL,
-    wrapped BLOB NOT NULL,
-    created_at_ns INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS vault_data_keys_by_version ON vault_data_keys (master_version);
-CREATE TABLE IF NOT EXISTS vault_erasures (
-    person_id BLOB PRIMARY KEY,
-    erased_at_ns INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS vault_records (
-    record_id BLOB PRIMARY KEY,
-    person_id BLOB NOT NULL,
-    field_kind TEXT NOT NULL,
-    ciphertext BLOB NOT NULL,
-    blind_index BLOB,
-    index_version INTEGER,
-    created_at_ns INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS vault_records_by_person ON vault_records (person_id);
-CREATE INDEX IF NOT EXISTS vault_records_by_blind_index
-    ON vault_records (field_kind, blind_index) WHERE blind_index IS NOT NULL;
-CREATE TABLE IF NOT EXISTS vault_tokens (
-    token TEXT PRIMARY KEY,
-    person_id BLOB NOT NULL,
-    record_id BLOB NOT NULL,
-    last4 TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS vault_tokens_by_person ON vault_tokens (person_id);
-CREATE TABLE IF NOT EXISTS vault_access_log (
-    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ns INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    person_id BLOB NOT NULL,
-    record_id BLOB NOT NULL,
-    field_kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    outcome TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS vault_access_log_no_update BEFORE UPDATE ON vault_access_log
-BEGIN SELECT RAISE(ABORT, 'vault_access_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS vault_access_log_no_delete BEFORE DELETE ON vault_access_log
-BEGIN SELECT RAISE(ABORT, 'vault_access_log is append-only'); END;
-";
+/// The schema, in order; each version is applied once and recorded in
+/// `vault_schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_vault.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_key_versions.sql"),
+    ),
+];
 
 const RECORD_COLUMNS: &str =
     "record_id, person_id, field_kind, ciphertext, blind_index, index_version, created_at_ns";
@@ -88,8 +50,8 @@ impl SqliteVaultStore {
             std::fs::create_dir_all(parent)
                 .map_err(|error| VaultError::Store(format!("{}: {error}", parent.display())))?;
         }
-        let writer = connect(path)?;
-        writer.execute_batch(SCHEMA)?;
+        let mut writer = connect(path)?;
+        migrate(&mut writer)?;
         let reader = connect(path)?;
         Ok(SqliteVaultStore {
             writer: Mutex::new(writer),
@@ -108,6 +70,53 @@ impl SqliteVaultStore {
             .lock()
             .map_err(|_| VaultError::Store("reader connection poisoned".into()))
     }
+}
+
+/// Applies every migration the file lacks, each in its own transaction.
+fn migrate(connection: &mut Connection) -> Result<(), VaultError> {
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS vault_schema_migrations (version INTEGER PRIMARY KEY)",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let applied = transaction
+            .query_row(
+                "SELECT 1 FROM vault_schema_migrations WHERE version = ?1",
+                params![version],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !applied {
+            transaction.execute_batch(sql)?;
+            transaction.execute(
+                "INSERT INTO vault_schema_migrations (version) VALUES (?1)",
+                params![version],
+            )?;
+        }
+        transaction.commit()?;
+    }
+    Ok(())
+}
+
+/// Refuses a new data key wrapped under a master version older than the newest
+/// one recorded: a process with a stale key ring must reload it first, or the
+/// version it uses could be retired under it.
+fn refuse_stale_version(connection: &Connection, version: u32) -> Result<(), VaultError> {
+    if let Some(newest) = newest_key_version_on(connection)? {
+        if version < newest {
+            return Err(VaultError::StaleMasterVersion { version, newest });
+        }
+    }
+    Ok(())
+}
+
+fn newest_key_version_on(connection: &Connection) -> Result<Option<u32>, VaultError> {
+    let newest: Option<i64> = connection
+        .prepare_cached("SELECT MAX(version) FROM vault_key_versions")?
+        .query_row([], |row| row.get(0))?;
+    newest.map(to_u32).transpose()
 }
 
 fn connect(path: &Path) -> Result<Connection, VaultError> {
@@ -207,6 +216,7 @@ impl VaultStore for SqliteVaultStore {
     ) -> Result<DataKeyState, VaultError> {
         let mut connection = self.writer()?;
         let transaction = connection.transaction()?;
+        refuse_stale_version(&transaction, wrapped.master_version)?;
         let id = person.to_be_bytes();
         transaction
             .prepare_cached(
@@ -254,6 +264,10 @@ impl VaultStore for SqliteVaultStore {
     fn insert_people(&self, people: &[NewPerson]) -> Result<(), VaultError> {
         let mut connection = self.writer()?;
         let transaction = connection.transaction()?;
+        // One check for the batch: its oldest version.
+        if let Some(oldest) = people.iter().map(|new| new.wrapped.master_version).min() {
+            refuse_stale_version(&transaction, oldest)?;
+        }
         for new in people {
             transaction
                 .prepare_cached(
@@ -498,5 +512,19 @@ impl VaultStore for SqliteVaultStore {
         )?;
         transaction.commit()?;
         Ok(inserted == 1)
+    }
+
+    fn record_key_version(&self, version: u32, at_ns: u64) -> Result<(), VaultError> {
+        self.writer()?
+            .prepare_cached(
+                "INSERT INTO vault_key_versions (version, recorded_at_ns) VALUES (?1, ?2)
+                 ON CONFLICT (version) DO NOTHING",
+            )?
+            .execute(params![i64::from(version), to_i64(at_ns)?])?;
+        Ok(())
+    }
+
+    fn newest_key_version(&self) -> Result<Option<u32>, VaultError> {
+        newest_key_version_on(&*self.reader()?)
     }
 }
