@@ -44,8 +44,10 @@ pub const COLLECTION_OPEN_INTENTS: &str = "open_intents";
 pub const INTENT_AGE_MIN_SECONDS: u64 = 60;
 /// How often `mizan serve` runs the reconciler (and once at start).
 pub const RECONCILE_INTERVAL_SECONDS: u64 = 30;
+/// Index entries read per page.
+pub const RECONCILE_PAGE_INTENTS: usize = 1_000;
 /// Most intents of one kind one run looks at; the rest wait for the next run.
-pub const RECONCILE_INTENTS_MAX: usize = 1_000;
+pub const RECONCILE_INTENTS_MAX: usize = 100_000;
 /// The longest a running server leaves a crashed intent unresolved: its minimum
 /// age, then up to one interval until the next run, then the run itself (bounded by
 /// one more interval). Holds must outlive it by far (see the assertions below).
@@ -182,7 +184,7 @@ pub struct Rails<'a> {
 }
 
 /// Finishes every intent left open for longer than [`INTENT_AGE_MIN_SECONDS`] at
-/// `now_ns` (at most [`RECONCILE_INTENTS_MAX`] of each kind). Running it twice, or
+/// `now_ns` (at most about [`RECONCILE_INTENTS_MAX`] of each kind). Running it twice, or
 /// on two servers at once, resolves each intent once.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(
@@ -194,20 +196,18 @@ pub async fn reconcile(
     let cutoff_ns = now_ns.saturating_sub(INTENT_AGE_MIN_SECONDS.saturating_mul(1_000_000_000));
     let mut report = ReconcileReport::default();
     for kind in [IntentKind::Funding, IntentKind::Cashout] {
-        for (created_at_ns, id) in due_intents(reader, kind, cutoff_ns).await? {
-            let outcome = match kind {
-                IntentKind::Funding => {
-                    crate::funding::reconcile_funding(ledger, reader, rails, &id, now_ns).await
-                }
-                IntentKind::Cashout => {
-                    crate::cashout::reconcile_cashout(ledger, reader, rails, &id, now_ns).await
-                }
-            };
-            let outcome = match outcome {
-                Ok(Reconciled::Orphan) => forget_orphan(ledger, kind, created_at_ns, &id).await,
-                other => other,
-            };
-            report.count(outcome, kind, &id);
+        let mut after: Option<String> = None;
+        let mut seen = 0_usize;
+        loop {
+            let (due, last_key) = due_intents(reader, kind, cutoff_ns, after.take()).await?;
+            seen += due.len();
+            reconcile_page(ledger, reader, rails, kind, due, now_ns, &mut report).await;
+            // Intents left open (a challenge still waiting) must not starve the
+            // ones behind them: page on while entries are due.
+            match last_key {
+                Some(key) if seen < RECONCILE_INTENTS_MAX => after = Some(key),
+                _ => break,
+            }
         }
     }
     if report != ReconcileReport::default() {
@@ -216,21 +216,51 @@ pub async fn reconcile(
     Ok(report)
 }
 
-/// Index entries older than `cutoff_ns`, oldest first: (created at, intent id).
+async fn reconcile_page(
+    ledger: &mizan_ledger::Ledger,
+    reader: &SharedReader,
+    rails: Rails<'_>,
+    kind: IntentKind,
+    due: Vec<(u64, String)>,
+    now_ns: u64,
+    report: &mut ReconcileReport,
+) {
+    for (created_at_ns, id) in due {
+        let outcome = match kind {
+            IntentKind::Funding => {
+                crate::funding::reconcile_funding(ledger, reader, rails, &id, now_ns).await
+            }
+            IntentKind::Cashout => {
+                crate::cashout::reconcile_cashout(ledger, reader, rails, &id, now_ns).await
+            }
+        };
+        let outcome = match outcome {
+            Ok(Reconciled::Orphan) => forget_orphan(ledger, kind, created_at_ns, &id).await,
+            other => other,
+        };
+        report.count(outcome, kind, &id);
+    }
+}
+
+/// One page of index entries older than `cutoff_ns` after `after`, oldest first:
+/// (created at, intent id), and the key to continue after when there may be more.
 async fn due_intents(
     reader: &SharedReader,
     kind: IntentKind,
     cutoff_ns: u64,
-) -> Result<Vec<(u64, String)>, PaymentError> {
+    after: Option<String>,
+) -> Result<(Vec<(u64, String)>, Option<String>), PaymentError> {
     let page = crate::documents::with_prefix(
         reader,
         COLLECTION_OPEN_INTENTS,
         kind.prefix().to_owned(),
-        None,
-        RECONCILE_INTENTS_MAX,
+        after,
+        RECONCILE_PAGE_INTENTS,
     )
     .await
     .map_err(|error| internal("open intents", error))?;
+    let full = page.len() == RECONCILE_PAGE_INTENTS;
+    let mut last_key = None;
     let mut due = Vec::new();
     for (key, _) in page {
         let entry = key
@@ -241,11 +271,12 @@ async fn due_intents(
             return Err(internal("open intent key", key));
         };
         if created_at_ns > cutoff_ns {
-            break;
+            return Ok((due, None));
         }
         due.push((created_at_ns, id));
+        last_key = Some(key);
     }
-    Ok(due)
+    Ok((due, last_key.filter(|_| full)))
 }
 
 /// An index entry whose intent document is missing is a bug, not money: it is
