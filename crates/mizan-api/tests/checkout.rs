@@ -196,6 +196,37 @@ async fn a_buyer_pays_a_card_in_one_call_and_the_stock_follows() {
     .await;
     assert!(seen["thread_id"].is_null() && seen["offered_to"].is_null());
 
+    // Both see it in their activity, with each other.
+    let activity = json_of(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/activity",
+            &buyer,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(activity["items"][0]["counterparty"], "potter");
+    assert_eq!(activity["items"][0]["note"], "order: Blue mug × 2");
+    assert_eq!(activity["items"][0]["amount"], "24.00");
+    let activity = json_of(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/activity",
+            &seller,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(activity["items"][0]["counterparty"], "dana");
+    assert_eq!(activity["items"][0]["direction"], "in");
+
     // Both see the order, each from their side.
     let bought = orders(&app, &buyer).await;
     assert_eq!(bought.len(), 1);
@@ -568,5 +599,54 @@ async fn large_orders_and_large_tips_need_a_fresh_second_factor() {
     assert_eq!(tip("big-tip", "150.00").await.status(), 201);
     assert_eq!(app.balance(&buyer).await, "165.00");
     assert_eq!(remaining(&app, &buyer, &id).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn apps_may_subscribe_to_the_social_events() {
+    let app = spawn_app().await;
+    let registered = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/apps",
+        OPERATOR_TOKEN,
+        None,
+        Some(json!({"name": "Shop"})),
+    )
+    .await;
+    assert_eq!(registered.status(), 201);
+    let key = json_of(registered).await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = [
+        "tip.received",
+        "paid_dm.received",
+        "paid_dm.paid",
+        "paid_dm.refunded",
+        "checkout.created",
+        "order.paid",
+    ];
+    let endpoint = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/app/webhook-endpoints",
+        &key,
+        None,
+        Some(json!({"url": "http://127.0.0.1:9/hooks", "events": events})),
+    )
+    .await;
+    assert_eq!(endpoint.status(), 201);
+    let unknown = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/app/webhook-endpoints",
+        &key,
+        None,
+        Some(json!({"url": "http://127.0.0.1:9/hooks", "events": ["message.sent"]})),
+    )
+    .await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(problem(unknown).await.code, "invalid_event_type");
     app.stop().await;
 }

@@ -872,6 +872,15 @@ pub async fn activity(
                     None => ("subscription".to_owned(), String::new()),
                 }
             }
+            None if transfer.code == crate::checkout::TRANSFER_CODE_ORDER => {
+                match crate::checkout::order_of_reference(reader, transfer.reference).await? {
+                    Some(order) => {
+                        let other = if incoming { order.buyer } else { order.seller };
+                        (other, format!("order: {} × {}", order.item, order.quantity))
+                    }
+                    None => ("order".to_owned(), String::new()),
+                }
+            }
             None if transfer.code == TRANSFER_CODE_FUNDING => {
                 ("card funding".to_owned(), String::new())
             }

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Property: whatever interleaving of replies, accepts, declines, retried sends and
 //! the deadline (a manual clock moved past the ledger's timeout), every paid DM ends
-//! paid out or refunded exactly once, and no money is created or lost.
+//! paid out or refunded exactly once, and no money is created or lost; and the job that
+//! records the ledger's refunds, run at any point (twice at once), announces each
+//! outcome exactly once: one `paid_dm.paid` or one `paid_dm.refunded` event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,8 @@ enum Step {
     Retry,
     /// Time passes beyond the deadline.
     Deadline,
+    /// Two runs of the expiry recorder at once.
+    ExpiryJob,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -39,6 +43,7 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::Decline),
         Just(Step::Retry),
         Just(Step::Deadline),
+        Just(Step::ExpiryJob),
     ]
 }
 
@@ -235,6 +240,7 @@ async fn run(steps: Vec<Step>) {
                 // Let the writer's expiry tick run.
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
+            Step::ExpiryJob => record_expiries_twice(&world).await,
         }
     }
     // In the end time runs out for whatever is left.
@@ -250,6 +256,14 @@ async fn run(steps: Vec<Step>) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    record_expiries_twice(&world).await;
+    record_expiries_twice(&world).await;
+    let (paid_events, refunded_events) = outcome_events(&world).await;
+    let expected = match status {
+        PaidDmStatus::Paid => (1, 0),
+        _ => (0, 1),
+    };
+    assert_eq!((paid_events, refunded_events), expected, "{steps:?}");
     let (fan, star, revenue) = balances(&world).await;
     let cut = PRICE_MINOR * i64::from(CUT_BPS) / 10_000;
     match status {
@@ -270,13 +284,38 @@ async fn run(steps: Vec<Step>) {
         Step::Reply | Step::Accept => Some(PaidDmStatus::Paid),
         Step::Decline => Some(PaidDmStatus::Declined),
         Step::Deadline => Some(PaidDmStatus::Expired),
-        Step::Retry => None,
+        Step::Retry | Step::ExpiryJob => None,
     });
     assert_eq!(
         status,
         decided.unwrap_or(PaidDmStatus::Expired),
         "{steps:?}"
     );
+}
+
+async fn record_expiries_twice(world: &World) {
+    let now_ns = world.clock.now_ns();
+    let (a, b) = tokio::join!(
+        messages::record_expiries(world.ledger(), &world.reader, now_ns),
+        messages::record_expiries(world.ledger(), &world.reader, now_ns),
+    );
+    a.unwrap();
+    b.unwrap();
+}
+
+/// How many `paid_dm.paid` and `paid_dm.refunded` events the outbox holds.
+async fn outcome_events(world: &World) -> (usize, usize) {
+    let events = world
+        .reader
+        .read(|r| r.outbox(0, 1_000))
+        .await
+        .unwrap()
+        .unwrap();
+    let count = |topic: &str| events.iter().filter(|(_, t, _)| t == topic).count();
+    (
+        count(messages::TOPIC_PAID_DM_PAID),
+        count(messages::TOPIC_PAID_DM_REFUNDED),
+    )
 }
 
 proptest! {

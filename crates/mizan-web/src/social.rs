@@ -506,7 +506,7 @@ fn profile_form(
 ) -> Markup {
     let lang = visitor.lang;
     html! {
-        details {
+        details open[error.is_some()] {
             summary { (T::EditProfile.get(lang)) }
             form.card method="post" action="/profile" novalidate {
                 (csrf_field(visitor))
