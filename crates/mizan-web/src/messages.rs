@@ -176,7 +176,7 @@ pub async fn set_price(
     visitor.check_form(&form)?;
     let price = match form.get("price") {
         "" => Ok(None),
-        text => payments::parse_amount(text, WALLET_CURRENCY.code()).map(Some),
+        text => i18n::typed_amount(text).map(Some),
     };
     let ledger = ledger(&state, lang)?;
     let saved = match price {
@@ -422,7 +422,7 @@ pub async fn send(
     };
     let offer = match form.get("offer") {
         "" => None,
-        text => payments::parse_amount(text, WALLET_CURRENCY.code()).ok(),
+        text => i18n::typed_amount(text).ok(),
     };
     let key = IdempotencyKey::parse(&form_key(&form, "message"))
         .map_err(|error| WebError::Internal(lang, error.to_string()))?;
@@ -580,10 +580,14 @@ pub async fn post_checkout(
     let person = visitor.person()?;
     let form = Form::parse(&body);
     visitor.check_form(&form)?;
-    let quantity = form.get("quantity").trim().parse::<i64>().unwrap_or(0);
+    let quantity = i18n::ascii_amount(form.get("quantity"))
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0);
+    let price = i18n::ascii_amount(form.get("price"));
     let offer = NewCheckout::parse(
         form.get("item"),
-        form.get("price"),
+        &price,
         WALLET_CURRENCY.code(),
         quantity,
     );
