@@ -208,8 +208,8 @@ pub struct CheckoutView {
     /// Units still for sale, as the ledger's stock account holds them.
     pub remaining: i64,
     /// Whether the viewer is one of the thread's two people (else `thread_id` and
-    /// `buyer` are not theirs to see).
-    #[serde(default)]
+    /// `buyer` are not theirs to see). Set when read, never stored or sent in events.
+    #[serde(default, skip_serializing)]
     pub party: bool,
     /// The stock account on the units ledger.
     pub stock_account_id: String,
