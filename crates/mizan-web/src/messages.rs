@@ -585,12 +585,7 @@ pub async fn post_checkout(
         .parse::<i64>()
         .unwrap_or(0);
     let price = i18n::ascii_amount(form.get("price"));
-    let offer = NewCheckout::parse(
-        form.get("item"),
-        &price,
-        WALLET_CURRENCY.code(),
-        quantity,
-    );
+    let offer = NewCheckout::parse(form.get("item"), &price, WALLET_CURRENCY.code(), quantity);
     let key = IdempotencyKey::parse(&form_key(&form, "checkout"))
         .map_err(|error| WebError::Internal(lang, error.to_string()))?;
     let posted = match offer {
@@ -658,9 +653,13 @@ async fn checked_step_up(
         return Ok(Some((T::StepUpNeeded.get(lang), true)));
     };
     let ledger = ledger(state, lang)?;
+    let vault = state
+        .vault()
+        .ok_or_else(|| WebError::Internal(lang, "shutting down".to_owned()))?;
     match mizan_app::totp::step_up(
         &ledger,
         &reader,
+        &vault,
         &caller.person,
         session_key,
         code,
