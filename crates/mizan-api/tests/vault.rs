@@ -604,6 +604,11 @@ async fn erasure_shreds_personal_data_and_keeps_the_ledger_verifiable() {
     assert_eq!(refused.status(), 410);
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(problem["code"], "person_erased");
+    // Nor a second-factor secret: it would be sealed under the shredded key.
+    let totp = post(&app, "/v1/me/totp", &sara, json!({})).await;
+    assert_eq!(totp.status(), 410);
+    let problem: Value = totp.json().await.unwrap();
+    assert_eq!(problem["code"], "person_erased");
     let funding = post(
         &app,
         "/v1/funding",

@@ -50,6 +50,10 @@ pub enum TotpError {
     StepUpRequired,
     #[error("only the person, signed in to Mizan, can do that; not an app")]
     SessionRequired,
+    /// The person's personal data was erased: their vault key, and with it any
+    /// second-factor secret, is gone.
+    #[error("this person's personal data was erased")]
+    PersonErased,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -63,6 +67,7 @@ impl TotpError {
             TotpError::InvalidCode => "invalid_totp_code",
             TotpError::StepUpRequired => "step_up_required",
             TotpError::SessionRequired => "session_required",
+            TotpError::PersonErased => "person_erased",
             TotpError::Internal(_) => "internal_error",
         }
     }
@@ -70,6 +75,13 @@ impl TotpError {
 
 fn internal(context: &str, error: impl fmt::Display) -> TotpError {
     TotpError::Internal(format!("{context}: {error}"))
+}
+
+fn vault_error(error: mizan_vault::VaultError) -> TotpError {
+    match error {
+        mizan_vault::VaultError::Erased => TotpError::PersonErased,
+        other => internal("vault", other.code()),
+    }
 }
 
 impl From<IdentityError> for TotpError {
@@ -196,11 +208,11 @@ pub async fn begin(
     }
     let secret: [u8; SECRET_BYTES] = rand::random();
     let secret_base32 = base32(&secret);
-    let owner = vault_person(person.id).map_err(|error| internal("vault", error.code()))?;
+    let owner = vault_person(person.id).map_err(vault_error)?;
     let sealed = Secret::new(secret_base32.clone());
     let record = blocking(vault, move |vault| vault.put_service_secret(owner, &sealed))
         .await
-        .map_err(|error| internal("vault", error.code()))?;
+        .map_err(vault_error)?;
     let document = TotpDocument {
         secret_record: record.to_string(),
         enabled: false,
@@ -240,7 +252,7 @@ pub async fn pending(
         })
     })
     .await
-    .map_err(|error| internal("vault", error.code()))?
+    .map_err(vault_error)?
     .ok_or_else(|| internal("stored totp secret", "not text"))?;
     Ok(Some(enrolment(person, opened)))
 }
@@ -265,7 +277,7 @@ async fn use_code(
         })
     })
     .await
-    .map_err(|error| internal("vault", error.code()))?;
+    .map_err(vault_error)?;
     let step = checked
         .ok_or_else(|| internal("stored totp secret", "not base32"))?
         .ok_or(TotpError::InvalidCode)?;

@@ -42,6 +42,9 @@ impl From<TotpError> for ApiError {
             TotpError::StepUpRequired | TotpError::SessionRequired => {
                 refused(StatusCode::FORBIDDEN, "Not allowed", None, error)
             }
+            TotpError::PersonErased => {
+                refused(StatusCode::GONE, "Personal data erased", None, error)
+            }
             TotpError::Internal(detail) => {
                 tracing::error!(%detail, "totp use case failed");
                 ApiError::Internal
@@ -225,7 +228,8 @@ pub struct TotpEnrolmentBody {
         (status = 201, description = "The secret to confirm", body = TotpEnrolmentBody),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`totp_already_enabled`", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`totp_already_enabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased, and their second-factor secret with it", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn begin_totp(
@@ -271,7 +275,8 @@ pub struct TotpCode {
         (status = 400, description = "`invalid_body` or `invalid_totp_code`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`totp_not_enrolling` or `totp_already_enabled`", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`totp_not_enrolling` or `totp_already_enabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased, and their second-factor secret with it", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn confirm_totp(
@@ -306,7 +311,8 @@ pub async fn confirm_totp(
         (status = 400, description = "`invalid_body` or `invalid_totp_code` (wrong, expired or already used)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`totp_not_enabled`", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`totp_not_enabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`person_erased`: the caller's personal data was erased, and their second-factor secret with it", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn step_up(
