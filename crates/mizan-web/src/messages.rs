@@ -632,45 +632,17 @@ pub async fn post_checkout(
 }
 
 /// Passes when the amount needs no second factor, steps up with the form's code when
-/// one is given; else says why not (and whether to ask for a code).
+/// one is given; else says why not (always asking for a code). The check itself is
+/// the one every money form shares, [`crate::people::step_up`].
 async fn checked_step_up(
     state: &AppState,
     visitor: &Visitor,
     amount_minor: i64,
     code: &str,
 ) -> Result<Option<(&'static str, bool)>, WebError> {
-    let lang = visitor.lang;
     let caller = visitor.caller()?;
-    let reader = state.reader();
-    let threshold = state.config().step_up_threshold_minor;
-    match mizan_app::totp::require_step_up(&reader, caller, amount_minor, threshold, now_ns()).await
-    {
-        Ok(()) => return Ok(None),
-        Err(mizan_app::totp::TotpError::StepUpRequired) => {}
-        Err(other) => return Err(WebError::Internal(lang, other.to_string())),
-    }
-    let (false, Some(session_key)) = (code.is_empty(), caller.session_key.as_deref()) else {
-        return Ok(Some((T::StepUpNeeded.get(lang), true)));
-    };
-    let ledger = ledger(state, lang)?;
-    let vault = state
-        .vault()
-        .ok_or_else(|| WebError::Internal(lang, "shutting down".to_owned()))?;
-    match mizan_app::totp::step_up(
-        &ledger,
-        &reader,
-        &vault,
-        &caller.person,
-        session_key,
-        code,
-        now_ns(),
-    )
-    .await
-    {
-        Ok(()) => Ok(None),
-        Err(mizan_app::totp::TotpError::InvalidCode) => Ok(Some((T::ErrTotpCode.get(lang), true))),
-        Err(other) => Err(WebError::Internal(lang, other.to_string())),
-    }
+    let checked = crate::people::step_up(state, caller, amount_minor, code, visitor.lang).await?;
+    Ok(checked.err().map(|problem| (problem, true)))
 }
 
 /// `POST /checkouts/{id}/pay`: one click; the order is on `/orders`.

@@ -196,7 +196,7 @@ fn handle_text(text: &str) -> &str {
 
 /// Runs the second-factor check for a movement of `amount_minor`: passes when none is
 /// needed, steps up with `code` when one is given, and otherwise says a code is needed.
-async fn step_up(
+pub(crate) async fn step_up(
     state: &AppState,
     caller: &Caller,
     amount_minor: i64,
