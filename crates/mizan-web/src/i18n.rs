@@ -456,6 +456,14 @@ pub fn typed_amount(text: &str) -> Result<Money, PaymentError> {
     payments::parse_amount(&ascii_amount(text), WALLET_CURRENCY.code())
 }
 
+/// An amount a use case answered as text (`"12.50"`, `"USD"`), formatted like
+/// [`money`]; text that does not parse is shown as it came.
+pub fn stored_money(lang: Lang, amount: &str, currency: &str) -> String {
+    payments::parse_amount(amount, currency)
+        .map(|money| self::money(lang, money))
+        .unwrap_or_else(|_| amount.to_owned())
+}
+
 /// An amount for people: `$1,234.56` in English, `١٬٢٣٤٫٥٦ US$` in Arabic.
 pub fn money(lang: Lang, amount: Money) -> String {
     let currency = amount.currency();

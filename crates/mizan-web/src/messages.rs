@@ -60,9 +60,7 @@ fn status_text(lang: Lang, status: PaidDmStatus) -> &'static str {
 }
 
 fn price_text(lang: Lang, dm: &PaidDmView) -> String {
-    payments::parse_amount(&dm.price, &dm.currency)
-        .map(|money| i18n::money(lang, money))
-        .unwrap_or_else(|_| dm.price.clone())
+    i18n::stored_money(lang, &dm.price, &dm.currency)
 }
 
 #[derive(serde::Deserialize)]
@@ -294,9 +292,7 @@ async fn render_thread(
                     @let mine = item.direction == "out";
                     li.message.payment-card.mine[mine] data-payment=[item.payment_id.as_deref()] {
                         p.text {
-                            @let amount = payments::parse_amount(&item.amount, &item.currency)
-                                .map(|money| i18n::money(lang, money))
-                                .unwrap_or_else(|_| item.amount.clone());
+                            @let amount = i18n::stored_money(lang, &item.amount, &item.currency);
                             @if mine {
                                 (T::YouSent.get(lang)) " " bdi.amount { (amount) }
                             } @else {
@@ -515,9 +511,7 @@ fn card_item(
         .caller
         .as_ref()
         .is_some_and(|caller| caller.person.handle.as_str() == card.seller);
-    let price = payments::parse_amount(&card.price, &card.currency)
-        .map(|money| i18n::money(lang, money))
-        .unwrap_or_else(|_| card.price.clone());
+    let price = i18n::stored_money(lang, &card.price, &card.currency);
     let problem = problem.filter(|(id, _, _)| *id == card.id);
     let left = i18n::numerals(lang, &card.remaining.to_string());
     html! {
@@ -772,9 +766,7 @@ pub async fn orders_page(
         ul.requests.orders {
             @for line in &lines {
                 @let order = &line.order;
-                @let amount = payments::parse_amount(&order.amount, &order.currency)
-                    .map(|money| i18n::money(lang, money))
-                    .unwrap_or_else(|_| order.amount.clone());
+                @let amount = i18n::stored_money(lang, &order.amount, &order.currency);
                 li.request.order data-order=(order.id) {
                     @if line.bought {
                         span { (T::YouBought.get(lang)) " " }

@@ -531,9 +531,7 @@ async fn balances(
 
 fn activity_line(lang: Lang, item: &ActivityItem) -> Markup {
     let incoming = item.direction == "in";
-    let amount = payments::parse_amount(&item.amount, &item.currency)
-        .map(|money| i18n::money(lang, money))
-        .unwrap_or_else(|_| item.amount.clone());
+    let amount = i18n::stored_money(lang, &item.amount, &item.currency);
     let sign = if incoming { "+" } else { "−" };
     let who = match item.counterparty.as_str() {
         "card funding" => T::AddMoney.get(lang).to_owned(),
