@@ -17,7 +17,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use mizan_compliance::sanctions::{Decision, Screener, Screening};
+use mizan_compliance::sanctions::{Decision, Screener, Screening, Subject as NameSubject};
 use mizan_core::Secret;
 use mizan_ledger::{BusinessRow, Ledger};
 use mizan_vault::{Accessor, FieldKind, Reason, RecordId, Role, VaultError};
@@ -148,7 +148,7 @@ fn screening_of(
     let Some(current) = screener.current() else {
         return (Decision::Clear, None);
     };
-    let screening = match current.screen(name.name.expose()) {
+    let screening = match current.screen_as(name.name.expose(), NameSubject::Person) {
         Ok(screening) => screening,
         Err(error) => {
             tracing::warn!(code = error.code(), "a legal name could not be screened");

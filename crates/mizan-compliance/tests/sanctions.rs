@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use mizan_compliance::sanctions::{
-    Decision, EntryKind, SanctionsList, ScreenError, Screener, Thresholds, QUERY_BYTES_MAX,
+    Decision, EntryKind, SanctionsList, ScreenError, Screener, Subject, Thresholds, QUERY_BYTES_MAX,
 };
 
 fn list_dir() -> PathBuf {
@@ -362,6 +362,92 @@ fn labelled_set_precision_and_recall() {
         "block precision {}",
         blocked.precision()
     );
+}
+
+/// The demo's first person was frozen at start: her one-word name `Amina` is the
+/// whole name of a vessel (ent_num 25363). A person's legal name skips vessels and
+/// aircraft, and one word never blocks a person.
+#[test]
+fn a_person_is_screened_against_people_and_entities_only() {
+    let any = screener().screen("Amina").unwrap();
+    assert_eq!(any.decision, Decision::Block, "{:?}", any.matches);
+    assert!(any.matches.iter().any(|found| found.ent_num == 25363));
+    let person = screener().screen_as("Amina", Subject::Person).unwrap();
+    assert!(
+        person
+            .matches
+            .iter()
+            .all(|found| matches!(found.kind, EntryKind::Individual | EntryKind::Entity)),
+        "{:?}",
+        person.matches
+    );
+    assert_ne!(person.decision, Decision::Block);
+
+    // One word decides at most review for a person, even a whole entity name.
+    assert_eq!(
+        screener().screen("Hizballah").unwrap().decision,
+        Decision::Block
+    );
+    assert_eq!(
+        screener()
+            .screen_as("Hizballah", Subject::Person)
+            .unwrap()
+            .decision,
+        Decision::Review
+    );
+    for given_name in [
+        "Amina", "Hasna", "Fatima", "Maryam", "Muhammad", "Ali", "Omar",
+    ] {
+        let screening = screener().screen_as(given_name, Subject::Person).unwrap();
+        assert_ne!(screening.decision, Decision::Block, "{given_name}");
+    }
+    // Two words still block as before.
+    let full = screener()
+        .screen_as("Ayman al-Zawahiri", Subject::Person)
+        .unwrap();
+    assert_eq!(full.decision, Decision::Block, "{:?}", full.matches);
+}
+
+/// Screening as a person loses no hit on an individual or an entity of the labelled
+/// set and adds no false positive.
+#[test]
+fn person_screening_keeps_recall_on_people_and_entities() {
+    let kinds: std::collections::HashMap<u32, EntryKind> = list()
+        .entries()
+        .iter()
+        .map(|entry| (entry.ent_num, entry.kind))
+        .collect();
+    let review = Thresholds::TUNED.review;
+    let (mut found_any, mut found_person, mut people) = (0, 0, 0);
+    let (mut false_any, mut false_person) = (0, 0);
+    for row in labelled() {
+        let any = screener().screen(&row.query).unwrap();
+        let person = screener().screen_as(&row.query, Subject::Person).unwrap();
+        let names = |screening: &mizan_compliance::sanctions::Screening| {
+            screening
+                .matches
+                .iter()
+                .any(|found| Some(found.ent_num) == row.ent_num && found.score >= review)
+        };
+        if row.positive {
+            let kind = row.ent_num.and_then(|ent_num| kinds.get(&ent_num)).copied();
+            if matches!(kind, Some(EntryKind::Individual | EntryKind::Entity)) {
+                people += 1;
+                found_any += usize::from(names(&any));
+                found_person += usize::from(names(&person));
+            }
+        } else {
+            false_any += usize::from(any.decision != Decision::Clear);
+            false_person += usize::from(person.decision != Decision::Clear);
+        }
+    }
+    println!(
+        "people and entities {people}: found {found_any} as any, {found_person} as a person; \
+         false positives {false_any} as any, {false_person} as a person"
+    );
+    assert!(people >= 250, "{people}");
+    assert_eq!(found_person, found_any);
+    assert!(false_person <= false_any);
 }
 
 /// The index must not change answers: the naive scan scores every list name.

@@ -46,6 +46,22 @@ pub const DEMO_PEOPLE: &[&str] = &[
 ];
 /// People who sell things and take tips.
 pub const DEMO_CREATORS: &[&str] = &["lina_draws", "omar_cooks", "the_quiz_guy"];
+/// The legal name each demo person verified with (made up, and screened clear against
+/// the SDN list as Mizan screens people: a test in `tests/demo.rs` re-screens them).
+const DEMO_LEGAL_NAMES: &[(&str, &str)] = &[
+    ("amina", "Amina Haddad"),
+    ("bilal", "Bilal Qureshi"),
+    ("chen", "Chen Jiahui"),
+    ("dana", "Dana Whitfield"),
+    ("elif", "Elif Yildirim"),
+    ("farah", "Farah Nasser"),
+    ("gabriel", "Gabriel Okafor"),
+    ("hana", "Hana Sato"),
+    ("idris", "Idris Balogun"),
+    ("lina_draws", "Lina Morales"),
+    ("omar_cooks", "Omar Farouk"),
+    ("the_quiz_guy", "Theo Quinn"),
+];
 /// Every demo login shares it; it is printed, so it protects nothing.
 pub const DEMO_PASSWORD: &str = "mizan-demo-2026";
 pub const DEMO_EMAIL_DOMAIN: &str = "demo.mizan.test";
@@ -194,6 +210,14 @@ struct SeedCounts {
 
 fn handles() -> impl Iterator<Item = &'static str> {
     DEMO_PEOPLE.iter().chain(DEMO_CREATORS).copied()
+}
+
+fn legal_name_of(handle: &str) -> anyhow::Result<&'static str> {
+    DEMO_LEGAL_NAMES
+        .iter()
+        .find(|(known, _)| *known == handle)
+        .map(|(_, name)| *name)
+        .ok_or_else(|| anyhow!("no legal name for the demo person @{handle}"))
 }
 
 fn email_of(handle: &str) -> String {
@@ -528,7 +552,7 @@ impl Seeder<'_> {
     async fn verify(&mut self, index: usize, person: &Person) -> anyhow::Result<()> {
         const STATES: [&str; 5] = ["CA", "NY", "TX", "WA", "IL"];
         let input = IdentityInput {
-            legal_name: person.handle.as_str(),
+            legal_name: legal_name_of(person.handle.as_str())?,
             date_of_birth: "1990-05-17",
             address_line: "1 Demo Street",
             city: "Springfield",
@@ -545,7 +569,7 @@ impl Seeder<'_> {
             &self.reader,
             &SandboxVerifier,
             &self.vault,
-            // Demo people have made-up names; the demo screens nobody.
+            // Screened when `mizan serve` starts: the list digest stored is none yet.
             &mizan_app::sanctions::ScreenerCell::new(None),
             person.id,
             claim,

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mizan_compliance::sanctions::{
-    Decision, SanctionsList, ScreenError, Screener, Screening, Thresholds, QUERY_BYTES_MAX,
+    Decision, SanctionsList, ScreenError, Screener, Screening, Subject, Thresholds,
+    QUERY_BYTES_MAX,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -32,7 +33,27 @@ pub enum SanctionsCommand {
     Screen {
         #[command(flatten)]
         list: ListArgs,
+        /// Whose names these are: `any` matches every list entry; `person` (how Mizan
+        /// screens its customers) skips vessels and aircraft, and one word is at most
+        /// `review`.
+        #[arg(long, value_enum, default_value_t = SubjectArg::Any)]
+        subject: SubjectArg,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SubjectArg {
+    Any,
+    Person,
+}
+
+impl From<SubjectArg> for Subject {
+    fn from(subject: SubjectArg) -> Subject {
+        match subject {
+            SubjectArg::Any => Subject::Any,
+            SubjectArg::Person => Subject::Person,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,7 +88,7 @@ const LABELLED_SET: &str = include_str!("../../mizan-compliance/tests/data/sanct
 
 pub fn run(command: &SanctionsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        SanctionsCommand::Screen { list } => screen(&list.list_dir),
+        SanctionsCommand::Screen { list, subject } => screen(&list.list_dir, (*subject).into()),
     }
 }
 
@@ -77,7 +98,7 @@ fn load(list_dir: &Path) -> anyhow::Result<Screener> {
     Ok(Screener::new(&list, Thresholds::TUNED))
 }
 
-fn screen(list_dir: &Path) -> anyhow::Result<ExitCode> {
+fn screen(list_dir: &Path, subject: Subject) -> anyhow::Result<ExitCode> {
     let screener = load(list_dir)?;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -97,7 +118,7 @@ fn screen(list_dir: &Path) -> anyhow::Result<ExitCode> {
             )
         } else {
             match std::str::from_utf8(&buffer) {
-                Ok(name) => screen_one(&screener, line_number, name.trim()),
+                Ok(name) => screen_one(&screener, subject, line_number, name.trim()),
                 Err(_) => error_object(
                     line_number,
                     None,
@@ -111,8 +132,13 @@ fn screen(list_dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn screen_one(screener: &Screener, line_number: u64, name: &str) -> serde_json::Value {
-    match screener.screen(name) {
+fn screen_one(
+    screener: &Screener,
+    subject: Subject,
+    line_number: u64,
+    name: &str,
+) -> serde_json::Value {
+    match screener.screen_as(name, subject) {
         Ok(screening) => screening_object(line_number, name, &screening),
         Err(error) => error_object(line_number, Some(name), error.code(), &error.to_string()),
     }

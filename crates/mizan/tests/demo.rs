@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mizan_app::identity::{self, Email, Handle, Password, WALLET_CURRENCY};
 use mizan_app::readers::ReaderPool;
+use mizan_compliance::sanctions::{SanctionsList, Screener, Thresholds};
 use mizan_core::{Clock, Secret, SystemClock};
 use mizan_ledger::{ChainHead, HistoryFilter, Ledger, WriterConfig};
 use mizan_store::Location;
@@ -74,6 +75,43 @@ fn wallet_span_ns(location: &Location, name: &str) -> (u64, u64) {
     span
 }
 
+/// Screens every demo person against the real SDN list as `mizan serve` does at its
+/// first start (everyone's kept legal name, trigger `list_reload`).
+fn rescreen_everyone(location: &Location) -> mizan_app::sanctions::RescreenReport {
+    let list_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ofac");
+    let list = SanctionsList::load_dir(&list_dir).unwrap();
+    let screener = mizan_app::sanctions::ScreenerCell::new(Some(Arc::new(Screener::new(
+        &list,
+        Thresholds::TUNED,
+    ))));
+    let config = mizan_api::ServerConfig::load(None).unwrap();
+    let vault = Arc::new(mizan_api::state::open_vault(location, &config).unwrap());
+    let reader = Arc::new(ReaderPool::new(vec![location.open_reader().unwrap()], true));
+    let (ledger, writer) = Ledger::start(
+        location.open_store().unwrap(),
+        Arc::new(SystemClock),
+        WriterConfig::default(),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime
+        .block_on(mizan_app::sanctions::rescreen_all(
+            &ledger,
+            &reader,
+            &vault,
+            &screener,
+            SystemClock.now_ns(),
+        ))
+        .unwrap();
+    reader.close();
+    drop(ledger);
+    writer.join().unwrap();
+    report
+}
+
 #[test]
 fn demo_seeds_months_of_history_once_and_then_leaves_it_alone() {
     let directory = tempfile::tempdir().unwrap();
@@ -122,6 +160,13 @@ fn demo_seeds_months_of_history_once_and_then_leaves_it_alone() {
     assert_eq!(again.transfers_count, seeded.transfers_count);
     assert_eq!(again.last_hash, seeded.last_hash);
     assert_eq!(again.last_timestamp, seeded.last_timestamp);
+
+    // The first `mizan serve` re-screens everyone against the list; the demo's
+    // people must come out clear, or they could not send money (an early demo froze
+    // @amina: her one-word legal name was a vessel's).
+    let report = rescreen_everyone(&location);
+    assert_eq!(report.screened, 12, "{report:?}");
+    assert_eq!((report.blocked, report.review), (0, 0), "{report:?}");
 }
 
 /// What an interrupted seed leaves: the first demo person signed up, nothing after.

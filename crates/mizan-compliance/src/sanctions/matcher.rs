@@ -75,6 +75,28 @@ impl Thresholds {
     };
 }
 
+/// Who a name belongs to, which decides the list entries it can match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Subject {
+    /// Any name (`mizan sanctions screen`, a counterparty of unknown kind): every entry.
+    #[default]
+    Any,
+    /// A person's legal name. It is screened against individuals and entities only: a
+    /// person is not a vessel or an aircraft, and the list's ship names (`AMINA`,
+    /// `HASNA`) are common given names. A name of one word decides at most `review`:
+    /// one word alone identifies nobody, so a person is never frozen on it.
+    Person,
+}
+
+impl Subject {
+    fn admits(self, kind: EntryKind) -> bool {
+        match self {
+            Subject::Any => true,
+            Subject::Person => matches!(kind, EntryKind::Individual | EntryKind::Entity),
+        }
+    }
+}
+
 /// What to do with a payment to this name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,19 +263,34 @@ impl Screener {
         self.names.len()
     }
 
-    /// Screens one name through the index.
+    /// Screens one name of any kind through the index ([`Subject::Any`]).
     pub fn screen(&self, query: &str) -> Result<Screening, ScreenError> {
+        self.screen_as(query, Subject::Any)
+    }
+
+    /// Screens one name of `subject` through the index.
+    pub fn screen_as(&self, query: &str, subject: Subject) -> Result<Screening, ScreenError> {
         let tokens = self.query_tokens(query)?;
         let candidates = self.candidates(&tokens);
-        Ok(self.rank(&tokens, candidates.into_iter(), Similarities::Verified))
+        Ok(self.rank(
+            &tokens,
+            candidates.into_iter(),
+            Similarities::Verified,
+            subject,
+        ))
     }
 
     /// Screens one name by scoring every list name: the baseline the index is
     /// measured against, and a cross-check in tests.
     pub fn screen_naive(&self, query: &str) -> Result<Screening, ScreenError> {
+        self.screen_naive_as(query, Subject::Any)
+    }
+
+    /// [`Screener::screen_naive`] for `subject`.
+    pub fn screen_naive_as(&self, query: &str, subject: Subject) -> Result<Screening, ScreenError> {
         let tokens = self.query_tokens(query)?;
         let all = 0..u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        Ok(self.rank(&tokens, all, Similarities::Computed))
+        Ok(self.rank(&tokens, all, Similarities::Computed, subject))
     }
 
     fn query_tokens(&self, query: &str) -> Result<Vec<QueryToken>, ScreenError> {
@@ -404,12 +441,16 @@ impl Screener {
         tokens: &[QueryToken],
         candidates: impl Iterator<Item = u32>,
         similarities: Similarities,
+        subject: Subject,
     ) -> Screening {
         let mut best_per_entry: FxHashMap<u32, (f64, u32)> = FxHashMap::default();
         let mut pairs = Vec::new();
         for name in candidates {
-            let score = self.score(tokens, &self.names[name as usize], similarities, &mut pairs);
             let entry = self.names[name as usize].entry;
+            if !subject.admits(self.entries[entry as usize].kind) {
+                continue;
+            }
+            let score = self.score(tokens, &self.names[name as usize], similarities, &mut pairs);
             let slot = best_per_entry.entry(entry).or_insert((score, name));
             if score > slot.0 {
                 *slot = (score, name);
@@ -447,7 +488,8 @@ impl Screener {
                 }
             })
             .collect();
-        let decision = if best_score >= self.thresholds.block {
+        let one_word_person = subject == Subject::Person && tokens.len() == 1;
+        let decision = if best_score >= self.thresholds.block && !one_word_person {
             Decision::Block
         } else if best_score >= self.thresholds.review {
             Decision::Review

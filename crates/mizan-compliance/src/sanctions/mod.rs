@@ -17,7 +17,8 @@ pub mod normalize;
 
 pub use list::{Alias, AliasKind, EntryKind, ListError, SanctionsList, SdnEntry};
 pub use matcher::{
-    Decision, Match, ScreenError, Screener, Screening, Thresholds, MATCHES_MAX, QUERY_BYTES_MAX,
+    Decision, Match, ScreenError, Screener, Screening, Subject, Thresholds, MATCHES_MAX,
+    QUERY_BYTES_MAX,
 };
 
 /// The screener is shared across server threads and swapped on reload.
