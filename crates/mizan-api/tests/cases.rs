@@ -183,6 +183,27 @@ async fn a_sanctioned_name_freezes_outgoing_money_until_an_operator_clears_it() 
     assert_eq!(status, 200, "{assigned}");
     assert_eq!(assigned["status"], "assigned");
     assert_eq!(assigned["assignee"], "api");
+    // ... and hands it to a colleague; a name that is not an operator name changes nothing.
+    let (status, bad) = operator(
+        &app,
+        "POST",
+        &format!("/v1/cases/{id}/assign"),
+        Some(json!({"assignee": "<script>"})),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].as_str(), bad["field"].as_str()),
+        (400, Some("assignee_invalid"), Some("assignee"))
+    );
+    let (status, handed) = operator(
+        &app,
+        "POST",
+        &format!("/v1/cases/{id}/assign"),
+        Some(json!({"assignee": "Noor A."})),
+    )
+    .await;
+    assert_eq!(status, 200, "{handed}");
+    assert_eq!(handed["assignee"], "Noor A.");
     let note = json!({"text": "Date of birth differs from the SDN entry; a namesake."});
     let (status, noted) =
         operator(&app, "POST", &format!("/v1/cases/{id}/notes"), Some(note)).await;

@@ -26,7 +26,7 @@ use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{PersonId, SharedReader};
-use crate::operators::{self, Operator, OperatorAction};
+use crate::operators::{self, Operator, OperatorAction, OperatorName};
 
 pub const COLLECTION_CASES: &str = "compliance_cases";
 pub const COLLECTION_CASE_REASONS: &str = "compliance_case_reasons";
@@ -52,6 +52,8 @@ pub enum CaseError {
     NoteInvalid,
     #[error("this case holds the most notes it may (100)")]
     TooManyNotes,
+    #[error("an assignee is an operator name: 1 to 40 letters, digits, spaces, dots, underscores or hyphens")]
+    AssigneeInvalid,
     #[error("a decision is \"clear\", \"freeze\", \"close_account\" or \"file_sar\"")]
     DecisionInvalid,
     #[error("this case was already decided")]
@@ -73,6 +75,7 @@ impl CaseError {
             CaseError::CaseNotFound => "case_not_found",
             CaseError::CaseIdInvalid => "case_id_invalid",
             CaseError::NoteInvalid => "note_invalid",
+            CaseError::AssigneeInvalid => "assignee_invalid",
             CaseError::TooManyNotes => "too_many_notes",
             CaseError::DecisionInvalid => "decision_invalid",
             CaseError::CaseAlreadyDecided => "case_already_decided",
@@ -553,23 +556,31 @@ pub async fn record_view(
     commit(ledger, vec![audit(operator, action, target, now_ns)?]).await
 }
 
-/// Assigns the case to `operator`: `open` (or `assigned` to someone else) → `assigned`.
+/// Assigns the case to `assignee` (an operator name, e.g. a colleague's) or, when
+/// `None`, to `operator`: `open` (or `assigned` to someone else) → `assigned`. The
+/// audit entry's target names both: `{case} to {assignee}`.
 #[tracing::instrument(skip_all, fields(case = %id))]
 pub async fn assign(
     ledger: &Ledger,
     reader: &SharedReader,
     operator: &Operator,
     id: &CaseId,
+    assignee: Option<&str>,
     now_ns: u64,
 ) -> Result<Case, CaseError> {
+    let assignee = match assignee {
+        None => operator.name.clone(),
+        Some(name) => OperatorName::parse(name).map_err(|_| CaseError::AssigneeInvalid)?,
+    };
     let mut case = case(reader, id).await?;
     if case.status == CaseStatus::Decided {
         return Err(CaseError::CaseAlreadyDecided);
     }
     case.status = CaseStatus::Assigned;
-    case.assignee = Some(operator.name.as_str().to_owned());
+    case.assignee = Some(assignee.as_str().to_owned());
+    let target = format!("{} to {}", id.as_str(), assignee.as_str());
     let rows = vec![
-        audit(operator, OperatorAction::AssignCase, id.as_str(), now_ns)?,
+        audit(operator, OperatorAction::AssignCase, &target, now_ns)?,
         case_row(&case)?,
     ];
     commit(ledger, rows).await?;

@@ -887,6 +887,26 @@ async fn an_operator_works_a_sanctions_case_from_the_queue_to_a_decision() {
 
     let assigned = browser.post(&format!("{path}/assign"), &[], true).await;
     assert_eq!(assigned.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&path).await;
+    assert!(
+        page.contains("Assigned to</dt><dd><bdi>Sara K.</bdi>"),
+        "{page}"
+    );
+    let refused = browser
+        .post(&format!("{path}/assign"), &[("assignee", "no/such")], true)
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let handed = browser
+        .post(&format!("{path}/assign"), &[("assignee", "Omar_B")], true)
+        .await;
+    assert_eq!(handed.status(), StatusCode::SEE_OTHER);
+    let page = browser.page(&path).await;
+    assert!(
+        page.contains("Assigned to</dt><dd><bdi>Omar_B</bdi>"),
+        "{page}"
+    );
+    let audit = browser.page("/ops/audit").await;
+    assert!(audit.contains(" to Omar_B"), "{audit}");
     let noted = browser
         .post(
             &format!("{path}/notes"),

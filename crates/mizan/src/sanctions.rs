@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mizan_compliance::sanctions::{
-    Decision, SanctionsList, ScreenError, Screener, Screening, Subject, Thresholds,
-    QUERY_BYTES_MAX,
+    Decision, SanctionsList, ScreenError, Screener, Screening, Subject, Thresholds, QUERY_BYTES_MAX,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

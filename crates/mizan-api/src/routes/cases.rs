@@ -8,6 +8,7 @@
 //! The operator token is shared, so these routes act as the operator named `api`
 //! with the admin role; every action is an audit entry committed with its effect.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -47,6 +48,12 @@ impl From<CaseError> for ApiError {
                 StatusCode::BAD_REQUEST,
                 "Invalid field",
                 Some("text"),
+                error,
+            ),
+            CaseError::AssigneeInvalid => refused(
+                StatusCode::BAD_REQUEST,
+                "Invalid field",
+                Some("assignee"),
                 error,
             ),
             CaseError::DecisionInvalid => refused(
@@ -333,15 +340,25 @@ pub async fn get_case(
     Ok(Json(case_body_revealed(&state, case).await?))
 }
 
-/// Assigns a case to the operator (`api`): `open` → `assigned` (operator token).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseAssignRequest {
+    /// The operator who takes the case (1–40 letters, digits, spaces, `.`, `_`, `-`).
+    pub assignee: String,
+}
+
+/// Assigns a case (operator token): `open` → `assigned`. The body names the assignee
+/// (`{"assignee": "noor"}`); without a body the case goes to the caller, `api`.
 #[utoipa::path(
     post,
     path = "/v1/cases/{id}/assign",
     tag = "compliance",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The case id")),
+    request_body(content = Option<CaseAssignRequest>, description = "Optional: who takes the case"),
     responses(
         (status = 200, description = "The case, assigned", body = CaseBody),
+        (status = 400, description = "`invalid_body` or `assignee_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing or wrong operator token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`case_not_found` or `case_id_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`case_already_decided`", body = Problem, content_type = "application/problem+json")
@@ -351,15 +368,22 @@ pub async fn assign_case(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<CaseBody>, ApiError> {
     require_operator(&state, &headers)?;
     let id = case_id(&id)?;
+    let request: Option<CaseAssignRequest> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice(&body).map_err(|_| ApiError::InvalidBody)?)
+    };
     let ledger = ledger(&state)?;
     let case = cases::assign(
         &ledger,
         &state.reader(),
         &api_operator()?,
         &id,
+        request.as_ref().map(|request| request.assignee.as_str()),
         SystemClock.now_ns(),
     )
     .await?;

@@ -31,6 +31,7 @@ impl From<CaseError> for OpsError {
             CaseError::CaseNotFound | CaseError::CaseIdInvalid => OpsError::NotFound,
             CaseError::Forbidden => OpsError::Forbidden,
             CaseError::NoteInvalid
+            | CaseError::AssigneeInvalid
             | CaseError::TooManyNotes
             | CaseError::DecisionInvalid
             | CaseError::CaseAlreadyDecided
@@ -132,7 +133,10 @@ fn action_forms(ops: &Ops, case: &Case) -> Markup {
         @if case.status != CaseStatus::Decided {
             form.card.inline method="post" action={ (base) "/assign" } {
                 (csrf_field(&ops.visitor))
-                (submit("Assign to me", "Assigning…"))
+                label for="assignee" { "Assign to" }
+                input #assignee name="assignee" type="text" maxlength="40" required
+                    value=(ops.operator.name.as_str());
+                (submit("Assign", "Assigning…"))
             }
         }
         form.card method="post" action={ (base) "/notes" } {
@@ -233,10 +237,20 @@ pub async fn assign(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, OpsError> {
-    ops.checked_form(&body)?;
+    let form = ops.checked_form(&body)?;
     let id = CaseId::parse(&id)?;
     let ledger = writer(&state)?;
-    cases::assign(&ledger, &state.reader(), &ops.operator, &id, now_ns()).await?;
+    // A form without the field (an old page) assigns to the operator.
+    let assignee = Some(form.get("assignee")).filter(|name| !name.is_empty());
+    cases::assign(
+        &ledger,
+        &state.reader(),
+        &ops.operator,
+        &id,
+        assignee,
+        now_ns(),
+    )
+    .await?;
     Ok(back_to(&id))
 }
 
