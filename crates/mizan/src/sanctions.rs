@@ -75,6 +75,9 @@ pub struct BenchArgs {
     /// Names screened by the naive baseline (every list name scored per query).
     #[arg(long, default_value_t = 300)]
     pub naive_names: usize,
+    /// Screen the names as `any` (every entry) or as `person` (how customers are screened).
+    #[arg(long, value_enum, default_value_t = SubjectArg::Any)]
+    pub subject: SubjectArg,
 }
 
 /// Threads the bench may start; the machine it is written for has 2 cores.
@@ -259,12 +262,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     workload.shuffle(&mut random);
     // Warm-up: every distinct query once, so the first timed calls are not page faults.
+    let subject = Subject::from(args.subject);
     for query in &distinct {
-        let _ = screener.screen(query);
+        let _ = screener.screen_as(query, subject);
     }
-    let run = screen_parallel(&screener, &workload, args.threads);
+    let run = screen_parallel(&screener, subject, &workload, args.threads);
     say!(
-        "indexed: {} names ({} distinct) on {} threads in {:.1} ms: {:.0} names/s; per name p50 {:.1} µs p99 {:.1} µs max {:.1} µs; decisions clear {} review {} block {} error {}",
+        "indexed ({subject:?}): {} names ({} distinct) on {} threads in {:.1} ms: {:.0} names/s; per name p50 {:.1} µs p99 {:.1} µs max {:.1} µs; decisions clear {} review {} block {} error {}",
         workload.len(),
         distinct.len(),
         args.threads,
@@ -279,7 +283,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         run.errors
     );
     let naive_workload: Vec<&str> = workload.iter().take(args.naive_names).copied().collect();
-    let naive = screen_naive(&screener, &naive_workload);
+    let naive = screen_naive(&screener, subject, &naive_workload);
     if !naive_workload.is_empty() {
         say!(
             "naive: {} names on 1 thread in {:.1} ms: {:.0} names/s; per name p50 {:.1} µs p99 {:.1} µs max {:.1} µs; decisions differing from the index: {}",
@@ -328,13 +332,18 @@ impl Run {
     }
 }
 
-fn screen_parallel(screener: &Screener, workload: &[&str], threads: usize) -> Run {
+fn screen_parallel(
+    screener: &Screener,
+    subject: Subject,
+    workload: &[&str],
+    threads: usize,
+) -> Run {
     let chunk = workload.len().div_ceil(threads).max(1);
     let started = Instant::now();
     let parts: Vec<(Vec<u64>, [usize; 3], usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = workload
             .chunks(chunk)
-            .map(|part| scope.spawn(move || screen_all(screener, part)))
+            .map(|part| scope.spawn(move || screen_all(screener, subject, part)))
             .collect();
         handles
             .into_iter()
@@ -359,13 +368,17 @@ fn screen_parallel(screener: &Screener, workload: &[&str], threads: usize) -> Ru
     run
 }
 
-fn screen_all(screener: &Screener, part: &[&str]) -> (Vec<u64>, [usize; 3], usize) {
+fn screen_all(
+    screener: &Screener,
+    subject: Subject,
+    part: &[&str],
+) -> (Vec<u64>, [usize; 3], usize) {
     let mut latencies = Vec::with_capacity(part.len());
     let mut decisions = [0usize; 3];
     let mut errors = 0usize;
     for query in part {
         let started = Instant::now();
-        let result = screener.screen(query);
+        let result = screener.screen_as(query, subject);
         latencies.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
         count(&result, &mut decisions, &mut errors);
     }
@@ -391,7 +404,7 @@ struct NaiveRun {
     disagreements: usize,
 }
 
-fn screen_naive(screener: &Screener, workload: &[&str]) -> NaiveRun {
+fn screen_naive(screener: &Screener, subject: Subject, workload: &[&str]) -> NaiveRun {
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(workload.len());
     let mut decisions = [0usize; 3];
@@ -399,7 +412,7 @@ fn screen_naive(screener: &Screener, workload: &[&str]) -> NaiveRun {
     let mut naive_decisions = Vec::with_capacity(workload.len());
     for query in workload {
         let begun = Instant::now();
-        let result = screener.screen_naive(query);
+        let result = screener.screen_naive_as(query, subject);
         latencies.push(u64::try_from(begun.elapsed().as_nanos()).unwrap_or(u64::MAX));
         naive_decisions.push(result.as_ref().ok().map(|screening| screening.decision));
         count(&result, &mut decisions, &mut errors);
@@ -410,7 +423,7 @@ fn screen_naive(screener: &Screener, workload: &[&str]) -> NaiveRun {
         .zip(&naive_decisions)
         .filter(|(query, naive)| {
             screener
-                .screen(query)
+                .screen_as(query, subject)
                 .ok()
                 .map(|screening| screening.decision)
                 != **naive
