@@ -114,3 +114,81 @@ async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
     assert_eq!(app.balance(&token).await, "33.00");
     app.stop().await;
 }
+
+/// A card funding waiting for its challenge answer is left alone by the reconciler
+/// while its hold runs: no new processor call, so no reveal of the card number on
+/// every pass (the vault's access log would fill with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_leaves_a_waiting_challenge_alone_and_reveals_nothing() {
+    let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
+    let mut config = test_config();
+    store.configure_vault_keys(&mut config);
+    let location = store.location.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::start(&location, config))
+        .await
+        .unwrap()
+        .unwrap();
+    let ledger = state.ledger().unwrap();
+    let person = identity::signup(
+        &ledger,
+        Handle::parse("challenged").unwrap(),
+        Email::parse("challenged@example.com").unwrap(),
+        Password::parse(Secret::new(PASSWORD.to_owned())).unwrap(),
+        SystemClock.now_ns(),
+    )
+    .await
+    .unwrap();
+    let (reader, vault, limits) = (
+        state.reader(),
+        state.vault().unwrap(),
+        state.config().limits.clone(),
+    );
+    // Begun two minutes ago: old enough for the reconciler to look at it.
+    let began_ns = SystemClock.now_ns() - 120 * 1_000_000_000;
+    let outcome = funding::fund(
+        &ledger,
+        &reader,
+        &limits,
+        &SandboxProcessor,
+        &vault,
+        person.id,
+        Money::from_minor(2_000, WALLET_CURRENCY),
+        CardSource::New {
+            number: CardNumber::parse(Secret::new("4000000000003220".to_owned())).unwrap(),
+            save_as_default: false,
+        },
+        IdempotencyKey::parse("challenge-key").unwrap(),
+        began_ns,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.requires_action);
+
+    let reconciler_reveals = || {
+        let log = tokio::task::block_in_place(|| vault.access_log(0, 1_000)).unwrap();
+        log.iter()
+            .filter(|entry| entry.actor == "mizan-reconciler")
+            .count()
+    };
+    let rails = mizan_app::reconcile::Rails {
+        processor: &SandboxProcessor,
+        payouts: &mizan_app::cashout::SandboxPayouts,
+        vault: &vault,
+    };
+    for _ in 0..3 {
+        let report = mizan_app::reconcile::reconcile(&ledger, &reader, rails, SystemClock.now_ns())
+            .await
+            .unwrap();
+        assert_eq!(report.still_open, 1, "{report:?}");
+        assert_eq!(report.failed, 0, "{report:?}");
+    }
+    assert_eq!(reconciler_reveals(), 0);
+    let balance = identity::wallet_balance(&reader, person.id).await.unwrap();
+    assert_eq!(
+        balance.minor_units(),
+        0,
+        "a waiting challenge credits nothing"
+    );
+    drop(ledger);
+    state.shutdown().await.unwrap();
+}

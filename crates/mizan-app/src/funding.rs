@@ -794,17 +794,24 @@ pub(crate) async fn reconcile_funding(
     };
     let mut document: FundingDocument =
         serde_json::from_slice(&stored).map_err(|error| internal("stored funding", error))?;
+    let pending_id: TransferId = document
+        .pending_transfer_id
+        .parse()
+        .map_err(|error| internal("stored pending id", error))?;
+    let hold = reconcile::hold_status(reader, pending_id).await?;
+    if hold == PendingStatus::Pending && document.status == FundingStatus::RequiresAction {
+        // Waiting for the cardholder: their answer resolves it, or the hold's expiry
+        // does. Asking the processor again would reveal the card number for nothing
+        // on every pass (and fill the vault's access log).
+        return Ok(Reconciled::StillOpen);
+    }
     let mut claim = read_claim(reader, &document).await?;
     let person = PersonId::parse(&document.person)?;
     let number = reconcile::reveal_card(rails.vault, person, &document.card_token).await?;
     let card = CardNumber::parse(number)?;
     let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
     let decision = rails.processor.charge(&document.id, &card, amount);
-    let pending_id: TransferId = document
-        .pending_transfer_id
-        .parse()
-        .map_err(|error| internal("stored pending id", error))?;
-    match reconcile::hold_status(reader, pending_id).await? {
+    match hold {
         PendingStatus::Pending if decision == ChargeDecision::ChallengeRequired => {
             if document.status == FundingStatus::Pending {
                 await_challenge(ledger, &mut document, &mut claim).await?;
