@@ -9,10 +9,10 @@ mod common;
 use std::time::Duration;
 
 use common::{spawn_app_in, test_config, TestStore, CARD_OK, PASSWORD};
-use mizan_api::AppState;
+use mizan_api::{AppState, ServerConfig};
 use mizan_app::funding::SandboxProcessor;
 use mizan_app::funding::{self, CardNumber, CardSource, ChargeDecision, Processor};
-use mizan_app::identity::{self, Email, Handle, Password, WALLET_CURRENCY};
+use mizan_app::identity::{self, Email, Handle, Password, Person, WALLET_CURRENCY};
 use mizan_app::payments::IdempotencyKey;
 use mizan_core::{Clock, Money, Secret, SystemClock};
 use serde_json::{json, Value};
@@ -30,8 +30,8 @@ impl Processor for CrashAfterAnswer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
+/// A started server state (no HTTP) on a fresh store, with one person signed up.
+async fn started_with_person(handle: &str) -> (TestStore, ServerConfig, AppState, Person) {
     let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
     let mut config = test_config();
     store.configure_vault_keys(&mut config);
@@ -40,16 +40,22 @@ async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
         .await
         .unwrap()
         .unwrap();
-    let ledger = state.ledger().unwrap();
     let person = identity::signup(
-        &ledger,
-        Handle::parse("crashed").unwrap(),
-        Email::parse("crashed@example.com").unwrap(),
+        &state.ledger().unwrap(),
+        Handle::parse(handle).unwrap(),
+        Email::parse(&format!("{handle}@example.com")).unwrap(),
         Password::parse(Secret::new(PASSWORD.to_owned())).unwrap(),
         SystemClock.now_ns(),
     )
     .await
     .unwrap();
+    (store, config, state, person)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
+    let (store, config, state, person) = started_with_person("crashed").await;
+    let ledger = state.ledger().unwrap();
     // Begun two minutes ago, so the reconciler finds it old enough at start.
     let began_ns = SystemClock.now_ns() - 120 * 1_000_000_000;
     let (reader, vault, limits) = (
@@ -120,24 +126,8 @@ async fn a_restarted_server_credits_a_funding_cut_off_after_the_charge() {
 /// every pass (the vault's access log would fill with them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconciler_leaves_a_waiting_challenge_alone_and_reveals_nothing() {
-    let store = tokio::task::spawn_blocking(TestStore::fresh).await.unwrap();
-    let mut config = test_config();
-    store.configure_vault_keys(&mut config);
-    let location = store.location.clone();
-    let state = tokio::task::spawn_blocking(move || AppState::start(&location, config))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_store, _config, state, person) = started_with_person("challenged").await;
     let ledger = state.ledger().unwrap();
-    let person = identity::signup(
-        &ledger,
-        Handle::parse("challenged").unwrap(),
-        Email::parse("challenged@example.com").unwrap(),
-        Password::parse(Secret::new(PASSWORD.to_owned())).unwrap(),
-        SystemClock.now_ns(),
-    )
-    .await
-    .unwrap();
     let (reader, vault, limits) = (
         state.reader(),
         state.vault().unwrap(),
