@@ -92,6 +92,10 @@ pub const SANDBOX_CHALLENGE_ANSWER: &str = "123456";
 /// Longest challenge answer accepted.
 pub const CHALLENGE_ANSWER_CHARS_MAX: usize = 64;
 pub const COLLECTION_FUNDING_CHALLENGES: &str = "funding_challenges";
+/// A marker per funding whose challenge answer went (or was about to go) to the
+/// processor: the reconciler asks the processor again only about those, and leaves
+/// a challenge nobody answered alone (asking would reveal the card for nothing).
+pub const COLLECTION_CHALLENGE_ANSWERS: &str = "funding_challenge_answers";
 
 /// A deterministic processor for the sandbox and tests, by card number
 /// (`4000000000003220` asks for a challenge, answered `123456`):
@@ -799,7 +803,11 @@ pub(crate) async fn reconcile_funding(
         .parse()
         .map_err(|error| internal("stored pending id", error))?;
     let hold = reconcile::hold_status(reader, pending_id).await?;
-    if hold == PendingStatus::Pending && document.status == FundingStatus::RequiresAction {
+    let answered = identity::read_document(reader, COLLECTION_CHALLENGE_ANSWERS, id.to_owned())
+        .await?
+        .is_some();
+    let unanswered = document.status == FundingStatus::RequiresAction && !answered;
+    if hold == PendingStatus::Pending && unanswered {
         // Waiting for the cardholder: their answer resolves it, or the hold's expiry
         // does. Asking the processor again would reveal the card number for nothing
         // on every pass (and fill the vault's access log).
@@ -815,6 +823,16 @@ pub(crate) async fn reconcile_funding(
         PendingStatus::Pending if decision == ChargeDecision::ChallengeRequired => {
             if document.status == FundingStatus::Pending {
                 await_challenge(ledger, &mut document, &mut claim).await?;
+            } else if answered {
+                // The answer never reached the processor (a crash in between): the
+                // funding waits for an answer again, and is left alone until then.
+                let rows = vec![BusinessRow::Delete {
+                    collection: COLLECTION_CHALLENGE_ANSWERS.to_owned(),
+                    key: id.to_owned(),
+                }];
+                crate::documents::submit_rows(ledger, rows)
+                    .await
+                    .map_err(|error| internal("clearing a challenge answer", error))?;
             }
             Ok(Reconciled::StillOpen)
         }
@@ -944,6 +962,17 @@ pub async fn complete_challenge(
     }
     let claim = read_claim(reader, &document).await?;
     let answer: String = answer.chars().take(CHALLENGE_ANSWER_CHARS_MAX).collect();
+    // Marked before the processor hears the answer, so that after a crash the
+    // reconciler asks the processor what it decided. A second answer finds the
+    // marker there: a `Create` that conflicts changes nothing.
+    let rows = vec![BusinessRow::Create {
+        collection: COLLECTION_CHALLENGE_ANSWERS.to_owned(),
+        key: document.id.clone(),
+        body: now_ns.to_string().into_bytes(),
+    }];
+    crate::documents::submit_rows(ledger, rows)
+        .await
+        .map_err(|error| internal("marking a challenge answer", error))?;
     let decision = match processor.complete_challenge(&document.id, &answer) {
         ChargeDecision::ChallengeRequired => {
             ChargeDecision::Declined(DeclineReason::AuthenticationFailed)
