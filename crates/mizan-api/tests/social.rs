@@ -181,6 +181,42 @@ async fn people_edit_profiles_follow_and_read_a_feed() {
     )
     .await;
     assert_eq!(posts["items"].as_array().unwrap().len(), 2);
+
+    // Under an Idempotency-Key a retried post is the first one again, not a third.
+    let post = |key: &'static str, text: &'static str| {
+        call(
+            &app,
+            reqwest::Method::POST,
+            "/v1/posts",
+            &sara,
+            Some(key),
+            Some(json!({"text": text})),
+        )
+    };
+    let keyed = post("post-key-1", "third").await;
+    assert_eq!(keyed.status(), 201);
+    assert!(keyed.headers().get("idempotent-replayed").is_none());
+    let keyed = json_of(keyed).await;
+    let retried = post("post-key-1", "third").await;
+    assert_eq!(retried.status(), 201);
+    assert_eq!(retried.headers()["idempotent-replayed"], "true");
+    assert_eq!(json_of(retried).await["id"], keyed["id"]);
+    let reused = post("post-key-1", "another text").await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem(reused).await.code, "idempotency_key_reused");
+    let posts = json_of(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/people/sara/posts",
+            &omar,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(posts["items"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test]

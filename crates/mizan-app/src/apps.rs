@@ -27,10 +27,8 @@ use base64::Engine;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
-use sha2::{Digest, Sha256};
-
 use crate::identity::{self, IdentityError, Person, PersonId, SharedReader};
-use crate::payments::{IdempotencyKey, COLLECTION_IDEMPOTENCY};
+use crate::payments::COLLECTION_IDEMPOTENCY;
 
 pub const APP_NAME_CHARS_MAX: usize = 80;
 pub const EXTERNAL_USER_ID_CHARS_MAX: usize = 128;
@@ -356,93 +354,17 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
 }
 
-/// An `Idempotency-Key` on a creating request, scoped to its caller and route, with
-/// the request's fingerprint.
-#[derive(Debug, Clone)]
-pub struct Creation {
-    claim_key: String,
-    request_sha256: String,
-}
+use crate::creation::CreationError;
+pub use crate::creation::{Created, Creation, Replay};
 
-/// What a creation claim stores: never a secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CreationClaim {
-    request_sha256: String,
-    object_id: String,
-    /// The first answer, when it held no secret.
-    response: Option<serde_json::Value>,
-}
-
-/// How a request under a used key is answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Replay {
-    /// The first answer, to send again with `Idempotent-Replayed: true`.
-    Response(serde_json::Value),
-}
-
-impl Creation {
-    /// `scope` names the caller and the route (`operator:apps`,
-    /// `app:<id>:webhook-endpoints`); `canonical` is the request in one string.
-    pub fn new(scope: &str, key: &IdempotencyKey, canonical: &str) -> Creation {
-        Creation {
-            claim_key: format!("{scope}:{}", key.as_str()),
-            request_sha256: hex::encode(Sha256::digest(canonical.as_bytes())),
+impl From<CreationError> for AppError {
+    fn from(error: CreationError) -> AppError {
+        match error {
+            CreationError::KeyReused => AppError::IdempotencyKeyReused,
+            CreationError::SecretNotReplayable { id } => AppError::SecretNotReplayable { id },
+            CreationError::Internal(detail) => AppError::Internal(detail),
         }
     }
-
-    /// The claim row that commits with the object; `response` only when it holds no
-    /// secret.
-    pub fn claim_row(
-        &self,
-        object_id: &str,
-        response: Option<serde_json::Value>,
-    ) -> Result<BusinessRow, AppError> {
-        let claim = CreationClaim {
-            request_sha256: self.request_sha256.clone(),
-            object_id: object_id.to_owned(),
-            response,
-        };
-        Ok(BusinessRow::Create {
-            collection: COLLECTION_IDEMPOTENCY.to_owned(),
-            key: self.claim_key.clone(),
-            body: to_json(&claim)?,
-        })
-    }
-
-    /// The answer to a request under this key if the key was used: the stored
-    /// response, reuse with another request, or a secret that can't be replayed.
-    pub async fn replay(&self, reader: &SharedReader) -> Result<Option<Replay>, AppError> {
-        let Some(claim) =
-            read_json::<CreationClaim>(reader, COLLECTION_IDEMPOTENCY, self.claim_key.clone())
-                .await
-                .map_err(|_| AppError::IdempotencyKeyReused)?
-        else {
-            return Ok(None);
-        };
-        if claim.request_sha256 != self.request_sha256 {
-            return Err(AppError::IdempotencyKeyReused);
-        }
-        match claim.response {
-            Some(response) => Ok(Some(Replay::Response(response))),
-            None => Err(AppError::SecretNotReplayable {
-                id: claim.object_id,
-            }),
-        }
-    }
-
-    /// After a `Create` conflict: the claim the winner wrote.
-    pub async fn replay_after_conflict(&self, reader: &SharedReader) -> Result<Replay, AppError> {
-        self.replay(reader)
-            .await?
-            .ok_or_else(|| internal("creation claim taken but unreadable", &self.claim_key))
-    }
-}
-
-/// A creation's answer: new, or the replay of the first.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Created<T> {
-    New(T),
-    Replayed(Replay),
 }
 
 async fn submit(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<Option<String>, AppError> {

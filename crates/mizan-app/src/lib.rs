@@ -17,6 +17,7 @@ pub mod apps;
 pub mod cases;
 pub mod cashout;
 pub mod checkout;
+pub mod creation;
 mod documents;
 pub mod export;
 pub mod funding;

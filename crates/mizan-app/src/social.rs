@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::creation::{Created, Creation};
 use crate::identity::{self, Handle, Person, PersonId, SharedReader};
 use crate::payments::PaymentError;
 use crate::time::rfc3339_from_ns;
@@ -50,6 +51,8 @@ pub enum SocialError {
     CannotFollowYourself,
     #[error("no such post")]
     PostNotFound,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
     /// A bug or a store failure; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +69,7 @@ impl SocialError {
             SocialError::PersonNotFound => "person_not_found",
             SocialError::CannotFollowYourself => "cannot_follow_yourself",
             SocialError::PostNotFound => "post_not_found",
+            SocialError::IdempotencyKeyReused => "idempotency_key_reused",
             SocialError::Internal(_) => "internal_error",
         }
     }
@@ -90,6 +94,16 @@ fn internal(context: &str, error: impl std::fmt::Display) -> SocialError {
 impl From<identity::IdentityError> for SocialError {
     fn from(error: identity::IdentityError) -> SocialError {
         internal("identity", error)
+    }
+}
+
+impl From<crate::creation::CreationError> for SocialError {
+    fn from(error: crate::creation::CreationError) -> SocialError {
+        match error {
+            crate::creation::CreationError::KeyReused => SocialError::IdempotencyKeyReused,
+            // A post's answer holds no secret: it is always stored.
+            other => internal("a post's idempotency claim", other),
+        }
     }
 }
 
@@ -420,13 +434,34 @@ fn post_index_key(author: PersonId, created_at_ns: u64, id: &str) -> String {
 }
 
 /// Publishes a post. Posts are never edited; the id is random.
+/// The canonical request of a post, for [`Creation::new`].
+pub fn post_canonical(text: &PostText, audience: &Audience) -> String {
+    let audience = match audience {
+        Audience::Everyone => "everyone".to_owned(),
+        Audience::Subscribers { minimum_tier: None } => "subscribers".to_owned(),
+        Audience::Subscribers {
+            minimum_tier: Some(tier),
+        } => format!("subscribers:{}", tier.id),
+    };
+    format!("post|{audience}|{}", text.0)
+}
+
+/// Publishes a post. Under an `Idempotency-Key` (`creation`), a retry answers the
+/// first post again instead of publishing a second.
 pub async fn create_post(
     ledger: &mizan_ledger::Ledger,
+    reader: &SharedReader,
     author: &Person,
     text: PostText,
     audience: Audience,
+    creation: Option<&Creation>,
     now_ns: u64,
-) -> Result<PostView, SocialError> {
+) -> Result<Created<PostView>, SocialError> {
+    if let Some(creation) = creation {
+        if let Some(replay) = creation.replay(reader).await? {
+            return Ok(Created::Replayed(replay));
+        }
+    }
     let id = format!("{:032x}", rand::random::<u128>());
     let (subscribers_only, minimum_tier) = match audience {
         Audience::Everyone => (false, None),
@@ -441,7 +476,7 @@ pub async fn create_post(
         created_at_ns: now_ns,
     };
     let body = to_json(&document)?;
-    let rows = vec![
+    let mut rows = vec![
         mizan_ledger::BusinessRow::Create {
             collection: COLLECTION_POSTS.to_owned(),
             key: id.clone(),
@@ -454,13 +489,24 @@ pub async fn create_post(
         },
         crate::outbox::event_row(TOPIC_POST_CREATED, &body, now_ns),
     ];
-    if let Some(collection) = crate::documents::submit_rows(ledger, rows)
+    let view = view_of(id, document, 0, false);
+    if let Some(creation) = creation {
+        let response = serde_json::to_value(&view)
+            .map_err(|error| internal("encoding a post's answer", error))?;
+        rows.push(creation.claim_row(&view.id, Some(response))?);
+    }
+    match crate::documents::submit_rows(ledger, rows)
         .await
         .map_err(|error| internal("saving a post", error))?
     {
-        return Err(internal("post id taken", collection));
+        None => Ok(Created::New(view)),
+        Some(collection) => match creation {
+            Some(creation) if collection == crate::payments::COLLECTION_IDEMPOTENCY => Ok(
+                Created::Replayed(creation.replay_after_conflict(reader).await?),
+            ),
+            _ => Err(internal("post id taken", collection)),
+        },
     }
-    Ok(view_of(id, document, 0, false))
 }
 
 fn view_of(id: String, document: PostDocument, tips: usize, locked: bool) -> PostView {

@@ -253,15 +253,21 @@ async fn n_periods_make_exactly_n_charges_then_grace_then_lapse() {
     )
     .await
     .unwrap();
-    let post = social::create_post(
+    let post = match social::create_post(
         world.ledger(),
+        &world.reader,
         &star,
         PostText::parse("for subscribers").unwrap(),
         Audience::Subscribers { minimum_tier: None },
+        None,
         world.clock.now_ns(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    {
+        mizan_app::creation::Created::New(post) => post,
+        other => panic!("a post without a key was replayed: {other:?}"),
+    };
     assert!(
         !world.reads(&fan, &post.id).await,
         "locked before subscribing"

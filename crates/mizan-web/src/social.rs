@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
+use mizan_app::creation::{Created, Creation, Replay};
 use mizan_app::identity::WALLET_CURRENCY;
 use mizan_app::payments::{IdempotencyKey, Note, PaymentError};
 use mizan_app::social::{
@@ -111,6 +112,8 @@ fn compose_form(visitor: &Visitor, text: &str, error: Option<&str>, tiers: &[Tie
     html! {
         form.card method="post" action="/posts" novalidate {
             (csrf_field(visitor))
+            // A double submit publishes one post: the key claims it.
+            (key_field(&random_token()))
             div.field.invalid[error.is_some()] {
                 label for="field-text" { (T::NewPost.get(lang)) }
                 textarea #field-text name="text" rows="3" maxlength="1000" required
@@ -179,11 +182,34 @@ pub async fn create_post(
     let audience = audience_of(&state, person, &form, lang).await?;
     match PostText::parse(form.get("text")) {
         Ok(text) => {
+            let key = IdempotencyKey::parse(&form_key(&form, "post"))
+                .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+            let creation = Creation::new(
+                &format!("person:{}:posts", person.id),
+                &key,
+                &social::post_canonical(&text, &audience),
+            );
             let ledger = ledger(&state, lang)?;
-            let post = social::create_post(&ledger, person, text, audience, now_ns())
-                .await
-                .map_err(social_error(lang))?;
-            Ok(layout::redirect(&format!("/posts/{}", post.id)))
+            let created = social::create_post(
+                &ledger,
+                &state.reader(),
+                person,
+                text,
+                audience,
+                Some(&creation),
+                now_ns(),
+            )
+            .await
+            .map_err(social_error(lang))?;
+            let id = match created {
+                Created::New(post) => post.id,
+                Created::Replayed(Replay::Response(stored)) => {
+                    serde_json::from_value::<PostView>(stored)
+                        .map_err(|error| WebError::Internal(lang, error.to_string()))?
+                        .id
+                }
+            };
+            Ok(layout::redirect(&format!("/posts/{id}")))
         }
         Err(_) => {
             let tiers = subscriptions::tiers_of(&state.reader(), person.id, false)

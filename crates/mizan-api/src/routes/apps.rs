@@ -21,7 +21,6 @@ use mizan_app::apps::{
     Replay, Scope,
 };
 use mizan_app::identity::Person;
-use mizan_app::payments::IdempotencyKey;
 use mizan_app::time::rfc3339_from_ns;
 use mizan_app::webhooks::{self, Delivery, DeliveryStatus, Endpoint, WebhookError};
 use mizan_core::{Clock, Secret, SystemClock};
@@ -31,7 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Problem};
 use crate::rate_limit::RateKey;
 use crate::routes::identity::{ledger, session_token, JsonBody};
-use crate::routes::payments::{idempotency_key, idempotent_response, IDEMPOTENCY_KEY_HEADER};
+use crate::routes::payments::{idempotent_response, optional_idempotency_key};
 use crate::state::AppState;
 
 /// Most deliveries one page lists.
@@ -106,12 +105,9 @@ impl From<WebhookError> for ApiError {
     }
 }
 
-/// The `Idempotency-Key` of a creating request, when it sent one.
-fn optional_idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
-    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
-        idempotency_key(headers).map(Some)
-    } else {
-        Ok(None)
+impl From<mizan_app::creation::CreationError> for ApiError {
+    fn from(error: mizan_app::creation::CreationError) -> ApiError {
+        AppError::from(error).into()
     }
 }
 

@@ -501,6 +501,17 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, Api
     Ok(IdempotencyKey::parse(text)?)
 }
 
+/// The `Idempotency-Key` of a request where it is optional (a creation), if sent.
+pub(crate) fn optional_idempotency_key(
+    headers: &HeaderMap,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+        idempotency_key(headers).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 fn payment_request(request: &PaymentCreateRequest) -> Result<PaymentRequest, ApiError> {
     let amount = payments::parse_amount(&request.amount, &request.currency)?;
     let to = Handle::parse(&request.to).map_err(|_| PaymentError::RecipientNotFound)?;

@@ -4,9 +4,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mizan_app::apps::Scope;
+use mizan_app::creation::{Created, Creation, Replay};
 use mizan_app::payments::{self, Note, PaymentError};
 use mizan_app::social::{
     self, Audience, MinimumTier, PostText, PostView, ProfileEdit, ProfileView, SocialError, Viewer,
@@ -19,7 +20,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
-use crate::routes::payments::{caller, idempotency_key, idempotent_response};
+use crate::routes::payments::{
+    caller, idempotency_key, idempotent_response, optional_idempotency_key,
+};
 use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
 
@@ -52,7 +55,7 @@ impl From<SocialError> for ApiError {
             | SocialError::PostTextInvalid => {
                 refused(StatusCode::BAD_REQUEST, "Invalid field", error)
             }
-            SocialError::CannotFollowYourself => {
+            SocialError::CannotFollowYourself | SocialError::IdempotencyKeyReused => {
                 refused(StatusCode::UNPROCESSABLE_ENTITY, "Refused", error)
             }
             SocialError::PersonNotFound | SocialError::PostNotFound => {
@@ -337,17 +340,19 @@ pub async fn unfollow(
     security(("bearer" = [])),
     request_body = PostCreateRequest,
     responses(
-        (status = 201, description = "The post", body = PostBody),
-        (status = 400, description = "`invalid_body` or `invalid_post_text`", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The post; a retry under the same `Idempotency-Key` answers it again with `Idempotent-Replayed: true`", body = PostBody),
+        (status = 400, description = "`invalid_body`, `invalid_post_text` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for another request", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it never publishes a second post"))
 )]
 pub async fn create_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<PostCreateRequest>,
-) -> Result<(StatusCode, Json<PostBody>), ApiError> {
+) -> Result<Response, ApiError> {
     let person = own_person(&state, &headers).await?;
     let text = PostText::parse(&request.text)?;
     let audience = match (request.subscribers_only, request.minimum_tier_id) {
@@ -374,9 +379,35 @@ pub async fn create_post(
             }
         }
     };
+    let creation = optional_idempotency_key(&headers)?.map(|key| {
+        Creation::new(
+            &format!("person:{}:posts", person.id),
+            &key,
+            &social::post_canonical(&text, &audience),
+        )
+    });
     let ledger = ledger(&state)?;
-    let view = social::create_post(&ledger, &person, text, audience, SystemClock.now_ns()).await?;
-    Ok((StatusCode::CREATED, Json(view.into())))
+    let created = social::create_post(
+        &ledger,
+        &state.reader(),
+        &person,
+        text,
+        audience,
+        creation.as_ref(),
+        SystemClock.now_ns(),
+    )
+    .await?;
+    drop(ledger);
+    match created {
+        Created::New(view) => Ok((StatusCode::CREATED, Json(PostBody::from(view))).into_response()),
+        Created::Replayed(Replay::Response(stored)) => {
+            let view: PostView = serde_json::from_value(stored).map_err(|error| {
+                tracing::error!(%error, "a stored post answer");
+                ApiError::Internal
+            })?;
+            idempotent_response(StatusCode::CREATED.as_u16(), true, PostBody::from(view))
+        }
+    }
 }
 
 /// One post, with its tip count.
