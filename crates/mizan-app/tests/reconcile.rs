@@ -435,6 +435,83 @@ async fn an_answered_challenge_cut_off_is_credited_and_an_unanswered_one_waits()
     world.stop().await;
 }
 
+/// The process dies after marking the answer, before the processor hears it.
+struct CrashBeforeAnswer;
+
+impl Processor for CrashBeforeAnswer {
+    fn charge(&self, intent: &str, card: &CardNumber, amount: Money) -> ChargeDecision {
+        SandboxProcessor.charge(intent, card, amount)
+    }
+    fn complete_challenge(&self, _intent: &str, _answer: &str) -> ChargeDecision {
+        panic!("simulated crash before the processor heard the answer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_processor_never_heard_leaves_the_challenge_waiting_again() {
+    let world = World::new().await;
+    let asked = world
+        .fund(
+            &SandboxProcessor,
+            funding::SANDBOX_CHALLENGE_CARD,
+            700,
+            "unheard",
+        )
+        .await
+        .unwrap();
+    assert!(asked.requires_action);
+    let (ledger, reader) = (world.ledger.clone(), world.reader.clone());
+    let (person, id, now_ns) = (world.person, asked.funding.id.clone(), world.clock.now_ns());
+    let crashed = tokio::spawn(async move {
+        funding::complete_challenge(
+            &ledger,
+            &reader,
+            &CrashBeforeAnswer,
+            person,
+            &id,
+            funding::SANDBOX_CHALLENGE_ANSWER,
+            now_ns,
+        )
+        .await
+    })
+    .await;
+    assert!(crashed.unwrap_err().is_panic());
+    let reveals = || {
+        tokio::task::block_in_place(|| world.vault.access_log(0, 1_000))
+            .unwrap()
+            .len()
+    };
+    let before = reveals();
+    // The marker makes the reconciler ask once: the processor still wants the
+    // challenge, so the marker goes and the funding waits for an answer again.
+    let first = world.reconcile(INTENT_AGE_MIN_SECONDS).await;
+    assert_eq!(first.still_open, 1, "{first:?}");
+    assert_eq!(reveals(), before + 1);
+    let second = world.reconcile(INTENT_AGE_MIN_SECONDS).await;
+    assert_eq!(second.still_open, 1, "{second:?}");
+    assert_eq!(
+        reveals(),
+        before + 1,
+        "an unanswered challenge reveals nothing"
+    );
+    assert_eq!(world.wallet().await.balance_posted(), 0);
+    // The cardholder answers again, and it goes through.
+    let answered = funding::complete_challenge(
+        &world.ledger,
+        &world.reader,
+        &SandboxProcessor,
+        world.person,
+        &asked.funding.id,
+        funding::SANDBOX_CHALLENGE_ANSWER,
+        world.clock.now_ns(),
+    )
+    .await
+    .unwrap();
+    assert!(!answered.requires_action);
+    assert_eq!(world.wallet().await.balance_posted(), 700);
+    world.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payout_cut_off_before_the_post_takes_the_money_once() {
     let world = World::new().await;
