@@ -70,3 +70,25 @@ test('a fan follows a creator and tips their post with one click', async () => {
   await fan.context.close();
   await creator.context.close();
 });
+
+test('double-clicking Post publishes one post, with or without the script', async () => {
+  await signup(server.baseUrl, 'nour_writes', PASSWORD);
+  for (const javaScriptEnabled of [true, false]) {
+    const { context, page } = await signedIn('nour_writes', { javaScriptEnabled });
+    await page.goto(`${server.baseUrl}/feed`);
+    await page.getByLabel('Write a post').fill(`Once only (script ${javaScriptEnabled})`);
+    await page.getByRole('button', { name: 'Post', exact: true }).dblclick();
+    await page.waitForURL(/\/posts\/[0-9a-f]{32}$/);
+    await context.close();
+  }
+  const token = await login(server.baseUrl, 'nour_writes', PASSWORD);
+  const response = await fetch(`${server.baseUrl}/v1/people/nour_writes/posts`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const { items } = await response.json();
+  assert.deepEqual(
+    items.map((post) => post.text).sort(),
+    ['Once only (script false)', 'Once only (script true)'],
+    'two double clicks should publish two posts',
+  );
+});
