@@ -583,3 +583,52 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
         .as_bool()
         .unwrap());
 }
+
+/// A tier created under an `Idempotency-Key` is created once: the retry answers the
+/// same tier, another body under the key is refused, and the list holds one.
+#[tokio::test]
+async fn a_retried_tier_creation_creates_one_tier() {
+    let app = spawn_app().await;
+    let star = app.person("star").await;
+    let gold = json!({"name": "Gold", "price": "5.00", "currency": "USD"});
+    let first = post(
+        &app,
+        "/v1/me/subscription-tiers",
+        &star,
+        Some("tier-1"),
+        gold.clone(),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = post(
+        &app,
+        "/v1/me/subscription-tiers",
+        &star,
+        Some("tier-1"),
+        gold,
+    )
+    .await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let other = json!({"name": "Silver", "price": "2.00", "currency": "USD"});
+    refused(
+        post(
+            &app,
+            "/v1/me/subscription-tiers",
+            &star,
+            Some("tier-1"),
+            other,
+        )
+        .await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    let listed = get(&app, "/v1/me/subscription-tiers", &star).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    app.stop().await;
+}

@@ -494,6 +494,15 @@ pub struct PaymentOutcome {
     pub replayed: bool,
 }
 
+impl From<crate::creation::CreationError> for PaymentError {
+    fn from(error: crate::creation::CreationError) -> PaymentError {
+        match error {
+            crate::creation::CreationError::KeyReused => PaymentError::IdempotencyKeyReused,
+            other => internal("an idempotency claim", other),
+        }
+    }
+}
+
 pub(crate) fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
     let mut hasher = Sha256::new();
     hasher.update(domain);

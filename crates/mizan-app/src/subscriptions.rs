@@ -38,6 +38,7 @@ use mizan_ledger::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::creation::{Created, Creation};
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, internal, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
@@ -220,6 +221,37 @@ pub async fn create_tier(
     tier: NewTier,
     now_ns: u64,
 ) -> Result<TierView, PaymentError> {
+    match create_tier_once(ledger, reader, creator, tier, None, now_ns).await? {
+        Created::New(view) => Ok(view),
+        Created::Replayed(_) => Err(internal("a tier replayed without a key", creator.id)),
+    }
+}
+
+/// The canonical request of a new tier, for [`Creation::new`].
+pub fn tier_canonical(tier: &NewTier) -> String {
+    format!(
+        "tier|{}|{}|{}",
+        tier.price.minor_units(),
+        tier.name,
+        tier.perks
+    )
+}
+
+/// [`create_tier`] under an optional `Idempotency-Key` (`creation`): a retry answers
+/// the first tier again instead of creating a second.
+pub async fn create_tier_once(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    creator: &Person,
+    tier: NewTier,
+    creation: Option<&Creation>,
+    now_ns: u64,
+) -> Result<Created<TierView>, PaymentError> {
+    if let Some(creation) = creation {
+        if let Some(replay) = creation.replay(reader).await? {
+            return Ok(Created::Replayed(replay));
+        }
+    }
     for _ in 0..CHANGE_ATTEMPTS_MAX {
         let existing = keys_with_prefix(
             reader,
@@ -257,7 +289,7 @@ pub async fn create_tier(
             creator: creator.id.to_string(),
             view: view.clone(),
         };
-        let rows = vec![
+        let mut rows = vec![
             BusinessRow::Create {
                 collection: COLLECTION_TIERS_BY_CREATOR.to_owned(),
                 key: format!("{}:{number:02}", creator.id),
@@ -269,13 +301,24 @@ pub async fn create_tier(
                 body: to_json(&document)?,
             },
         ];
+        if let Some(creation) = creation {
+            let response = serde_json::to_value(&view)
+                .map_err(|error| internal("encoding a tier's answer", error))?;
+            rows.push(creation.claim_row(&view.id, Some(response))?);
+        }
         let conflict = crate::documents::submit_rows(ledger, rows)
             .await
             .map_err(|error| internal("saving a tier", error))?;
-        if conflict.is_none() {
-            return Ok(view);
+        match (conflict, creation) {
+            (None, _) => return Ok(Created::New(view)),
+            (Some(collection), Some(creation)) if collection == COLLECTION_IDEMPOTENCY => {
+                return Ok(Created::Replayed(
+                    creation.replay_after_conflict(reader).await?,
+                ));
+            }
+            // Another tier of this creator took the number meanwhile: count again.
+            (Some(_), _) => {}
         }
-        // Another tier of this creator took the number meanwhile: count again.
     }
     Err(PaymentError::IdempotencyRequestInProgress)
 }

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
 use mizan_api::AppState;
+use mizan_app::creation::Creation;
 use mizan_app::identity::{Person, WALLET_CURRENCY};
 use mizan_app::payments::{IdempotencyKey, PaymentError};
 use mizan_app::subscriptions::{self, NewTier, SubscriptionStatus, SubscriptionView, TierView};
@@ -344,6 +345,8 @@ async fn render_tiers(
         form.card method="post" action="/subscriptions/tiers" novalidate {
             h2 { (T::NewTier.get(lang)) }
             (csrf_field(visitor))
+            // A double submit creates one tier: the key claims it.
+            (key_field(&random_token()))
             @if let Some(("", text)) = problem { (form_error(text)) }
             (Field::new("name", T::TierName.get(lang)).value(form.get("name")).error(field_error("name")).render())
             (Field::new("price", T::TierPrice.get(lang)).value(form.get("price")).inputmode("decimal")
@@ -386,8 +389,23 @@ pub async fn create_tier(
         .and_then(|price| NewTier::parse(form.get("name"), price, form.get("perks")));
     let created = match parsed {
         Ok(tier) => {
+            let key = IdempotencyKey::parse(&form_key(&form, "tier"))
+                .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+            let creation = Creation::new(
+                &format!("person:{}:subscription-tiers", person.id),
+                &key,
+                &subscriptions::tier_canonical(&tier),
+            );
             let ledger = ledger(&state, lang)?;
-            subscriptions::create_tier(&ledger, &state.reader(), person, tier, now_ns()).await
+            subscriptions::create_tier_once(
+                &ledger,
+                &state.reader(),
+                person,
+                tier,
+                Some(&creation),
+                now_ns(),
+            )
+            .await
         }
         Err(error) => Err(error),
     };

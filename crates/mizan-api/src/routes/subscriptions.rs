@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mizan_app::apps::Scope;
+use mizan_app::creation::{Created, Creation, Replay};
 use mizan_app::identity::Person;
 use mizan_app::payments;
 use mizan_app::subscriptions::{self, NewTier, RenewalPolicy, SubscriptionView, TierView};
@@ -21,7 +22,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
-use crate::routes::payments::{caller, idempotency_key, idempotent_response};
+use crate::routes::payments::{
+    caller, idempotency_key, idempotent_response, optional_idempotency_key,
+};
 use crate::routes::security::any_caller;
 use crate::state::AppState;
 
@@ -222,31 +225,51 @@ pub async fn my_tiers(
     security(("bearer" = [])),
     request_body = TierCreateRequest,
     responses(
-        (status = 201, description = "The tier", body = TierBody),
-        (status = 400, description = "`invalid_body`, an amount code, `currency_not_supported`, `invalid_tier_name`, `invalid_tier_price` or `invalid_tier_perks`", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The tier; a retry under the same `Idempotency-Key` answers it again with `Idempotent-Replayed: true`", body = TierBody),
+        (status = 400, description = "`invalid_body`, an amount code, `currency_not_supported`, `invalid_tier_name`, `invalid_tier_price`, `invalid_tier_perks` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`session_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`too_many_tiers`", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 409, description = "`too_many_tiers`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for another request", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it never creates a second tier"))
 )]
 pub async fn create_tier(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<TierCreateRequest>,
-) -> Result<(StatusCode, Json<TierBody>), ApiError> {
+) -> Result<Response, ApiError> {
     let person = own_person(&state, &headers).await?;
     let price = payments::parse_amount(&request.price, &request.currency)?;
     let tier = NewTier::parse(&request.name, price, &request.perks)?;
+    let creation = optional_idempotency_key(&headers)?.map(|key| {
+        Creation::new(
+            &format!("person:{}:subscription-tiers", person.id),
+            &key,
+            &subscriptions::tier_canonical(&tier),
+        )
+    });
     let ledger = ledger(&state)?;
-    let view = subscriptions::create_tier(
+    let created = subscriptions::create_tier_once(
         &ledger,
         &state.reader(),
         &person,
         tier,
+        creation.as_ref(),
         SystemClock.now_ns(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(view.into())))
+    drop(ledger);
+    match created {
+        Created::New(view) => Ok((StatusCode::CREATED, Json(TierBody::from(view))).into_response()),
+        Created::Replayed(Replay::Response(stored)) => {
+            let view: TierView = serde_json::from_value(stored).map_err(|error| {
+                tracing::error!(%error, "a stored tier answer");
+                ApiError::Internal
+            })?;
+            idempotent_response(StatusCode::CREATED.as_u16(), true, TierBody::from(view))
+        }
+    }
 }
 
 /// Retires one of the caller's tiers: no new subscribers; existing ones keep it
