@@ -893,3 +893,40 @@ async fn a_licence_change_is_audited_with_the_change() {
     let licences = stored_documents(&store, "licences").await;
     assert_eq!(licences.len(), 1, "{licences:?}");
 }
+
+/// `POST /v1/cases` under an `Idempotency-Key` opens one case: a retry answers it
+/// (as it is then), another note under the key is refused, and the queue holds one.
+#[tokio::test]
+async fn a_retried_manual_case_opens_one_case() {
+    let app = spawn_app_with(config()).await;
+    let _omar = app.person("omar").await;
+    let open = |key: &'static str, note: &'static str| {
+        app.client
+            .post(app.url("/v1/cases"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&json!({"handle": "omar", "note": note}))
+            .send()
+    };
+    let first = open("case-1", "Structuring suspected.").await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let (status, _) = operator(
+        &app,
+        "POST",
+        &format!("/v1/cases/{}/assign", first["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let again = open("case-1", "Structuring suspected.").await.unwrap();
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["status"], "assigned", "the case as it is now");
+    let reused = open("case-1", "Another note.").await.unwrap();
+    assert_eq!(reused.status(), 422);
+    assert_eq!(common::problem(reused).await.code, "idempotency_key_reused");
+    assert_eq!(queue(&app).await.len(), 1);
+    app.stop().await;
+}

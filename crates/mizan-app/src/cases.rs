@@ -25,6 +25,7 @@ use std::fmt;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
+use crate::creation::{Creation, Replay};
 use crate::identity::{PersonId, SharedReader};
 use crate::operators::{self, Operator, OperatorAction, OperatorName};
 
@@ -52,6 +53,8 @@ pub enum CaseError {
     NoteInvalid,
     #[error("this case holds the most notes it may (100)")]
     TooManyNotes,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
     #[error("an assignee is an operator name: 1 to 40 letters, digits, spaces, dots, underscores or hyphens")]
     AssigneeInvalid,
     #[error("a decision is \"clear\", \"freeze\", \"close_account\" or \"file_sar\"")]
@@ -76,6 +79,7 @@ impl CaseError {
             CaseError::CaseIdInvalid => "case_id_invalid",
             CaseError::NoteInvalid => "note_invalid",
             CaseError::AssigneeInvalid => "assignee_invalid",
+            CaseError::IdempotencyKeyReused => "idempotency_key_reused",
             CaseError::TooManyNotes => "too_many_notes",
             CaseError::DecisionInvalid => "decision_invalid",
             CaseError::CaseAlreadyDecided => "case_already_decided",
@@ -89,6 +93,15 @@ impl CaseError {
 
 pub(crate) fn internal(context: &str, error: impl fmt::Display) -> CaseError {
     CaseError::Internal(format!("{context}: {error}"))
+}
+
+impl From<crate::creation::CreationError> for CaseError {
+    fn from(error: crate::creation::CreationError) -> CaseError {
+        match error {
+            crate::creation::CreationError::KeyReused => CaseError::IdempotencyKeyReused,
+            other => internal("a case's idempotency claim", other),
+        }
+    }
 }
 
 impl From<operators::OperatorError> for CaseError {
@@ -677,9 +690,11 @@ pub async fn decide(
 #[tracing::instrument(skip_all, fields(%person))]
 pub async fn open_manual(
     ledger: &Ledger,
+    reader: &SharedReader,
     operator: &Operator,
     person: PersonId,
     note: &str,
+    creation: Option<&Creation>,
     now_ns: u64,
 ) -> Result<Case, CaseError> {
     let note = note.trim();
@@ -687,6 +702,11 @@ pub async fn open_manual(
         return Err(CaseError::NoteInvalid);
     }
     operator.require(OperatorAction::OpenCase)?;
+    if let Some(creation) = creation {
+        if let Some(replay) = creation.replay(reader).await? {
+            return replayed_case(reader, replay).await;
+        }
+    }
     let id = CaseId::new(now_ns);
     let case = Case {
         id: id.as_str().to_owned(),
@@ -707,7 +727,7 @@ pub async fn open_manual(
         decided_by: None,
         decided_at_ns: None,
     };
-    let rows = vec![
+    let mut rows = vec![
         audit(
             operator,
             OperatorAction::OpenCase,
@@ -716,8 +736,33 @@ pub async fn open_manual(
         )?,
         case_row(&case)?,
     ];
-    commit(ledger, rows).await?;
-    Ok(case)
+    let Some(creation) = creation else {
+        commit(ledger, rows).await?;
+        return Ok(case);
+    };
+    // The claim keeps the case's id; a retry shows the case as it is then.
+    rows.push(creation.claim_row(&case.id, Some(serde_json::json!({ "case_id": case.id })))?);
+    match submit(ledger, rows).await? {
+        None => Ok(case),
+        Some(collection) if collection == crate::payments::COLLECTION_IDEMPOTENCY => {
+            replayed_case(reader, creation.replay_after_conflict(reader).await?).await
+        }
+        Some(collection) => Err(internal("a random case id was taken", collection)),
+    }
+}
+
+/// The case a creation claim names, as it is now.
+async fn replayed_case(reader: &SharedReader, replay: Replay) -> Result<Case, CaseError> {
+    let Replay::Response(stored) = replay;
+    let id = stored["case_id"]
+        .as_str()
+        .ok_or_else(|| internal("a case claim without its id", &stored))?;
+    case(reader, &CaseId::parse(id)?).await
+}
+
+/// The canonical request of a manual case, for [`Creation::new`].
+pub fn manual_case_canonical(person: PersonId, note: &str) -> String {
+    format!("case|{person}|{}", note.trim())
 }
 
 /// What revealing a case's screened name found.

@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use mizan_app::cases::{self, Case, CaseDecision, CaseError, CaseId};
+use mizan_app::creation::Creation;
 use mizan_app::identity::{self, Handle};
 use mizan_app::operators::OperatorAction;
 use mizan_app::operators::{Operator, OperatorName, OperatorRole};
@@ -25,6 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, Problem};
 use crate::routes::apps::require_operator;
 use crate::routes::identity::{ledger, JsonBody};
+use crate::routes::payments::optional_idempotency_key;
 use crate::state::{load_screener, AppState};
 
 /// The name audit entries carry for actions taken with the operator token.
@@ -50,6 +52,9 @@ impl From<CaseError> for ApiError {
                 Some("text"),
                 error,
             ),
+            CaseError::IdempotencyKeyReused => {
+                refused(StatusCode::UNPROCESSABLE_ENTITY, "Refused", None, error)
+            }
             CaseError::AssigneeInvalid => refused(
                 StatusCode::BAD_REQUEST,
                 "Invalid field",
@@ -276,11 +281,13 @@ pub struct ManualCaseRequest {
     security(("bearer" = [])),
     request_body = ManualCaseRequest,
     responses(
-        (status = 201, description = "The case, open", body = CaseBody),
-        (status = 400, description = "`invalid_body` or `note_invalid`", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "The case, open; a retry under the same `Idempotency-Key` answers that case as it is now", body = CaseBody),
+        (status = 400, description = "`invalid_body`, `note_invalid` or `idempotency_key_invalid`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`: missing or wrong operator token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`person_not_found`", body = Problem, content_type = "application/problem+json")
-    )
+        (status = 404, description = "`person_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for another request", body = Problem, content_type = "application/problem+json")
+    ),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Optional; a retry under it never opens a second case"))
 )]
 pub async fn open_case(
     State(state): State<AppState>,
@@ -299,12 +306,21 @@ pub async fn open_case(
     let person = identity::person_by_handle(&state.reader(), &handle)
         .await?
         .ok_or_else(not_found)?;
+    let creation = optional_idempotency_key(&headers)?.map(|key| {
+        Creation::new(
+            "operator:cases",
+            &key,
+            &cases::manual_case_canonical(person, &request.note),
+        )
+    });
     let ledger = ledger(&state)?;
     let case = cases::open_manual(
         &ledger,
+        &state.reader(),
         &api_operator()?,
         person,
         &request.note,
+        creation.as_ref(),
         SystemClock.now_ns(),
     )
     .await?;

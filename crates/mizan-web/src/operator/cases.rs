@@ -32,6 +32,7 @@ impl From<CaseError> for OpsError {
             CaseError::Forbidden => OpsError::Forbidden,
             CaseError::NoteInvalid
             | CaseError::AssigneeInvalid
+            | CaseError::IdempotencyKeyReused
             | CaseError::TooManyNotes
             | CaseError::DecisionInvalid
             | CaseError::CaseAlreadyDecided
