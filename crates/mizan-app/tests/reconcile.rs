@@ -61,6 +61,42 @@ struct World {
 }
 
 impl World {
+    /// A card funding of `amount_minor` that waits for its challenge.
+    async fn ask_challenge(&self, amount_minor: i64, key: &str) -> funding::FundingOutcome {
+        let asked = self
+            .fund(
+                &SandboxProcessor,
+                funding::SANDBOX_CHALLENGE_CARD,
+                amount_minor,
+                key,
+            )
+            .await
+            .unwrap();
+        assert!(asked.requires_action);
+        asked
+    }
+
+    /// Answers a funding's challenge through `processor`, which panics like a
+    /// process dying (before or after the processor decided).
+    async fn answer_and_crash(&self, processor: impl Processor + 'static, funding_id: &str) {
+        let (ledger, reader) = (self.ledger.clone(), self.reader.clone());
+        let (person, id, now_ns) = (self.person, funding_id.to_owned(), self.clock.now_ns());
+        let crashed = tokio::spawn(async move {
+            funding::complete_challenge(
+                &ledger,
+                &reader,
+                &processor,
+                person,
+                &id,
+                funding::SANDBOX_CHALLENGE_ANSWER,
+                now_ns,
+            )
+            .await
+        })
+        .await;
+        assert!(crashed.unwrap_err().is_panic());
+    }
+
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let location = Location::Sqlite(dir.path().join("mizan.sqlite"));
@@ -390,36 +426,14 @@ async fn a_charge_whose_hold_expired_is_credited_once_by_a_derived_transfer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answered_challenge_cut_off_is_credited_and_an_unanswered_one_waits() {
     let world = World::new().await;
-    let asked = world
-        .fund(
-            &SandboxProcessor,
-            funding::SANDBOX_CHALLENGE_CARD,
-            900,
-            "challenge",
-        )
-        .await
-        .unwrap();
-    assert!(asked.requires_action);
+    let asked = world.ask_challenge(900, "challenge").await;
     // Unanswered: the reconciler leaves it for the cardholder.
     let waiting = world.reconcile(INTENT_AGE_MIN_SECONDS).await;
     assert_eq!(waiting.still_open, 1, "{waiting:?}");
     // Answered, and the process dies before the answer is written.
-    let (ledger, reader) = (world.ledger.clone(), world.reader.clone());
-    let (person, id, now_ns) = (world.person, asked.funding.id.clone(), world.clock.now_ns());
-    let crashed = tokio::spawn(async move {
-        funding::complete_challenge(
-            &ledger,
-            &reader,
-            &CrashAfterAnswer,
-            person,
-            &id,
-            funding::SANDBOX_CHALLENGE_ANSWER,
-            now_ns,
-        )
-        .await
-    })
-    .await;
-    assert!(crashed.unwrap_err().is_panic());
+    world
+        .answer_and_crash(CrashAfterAnswer, &asked.funding.id)
+        .await;
     assert!(finished_once(world.reconcile(INTENT_AGE_MIN_SECONDS).await));
     assert_eq!(world.wallet().await.balance_posted(), 900);
     let replay = world
@@ -450,32 +464,10 @@ impl Processor for CrashBeforeAnswer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_the_processor_never_heard_leaves_the_challenge_waiting_again() {
     let world = World::new().await;
-    let asked = world
-        .fund(
-            &SandboxProcessor,
-            funding::SANDBOX_CHALLENGE_CARD,
-            700,
-            "unheard",
-        )
-        .await
-        .unwrap();
-    assert!(asked.requires_action);
-    let (ledger, reader) = (world.ledger.clone(), world.reader.clone());
-    let (person, id, now_ns) = (world.person, asked.funding.id.clone(), world.clock.now_ns());
-    let crashed = tokio::spawn(async move {
-        funding::complete_challenge(
-            &ledger,
-            &reader,
-            &CrashBeforeAnswer,
-            person,
-            &id,
-            funding::SANDBOX_CHALLENGE_ANSWER,
-            now_ns,
-        )
-        .await
-    })
-    .await;
-    assert!(crashed.unwrap_err().is_panic());
+    let asked = world.ask_challenge(700, "unheard").await;
+    world
+        .answer_and_crash(CrashBeforeAnswer, &asked.funding.id)
+        .await;
     let reveals = || {
         tokio::task::block_in_place(|| world.vault.access_log(0, 1_000))
             .unwrap()

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mizan_app::apps::Scope;
 use mizan_app::cashout::{self, BankAccount};
+use mizan_app::creation::{Created, Replay};
 use mizan_app::funding::{self, CardNumber};
 use mizan_app::identity::{Handle, Person};
 use mizan_app::payments::{
@@ -543,6 +544,27 @@ pub(crate) fn idempotent_response(
         );
     }
     Ok(response)
+}
+
+/// The 201 answer to a creation under an optional `Idempotency-Key`: the new object,
+/// or the first answer the claim stored, replayed (`Idempotent-Replayed: true`).
+pub(crate) fn created_response<V, B>(created: Created<V>) -> Result<Response, ApiError>
+where
+    V: serde::de::DeserializeOwned,
+    B: From<V> + Serialize,
+{
+    match created {
+        Created::New(view) => {
+            idempotent_response(StatusCode::CREATED.as_u16(), false, B::from(view))
+        }
+        Created::Replayed(Replay::Response(stored)) => {
+            let view: V = serde_json::from_value(stored).map_err(|error| {
+                tracing::error!(%error, "a stored creation answer");
+                ApiError::Internal
+            })?;
+            idempotent_response(StatusCode::CREATED.as_u16(), true, B::from(view))
+        }
+    }
 }
 
 /// Pays another person from the caller's wallet, exactly once per `Idempotency-Key`.

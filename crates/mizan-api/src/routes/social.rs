@@ -4,10 +4,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use mizan_app::apps::Scope;
-use mizan_app::creation::{Created, Creation, Replay};
+use mizan_app::creation::Creation;
 use mizan_app::payments::{self, Note, PaymentError};
 use mizan_app::social::{
     self, Audience, MinimumTier, PostText, PostView, ProfileEdit, ProfileView, SocialError, Viewer,
@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{
-    caller, idempotency_key, idempotent_response, optional_idempotency_key,
+    caller, created_response, idempotency_key, idempotent_response, optional_idempotency_key,
 };
 use crate::routes::security::{any_caller, require_step_up};
 use crate::state::AppState;
@@ -398,16 +398,7 @@ pub async fn create_post(
     )
     .await?;
     drop(ledger);
-    match created {
-        Created::New(view) => Ok((StatusCode::CREATED, Json(PostBody::from(view))).into_response()),
-        Created::Replayed(Replay::Response(stored)) => {
-            let view: PostView = serde_json::from_value(stored).map_err(|error| {
-                tracing::error!(%error, "a stored post answer");
-                ApiError::Internal
-            })?;
-            idempotent_response(StatusCode::CREATED.as_u16(), true, PostBody::from(view))
-        }
-    }
+    created_response::<PostView, PostBody>(created)
 }
 
 /// One post, with its tip count.

@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use mizan_app::apps::Scope;
-use mizan_app::creation::{Created, Creation, Replay};
+use mizan_app::creation::Creation;
 use mizan_app::identity::Person;
 use mizan_app::payments;
 use mizan_app::subscriptions::{self, NewTier, RenewalPolicy, SubscriptionView, TierView};
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, Problem};
 use crate::routes::identity::{ledger, JsonBody};
 use crate::routes::payments::{
-    caller, idempotency_key, idempotent_response, optional_idempotency_key,
+    caller, created_response, idempotency_key, idempotent_response, optional_idempotency_key,
 };
 use crate::routes::security::any_caller;
 use crate::state::AppState;
@@ -260,16 +260,7 @@ pub async fn create_tier(
     )
     .await?;
     drop(ledger);
-    match created {
-        Created::New(view) => Ok((StatusCode::CREATED, Json(TierBody::from(view))).into_response()),
-        Created::Replayed(Replay::Response(stored)) => {
-            let view: TierView = serde_json::from_value(stored).map_err(|error| {
-                tracing::error!(%error, "a stored tier answer");
-                ApiError::Internal
-            })?;
-            idempotent_response(StatusCode::CREATED.as_u16(), true, TierBody::from(view))
-        }
-    }
+    created_response::<TierView, TierBody>(created)
 }
 
 /// Retires one of the caller's tiers: no new subscribers; existing ones keep it
