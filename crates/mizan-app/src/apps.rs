@@ -27,6 +27,8 @@ use base64::Engine;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
+use crate::creation::CreationError;
+pub use crate::creation::{Created, Creation, Replay};
 use crate::identity::{self, IdentityError, Person, PersonId, SharedReader};
 use crate::payments::COLLECTION_IDEMPOTENCY;
 
@@ -354,9 +356,6 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(value).map_err(|error| internal("encoding a document", error))
 }
 
-use crate::creation::CreationError;
-pub use crate::creation::{Created, Creation, Replay};
-
 impl From<CreationError> for AppError {
     fn from(error: CreationError) -> AppError {
         match error {
@@ -531,10 +530,8 @@ pub async fn request_link_once(
         external,
         scopes,
     } = link;
-    if let Some(creation) = creation {
-        if let Some(replay) = creation.replay(reader).await? {
-            return Ok(Created::Replayed(replay));
-        }
+    if let Some(replay) = crate::creation::replay_used(creation, reader).await? {
+        return Ok(Created::Replayed(replay));
     }
     let Ok(handle) = identity::Handle::parse(handle) else {
         return Err(AppError::PersonNotFound);
@@ -559,15 +556,14 @@ pub async fn request_link_once(
         body: to_json(&view)?,
     }];
     if let Some(creation) = creation {
-        let response = serde_json::to_value(&view).map_err(|error| internal("link", error))?;
-        rows.push(creation.claim_row(&view.id, Some(response))?);
+        rows.push(creation.answer_row(&view.id, &view)?);
     }
-    match (submit(ledger, rows).await?, creation) {
-        (None, _) => Ok(Created::New(view)),
-        (Some(_), Some(creation)) => Ok(Created::Replayed(
-            creation.replay_after_conflict(reader).await?,
-        )),
-        (Some(conflict), None) => Err(internal("link request conflict", conflict)),
+    let Some(collection) = submit(ledger, rows).await? else {
+        return Ok(Created::New(view));
+    };
+    match crate::creation::replay_conflict(creation, &collection, reader).await? {
+        Some(replay) => Ok(Created::Replayed(replay)),
+        None => Err(internal("link request conflict", collection)),
     }
 }
 

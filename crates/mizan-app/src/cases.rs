@@ -25,7 +25,7 @@ use std::fmt;
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 
-use crate::creation::{Creation, Replay};
+use crate::creation::{self, Creation, Replay};
 use crate::identity::{PersonId, SharedReader};
 use crate::operators::{self, Operator, OperatorAction, OperatorName};
 
@@ -702,10 +702,8 @@ pub async fn open_manual(
         return Err(CaseError::NoteInvalid);
     }
     operator.require(OperatorAction::OpenCase)?;
-    if let Some(creation) = creation {
-        if let Some(replay) = creation.replay(reader).await? {
-            return replayed_case(reader, replay).await;
-        }
+    if let Some(replay) = creation::replay_used(creation, reader).await? {
+        return replayed_case(reader, replay).await;
     }
     let id = CaseId::new(now_ns);
     let case = Case {
@@ -736,18 +734,16 @@ pub async fn open_manual(
         )?,
         case_row(&case)?,
     ];
-    let Some(creation) = creation else {
-        commit(ledger, rows).await?;
+    if let Some(creation) = creation {
+        // The claim keeps the case's id; a retry shows the case as it is then.
+        rows.push(creation.answer_row(&case.id, &serde_json::json!({ "case_id": case.id }))?);
+    }
+    let Some(collection) = submit(ledger, rows).await? else {
         return Ok(case);
     };
-    // The claim keeps the case's id; a retry shows the case as it is then.
-    rows.push(creation.claim_row(&case.id, Some(serde_json::json!({ "case_id": case.id })))?);
-    match submit(ledger, rows).await? {
-        None => Ok(case),
-        Some(collection) if collection == crate::payments::COLLECTION_IDEMPOTENCY => {
-            replayed_case(reader, creation.replay_after_conflict(reader).await?).await
-        }
-        Some(collection) => Err(internal("a random case id was taken", collection)),
+    match creation::replay_conflict(creation, &collection, reader).await? {
+        Some(replay) => replayed_case(reader, replay).await,
+        None => Err(internal("a random case id was taken", collection)),
     }
 }
 

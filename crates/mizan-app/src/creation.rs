@@ -78,6 +78,18 @@ impl Creation {
         })
     }
 
+    /// [`Creation::claim_row`] keeping `answer`, which holds no secret, as the first
+    /// answer to replay.
+    pub fn answer_row(
+        &self,
+        object_id: &str,
+        answer: &impl Serialize,
+    ) -> Result<BusinessRow, CreationError> {
+        let response = serde_json::to_value(answer)
+            .map_err(|error| CreationError::Internal(format!("encoding an answer: {error}")))?;
+        self.claim_row(object_id, Some(response))
+    }
+
     /// The answer to a request under this key if the key was used: the stored
     /// response, reuse with another request, or a secret that can't be replayed.
     pub async fn replay(&self, reader: &SharedReader) -> Result<Option<Replay>, CreationError> {
@@ -122,4 +134,30 @@ impl Creation {
 pub enum Created<T> {
     New(T),
     Replayed(Replay),
+}
+
+/// The first answer when a request came with a key (`creation`) already used.
+pub async fn replay_used(
+    creation: Option<&Creation>,
+    reader: &SharedReader,
+) -> Result<Option<Replay>, CreationError> {
+    match creation {
+        Some(creation) => creation.replay(reader).await,
+        None => Ok(None),
+    }
+}
+
+/// After a submission answered a `Create` conflict on `collection`: the winner's
+/// answer when it was `creation`'s claim; `None` when it was another row's.
+pub async fn replay_conflict(
+    creation: Option<&Creation>,
+    collection: &str,
+    reader: &SharedReader,
+) -> Result<Option<Replay>, CreationError> {
+    match creation {
+        Some(creation) if collection == COLLECTION_IDEMPOTENCY => {
+            creation.replay_after_conflict(reader).await.map(Some)
+        }
+        _ => Ok(None),
+    }
 }

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::creation::{Created, Creation};
+use crate::creation::{self, Created, Creation};
 use crate::identity::{self, Handle, Person, PersonId, SharedReader};
 use crate::payments::PaymentError;
 use crate::time::rfc3339_from_ns;
@@ -457,10 +457,8 @@ pub async fn create_post(
     creation: Option<&Creation>,
     now_ns: u64,
 ) -> Result<Created<PostView>, SocialError> {
-    if let Some(creation) = creation {
-        if let Some(replay) = creation.replay(reader).await? {
-            return Ok(Created::Replayed(replay));
-        }
+    if let Some(replay) = creation::replay_used(creation, reader).await? {
+        return Ok(Created::Replayed(replay));
     }
     let id = format!("{:032x}", rand::random::<u128>());
     let (subscribers_only, minimum_tier) = match audience {
@@ -491,21 +489,17 @@ pub async fn create_post(
     ];
     let view = view_of(id, document, 0, false);
     if let Some(creation) = creation {
-        let response = serde_json::to_value(&view)
-            .map_err(|error| internal("encoding a post's answer", error))?;
-        rows.push(creation.claim_row(&view.id, Some(response))?);
+        rows.push(creation.answer_row(&view.id, &view)?);
     }
-    match crate::documents::submit_rows(ledger, rows)
+    let Some(collection) = crate::documents::submit_rows(ledger, rows)
         .await
         .map_err(|error| internal("saving a post", error))?
-    {
-        None => Ok(Created::New(view)),
-        Some(collection) => match creation {
-            Some(creation) if collection == crate::payments::COLLECTION_IDEMPOTENCY => Ok(
-                Created::Replayed(creation.replay_after_conflict(reader).await?),
-            ),
-            _ => Err(internal("post id taken", collection)),
-        },
+    else {
+        return Ok(Created::New(view));
+    };
+    match creation::replay_conflict(creation, &collection, reader).await? {
+        Some(replay) => Ok(Created::Replayed(replay)),
+        None => Err(internal("post id taken", collection)),
     }
 }
 

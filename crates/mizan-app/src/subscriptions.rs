@@ -38,7 +38,7 @@ use mizan_ledger::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::creation::{Created, Creation};
+use crate::creation::{self, Created, Creation};
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
     derived_u128, internal, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
@@ -247,10 +247,8 @@ pub async fn create_tier_once(
     creation: Option<&Creation>,
     now_ns: u64,
 ) -> Result<Created<TierView>, PaymentError> {
-    if let Some(creation) = creation {
-        if let Some(replay) = creation.replay(reader).await? {
-            return Ok(Created::Replayed(replay));
-        }
+    if let Some(replay) = creation::replay_used(creation, reader).await? {
+        return Ok(Created::Replayed(replay));
     }
     for _ in 0..CHANGE_ATTEMPTS_MAX {
         let existing = keys_with_prefix(
@@ -302,23 +300,18 @@ pub async fn create_tier_once(
             },
         ];
         if let Some(creation) = creation {
-            let response = serde_json::to_value(&view)
-                .map_err(|error| internal("encoding a tier's answer", error))?;
-            rows.push(creation.claim_row(&view.id, Some(response))?);
+            rows.push(creation.answer_row(&view.id, &view)?);
         }
-        let conflict = crate::documents::submit_rows(ledger, rows)
+        let Some(collection) = crate::documents::submit_rows(ledger, rows)
             .await
-            .map_err(|error| internal("saving a tier", error))?;
-        match (conflict, creation) {
-            (None, _) => return Ok(Created::New(view)),
-            (Some(collection), Some(creation)) if collection == COLLECTION_IDEMPOTENCY => {
-                return Ok(Created::Replayed(
-                    creation.replay_after_conflict(reader).await?,
-                ));
-            }
-            // Another tier of this creator took the number meanwhile: count again.
-            (Some(_), _) => {}
+            .map_err(|error| internal("saving a tier", error))?
+        else {
+            return Ok(Created::New(view));
+        };
+        if let Some(replay) = creation::replay_conflict(creation, &collection, reader).await? {
+            return Ok(Created::Replayed(replay));
         }
+        // Another tier of this creator took the number meanwhile: count again.
     }
     Err(PaymentError::IdempotencyRequestInProgress)
 }
