@@ -803,10 +803,13 @@ pub(crate) async fn reconcile_funding(
         .parse()
         .map_err(|error| internal("stored pending id", error))?;
     let hold = reconcile::hold_status(reader, pending_id).await?;
-    let answered = identity::read_document(reader, COLLECTION_CHALLENGE_ANSWERS, id.to_owned())
-        .await?
-        .is_some();
-    let unanswered = document.status == FundingStatus::RequiresAction && !answered;
+    // Only a funding waiting for its challenge can have been answered.
+    let awaiting = document.status == FundingStatus::RequiresAction;
+    let answered = awaiting
+        && identity::read_document(reader, COLLECTION_CHALLENGE_ANSWERS, id.to_owned())
+            .await?
+            .is_some();
+    let unanswered = awaiting && !answered;
     if hold == PendingStatus::Pending && unanswered {
         // Waiting for the cardholder: their answer resolves it, or the hold's expiry
         // does. Asking the processor again would reveal the card number for nothing
