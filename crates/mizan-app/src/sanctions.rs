@@ -17,7 +17,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use mizan_compliance::sanctions::{Decision, Screener, Screening, Subject as NameSubject};
+use mizan_compliance::sanctions::{Decision, Screener, Screening, Subject};
 use mizan_core::Secret;
 use mizan_ledger::{BusinessRow, Ledger};
 use mizan_vault::{Accessor, FieldKind, Reason, RecordId, Role, VaultError};
@@ -93,8 +93,9 @@ impl ScreenerCell {
     }
 }
 
+/// The body of a `sanctions_subjects` marker: the name itself is in the vault.
 #[derive(Serialize, Deserialize)]
-struct Subject {}
+struct SubjectMarker {}
 
 #[derive(Serialize, Deserialize)]
 struct ListState {
@@ -148,7 +149,7 @@ fn screening_of(
     let Some(current) = screener.current() else {
         return (Decision::Clear, None);
     };
-    let screening = match current.screen_as(name.name.expose(), NameSubject::Person) {
+    let screening = match current.screen_as(name.name.expose(), Subject::Person) {
         Ok(screening) => screening,
         Err(error) => {
             tracing::warn!(code = error.code(), "a legal name could not be screened");
@@ -314,7 +315,7 @@ pub async fn kept_legal_name(
 /// Marks `person` as having a legal name to screen again (cash-outs, list reloads);
 /// the name stays in the vault.
 pub(crate) fn subject_row(person: PersonId) -> Result<BusinessRow, CaseError> {
-    let body = serde_json::to_vec(&Subject {})
+    let body = serde_json::to_vec(&SubjectMarker {})
         .map_err(|error| cases::internal("encoding a subject", error))?;
     Ok(BusinessRow::Document {
         collection: COLLECTION_SANCTIONS_SUBJECTS.to_owned(),
