@@ -246,7 +246,6 @@ pub async fn cash_out(
         .await
         .map_err(|error| internal("sanctions screening", error))?;
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         person,

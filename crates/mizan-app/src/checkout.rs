@@ -28,12 +28,11 @@ use mizan_ledger::{
     Submission, TransferRequest, LEDGER_UNITS,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, internal, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
-    STATUS_CODE_CREATED,
+    derived_u128, internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError,
+    COLLECTION_IDEMPOTENCY, STATUS_CODE_CREATED,
 };
 use crate::requests::{claim_key, fingerprint, stored_answer, Answer, StoredAnswer};
 use crate::subscriptions::CardFallback;
@@ -263,21 +262,15 @@ pub struct OrderLine {
     pub order: OrderView,
 }
 
-fn derived(domain: &[u8], id: u128) -> u128 {
-    let mut hasher = Sha256::new();
-    hasher.update(domain);
-    hasher.update(id.to_be_bytes());
-    let mut first = [0_u8; 16];
-    first.copy_from_slice(&hasher.finalize()[..16]);
-    u128::from_be_bytes(first)
-}
-
 fn account(domain: &[u8], checkout: u128) -> Result<AccountId, PaymentError> {
-    AccountId::new(derived(domain, checkout)).map_err(|error| internal("stock account id", error))
+    AccountId::new(crate::ids::hashed(domain, &[&checkout.to_be_bytes()]))
+        .map_err(|error| internal("stock account id", error))
 }
 
+/// A transfer of a checkout or an order, sorting next to the object's own id.
 fn transfer(domain: &[u8], id: u128) -> Result<TransferId, PaymentError> {
-    TransferId::new(derived(domain, id)).map_err(|error| internal("checkout transfer id", error))
+    TransferId::new(crate::ids::beside(id, domain, &[]))
+        .map_err(|error| internal("checkout transfer id", error))
 }
 
 fn parse_id(id: &str) -> Result<u128, CheckoutError> {
@@ -401,6 +394,7 @@ pub async fn create(
             crate::outbox::event_row(TOPIC_CHECKOUT_CREATED, &body, now_ns),
         ],
         atomic: true,
+        ..Submission::default()
     };
     let result = ledger
         .submit(submission)
@@ -491,7 +485,7 @@ fn purchase(
         .checked_mul(quantity.get())
         .ok_or(PaymentError::AmountTooLarge)?;
     let amount = Money::from_minor(amount_minor, WALLET_CURRENCY);
-    let order_id = derived_u128(ORDER_ID_DOMAIN, buyer.id, key);
+    let order_id = time_ordered_u128(ORDER_ID_DOMAIN, buyer.id, key, now_ns);
     let money_id = transfer(ORDER_TRANSFER_DOMAIN, order_id)?;
     let checkout_raw = parse_id(&document.view.id)?;
     let stock = account(STOCK_ACCOUNT_DOMAIN, checkout_raw)?;
@@ -570,6 +564,7 @@ fn purchase(
             transfers,
             rows,
             atomic: true,
+            ensure: charge.ensure(),
             ..Submission::default()
         },
         order,
@@ -610,7 +605,6 @@ pub async fn pay(
     let mut funded_from_card = false;
     for _ in 0..PAY_ATTEMPTS_MAX {
         let charge = crate::limits::prepare(
-            ledger,
             reader,
             limits,
             buyer.id,

@@ -242,6 +242,9 @@ pub(crate) async fn submit_intent<D: Serialize>(
         transfers,
         rows,
         atomic: true,
+        ensure: charge
+            .map(crate::limits::Charge::ensure)
+            .unwrap_or_default(),
         ..Submission::default()
     };
     let result = ledger
@@ -588,7 +591,6 @@ async fn fund_card(
     };
     let index_row = reconcile::open_intent_row(IntentKind::Funding, now_ns, &document.id);
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         person,

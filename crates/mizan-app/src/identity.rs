@@ -459,6 +459,7 @@ pub async fn signup_as(
         .chain(extra_rows)
         .collect(),
         atomic: true,
+        ..Submission::default()
     };
     let result = ledger
         .submit(submission)

@@ -22,6 +22,7 @@ mod documents;
 pub mod export;
 pub mod funding;
 pub mod identity;
+mod ids;
 pub mod licences;
 pub mod limits;
 pub mod messages;

@@ -11,16 +11,17 @@
 //! The writer applies submissions one at a time, so concurrent movements can never
 //! spend the same allowance twice: no read-then-write race.
 //!
-//! Grants go in their own earlier submission, not atomic: a grant that already
-//! exists answers `exists`, which would fail an atomic submission.
+//! A window's allowance accounts and grants ride in the first movement's own
+//! submission as *ensured* events ([`mizan_ledger::Ensure`]): created when new, and
+//! no failure when another movement created them first. A process remembers the
+//! allowances it has seen granted and stops sending them.
 
 use mizan_core::{AccountId, TransferId};
 use mizan_ledger::{
-    ledger_of, AccountCode, AccountFlags, CreateAccountResult, CreateTransferResult, Ledger,
-    NewAccount, Submission, TransferRequest, TransferResult,
+    ledger_of, AccountCode, AccountFlags, CreateTransferResult, Ensure, NewAccount,
+    TransferRequest, TransferResult,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::identity::{PersonId, SharedReader, WALLET_CURRENCY};
 use crate::licences::{self, Capability};
@@ -39,7 +40,8 @@ const NANOS_PER_SECOND: u64 = 1_000_000_000;
 const SECONDS_PER_DAY: u64 = 86_400;
 const ALLOWANCE_ACCOUNT_DOMAIN: &[u8] = b"mizan.allowance.account.v1";
 const ALLOWANCE_GRANT_DOMAIN: &[u8] = b"mizan.allowance.grant.v1";
-const ALLOWANCE_USE_DOMAIN: &[u8] = b"mizan.allowance.use.v1";
+/// v2: a leg's id sorts next to its movement's (`crate::ids::beside`).
+const ALLOWANCE_USE_DOMAIN: &[u8] = b"mizan.allowance.use.v2";
 
 /// What kind of movement a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,12 +249,11 @@ impl LimitsTable {
     }
 }
 
-/// Allowance accounts this process has seen credited with at least an amount. A
-/// grant is a ledger fact that never shrinks (and a window's account id is new each
-/// window), so an entry can never be wrong: it only spares the read of the
-/// allowance accounts on every movement after a person's first in a window —
-/// reading an account whose history grows with every movement is what a movement
-/// would otherwise pay for. Cleared when it reaches [`GRANTED_CACHE_MAX`] entries.
+/// Allowance accounts this process has seen granted up to an amount. It only spares
+/// a movement the ensured events of its allowances; the ledger holds the truth (a
+/// leg drawing on an allowance granted less than remembered fails there, as it
+/// must), so an entry can never let money through. A window's account id is new each
+/// window. Cleared when it reaches [`GRANTED_CACHE_MAX`] entries.
 static GRANTED: std::sync::Mutex<Option<std::collections::HashMap<u128, i64>>> =
     std::sync::Mutex::new(None);
 const GRANTED_CACHE_MAX: usize = 200_000;
@@ -279,17 +280,6 @@ fn remember_granted(account: AccountId, credited_minor: i64) {
     *entry = (*entry).max(credited_minor);
 }
 
-fn derived(domain: &[u8], parts: &[&[u8]]) -> u128 {
-    let mut hasher = Sha256::new();
-    hasher.update(domain);
-    for part in parts {
-        hasher.update(part);
-    }
-    let mut first = [0_u8; 16];
-    first.copy_from_slice(&hasher.finalize()[..16]);
-    u128::from_be_bytes(first)
-}
-
 /// One allowance a movement draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Allowance {
@@ -306,7 +296,7 @@ fn allowance(
     now_ns: u64,
 ) -> Result<Allowance, PaymentError> {
     let (start, end) = kind.window_at(now_ns);
-    let raw = derived(
+    let raw = crate::ids::hashed(
         ALLOWANCE_ACCOUNT_DOMAIN,
         &[
             &person.get().to_be_bytes(),
@@ -326,17 +316,19 @@ fn control_account() -> Result<AccountId, PaymentError> {
     AccountId::new(LIMITS_CONTROL_USD).map_err(|error| internal("limits control account", error))
 }
 
-/// What a movement was cleared for: its allowances, to draw on in its submission.
+/// What a movement was cleared for: its allowances, to draw on in its submission,
+/// and the allowance accounts and grants the submission must ensure.
 #[derive(Debug, Clone)]
 pub struct Charge {
     allowances: Vec<Allowance>,
+    ensure: Ensure,
 }
 
 /// Before a movement: refuses outgoing money of a frozen person
-/// ([`crate::cases`]), checks the person's licence (by residence) and tier, and makes
-/// sure this window's allowances exist and hold the tier's limit.
+/// ([`crate::cases`]), checks the person's licence (by residence) and tier, and
+/// names this window's allowances, with the events that create and grant the ones
+/// this process has not seen granted yet.
 pub async fn prepare(
-    ledger: &Ledger,
     reader: &SharedReader,
     limits: &LimitsTable,
     person: PersonId,
@@ -368,60 +360,38 @@ pub async fn prepare(
         }
         allowances.push(allowance(person, kind, limit_minor, now_ns)?);
     }
-    grant(ledger, reader, limits, person, &status, &allowances).await?;
-    Ok(Charge { allowances })
+    let ensure = grants(limits, person, status.tier, &allowances)?;
+    Ok(Charge { allowances, ensure })
 }
 
-/// Credits each allowance up to its limit if a read shows it short: one grant per
-/// tier step up to the person's tier. Already there (`exists`) is fine; a grant that
-/// exists with another amount (the config changed mid-window) keeps the old amount
-/// until the window ends.
-async fn grant(
-    ledger: &Ledger,
-    reader: &SharedReader,
+/// The allowance accounts, and one grant per tier step up to `tier`, for each of
+/// `allowances` not remembered as granted. A grant that exists with another amount
+/// (the config changed mid-window) keeps the old amount until the window ends.
+fn grants(
     limits: &LimitsTable,
     person: PersonId,
-    status: &VerificationStatus,
+    tier: Tier,
     allowances: &[Allowance],
-) -> Result<(), PaymentError> {
+) -> Result<Ensure, PaymentError> {
+    let mut ensure = Ensure::default();
     let unknown: Vec<&Allowance> = allowances
         .iter()
         .filter(|a| !granted_at_least(a.account, a.limit_minor))
         .collect();
     if unknown.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<AccountId> = unknown.iter().map(|a| a.account).collect();
-    let reader = reader.clone();
-    let stored = reader
-        .read(move |r| r.accounts(&ids))
-        .await
-        .map_err(|error| internal("reading task", error))?
-        .map_err(|error| internal("reading allowances", error))?;
-    let mut short = Vec::with_capacity(unknown.len());
-    for allowance in unknown {
-        match stored.iter().find(|s| s.id == allowance.account) {
-            Some(account) if account.credits_posted >= allowance.limit_minor => {
-                remember_granted(allowance.account, account.credits_posted);
-            }
-            _ => short.push(allowance),
-        }
-    }
-    if short.is_empty() {
-        return Ok(());
+        return Ok(ensure);
     }
     let control = control_account()?;
     let usd = ledger_of(WALLET_CURRENCY);
-    let mut submission = Submission::default();
-    submission.accounts.push(NewAccount {
+    ensure.accounts.push(NewAccount {
         id: control,
         ledger: usd,
         code: AccountCode::LimitsControl,
         owner: PLATFORM_OWNER,
         flags: AccountFlags::NONE,
     });
-    for allowance in &short {
-        submission.accounts.push(NewAccount {
+    for allowance in unknown {
+        ensure.accounts.push(NewAccount {
             id: allowance.account,
             ledger: usd,
             code: AccountCode::Allowance,
@@ -429,19 +399,22 @@ async fn grant(
             flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
         });
         let mut below = 0;
-        for tier in Tier::ALL.into_iter().filter(|tier| *tier <= status.tier) {
-            let amount = limits.of(tier).amount(allowance.kind);
+        for step_tier in Tier::ALL.into_iter().filter(|step| *step <= tier) {
+            let amount = limits.of(step_tier).amount(allowance.kind);
             let step = amount - below;
             below = amount.max(below);
             if step <= 0 {
                 continue;
             }
-            let raw = derived(
+            let raw = crate::ids::hashed(
                 ALLOWANCE_GRANT_DOMAIN,
-                &[&allowance.account.get().to_be_bytes(), &[tier.number()]],
+                &[
+                    &allowance.account.get().to_be_bytes(),
+                    &[step_tier.number()],
+                ],
             );
             let id = TransferId::new(raw).map_err(|error| internal("grant id", error))?;
-            submission.transfers.push(TransferRequest::single(
+            ensure.transfers.push(TransferRequest::single(
                 id,
                 control,
                 allowance.account,
@@ -451,43 +424,16 @@ async fn grant(
             ));
         }
     }
-    let result = ledger
-        .submit(submission)
-        .await
-        .map_err(|error| internal("granting allowances", error))?;
-    let accounts_ok = result
-        .accounts
-        .iter()
-        .all(|r| matches!(r, CreateAccountResult::Ok | CreateAccountResult::Exists));
-    let grants_ok = result.transfers.iter().all(|t| {
-        matches!(
-            t.result,
-            CreateTransferResult::Ok
-                | CreateTransferResult::Exists
-                | CreateTransferResult::ExistsWithDifferentAmount
-        )
-    });
-    if !accounts_ok || !grants_ok {
-        return Err(internal("granting allowances", format!("{result:?}")));
-    }
-    // Every step up to the tier is there now (a grant answering "exists with a
-    // different amount" keeps its old amount, so only the full limit is remembered
-    // when every grant was new or identical).
-    let all_exact = result.transfers.iter().all(|t| {
-        matches!(
-            t.result,
-            CreateTransferResult::Ok | CreateTransferResult::Exists
-        )
-    });
-    if all_exact {
-        for allowance in &short {
-            remember_granted(allowance.account, allowance.limit_minor);
-        }
-    }
-    Ok(())
+    Ok(ensure)
 }
 
 impl Charge {
+    /// The allowance accounts and grants the movement's submission must carry as its
+    /// [`mizan_ledger::Submission::ensure`] (empty once this process saw them granted).
+    pub fn ensure(&self) -> Ensure {
+        self.ensure.clone()
+    }
+
     /// The transfers drawing `amount_minor` from each allowance, for the movement
     /// whose money transfer is `movement`; they go after it in its submission.
     pub fn legs(
@@ -499,9 +445,10 @@ impl Charge {
         self.allowances
             .iter()
             .map(|allowance| {
-                let raw = derived(
+                let raw = crate::ids::beside(
+                    movement.get(),
                     ALLOWANCE_USE_DOMAIN,
-                    &[&movement.get().to_be_bytes(), &[allowance.kind.number()]],
+                    &[&[allowance.kind.number()]],
                 );
                 let id =
                     TransferId::new(raw).map_err(|error| internal("allowance use id", error))?;
@@ -530,6 +477,12 @@ impl Charge {
         let legs = &results[first_leg.max(1)..];
         if legs.len() != self.allowances.len() {
             return Err(internal("allowance results", legs.len()));
+        }
+        if money.result == CreateTransferResult::Ok {
+            // The submission committed, so its ensured allowances and grants exist.
+            for allowance in &self.allowances {
+                remember_granted(allowance.account, allowance.limit_minor);
+            }
         }
         if money.result != CreateTransferResult::LinkedEventFailed {
             return Ok(money.result);

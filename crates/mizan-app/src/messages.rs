@@ -338,7 +338,6 @@ pub async fn send_message(
                 .map_err(|error| internal("paid dm hold id", error))?;
             // Paying to reach someone is sending money: it counts against the limits.
             let cleared = crate::limits::prepare(
-                ledger,
                 reader,
                 limits,
                 sender.id,
@@ -467,11 +466,16 @@ pub async fn send_message(
             &message_body,
             now_ns,
         ));
+        let ensure = charge
+            .as_ref()
+            .map(|(charge, _, _)| charge.ensure())
+            .unwrap_or_default();
         let result = ledger
             .submit(Submission {
                 transfers,
                 rows,
                 atomic: true,
+                ensure,
                 ..Submission::default()
             })
             .await

@@ -504,14 +504,25 @@ impl From<crate::creation::CreationError> for PaymentError {
 }
 
 pub(crate) fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
-    let mut hasher = Sha256::new();
-    hasher.update(domain);
-    hasher.update(payer.get().to_be_bytes());
-    hasher.update(key.as_str().as_bytes());
-    let digest = hasher.finalize();
-    let mut first = [0_u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_be_bytes(first)
+    crate::ids::hashed(
+        domain,
+        &[&payer.get().to_be_bytes(), key.as_str().as_bytes()],
+    )
+}
+
+/// Like [`derived_u128`], with `now_ns` in the high 64 bits ([`crate::ids`]): for the
+/// transfers and documents of a movement whose idempotency claim commits with them.
+pub(crate) fn time_ordered_u128(
+    domain: &[u8],
+    payer: PersonId,
+    key: &IdempotencyKey,
+    now_ns: u64,
+) -> u128 {
+    crate::ids::time_ordered(
+        now_ns,
+        domain,
+        &[&payer.get().to_be_bytes(), key.as_str().as_bytes()],
+    )
 }
 
 pub(crate) fn idempotency_key(payer: PersonId, key: &IdempotencyKey) -> String {
@@ -581,7 +592,6 @@ pub async fn pay(
         return Err(PaymentError::CannotPayYourself);
     }
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         payer.id,
@@ -589,9 +599,14 @@ pub async fn pay(
         now_ns,
     )
     .await?;
-    let transfer_id = TransferId::new(derived_u128(P2P_TRANSFER_ID_DOMAIN, payer.id, &key))
-        .map_err(|error| internal("transfer id", error))?;
-    let payment_id = derived_u128(P2P_PAYMENT_ID_DOMAIN, payer.id, &key);
+    let transfer_id = TransferId::new(time_ordered_u128(
+        P2P_TRANSFER_ID_DOMAIN,
+        payer.id,
+        &key,
+        now_ns,
+    ))
+    .map_err(|error| internal("transfer id", error))?;
+    let payment_id = time_ordered_u128(P2P_PAYMENT_ID_DOMAIN, payer.id, &key, now_ns);
     let view = PaymentView {
         id: format!("{payment_id:032x}"),
         from: payer.handle.as_str().to_owned(),
@@ -643,6 +658,7 @@ pub async fn pay(
             crate::outbox::event_row(TOPIC_PAYMENT_SUCCEEDED, &document_json, now_ns),
         ],
         atomic: true,
+        ensure: charge.ensure(),
         ..Submission::default()
     };
     let result = ledger

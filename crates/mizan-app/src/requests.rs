@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{self, Handle, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, find_handle, internal, read_by_id, to_json, IdempotencyKey, Note,
-    PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
+    derived_u128, find_handle, internal, read_by_id, time_ordered_u128, to_json, IdempotencyKey,
+    Note, PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
     STATUS_CODE_CREATED, STATUS_SUCCEEDED, TRANSFER_CODE_FUNDING, TRANSFER_CODE_P2P,
 };
 use crate::time::rfc3339_from_ns;
@@ -532,7 +532,6 @@ pub async fn pay_request(
     let requester = PersonId::parse(&document.requester)?;
     let amount = Money::from_minor(document.amount_minor, WALLET_CURRENCY);
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         payer.id,
@@ -540,9 +539,14 @@ pub async fn pay_request(
         now_ns,
     )
     .await?;
-    let transfer_id = TransferId::new(derived_u128(REQUEST_PAY_TRANSFER_ID_DOMAIN, payer.id, &key))
-        .map_err(|error| internal("transfer id", error))?;
-    let payment_id = derived_u128(REQUEST_PAY_PAYMENT_ID_DOMAIN, payer.id, &key);
+    let transfer_id = TransferId::new(time_ordered_u128(
+        REQUEST_PAY_TRANSFER_ID_DOMAIN,
+        payer.id,
+        &key,
+        now_ns,
+    ))
+    .map_err(|error| internal("transfer id", error))?;
+    let payment_id = time_ordered_u128(REQUEST_PAY_PAYMENT_ID_DOMAIN, payer.id, &key, now_ns);
     let payment = PaymentView {
         id: format!("{payment_id:032x}"),
         from: payer.handle.as_str().to_owned(),
@@ -594,6 +598,7 @@ pub async fn pay_request(
         transfers,
         rows,
         atomic: true,
+        ensure: charge.ensure(),
         ..Submission::default()
     };
     let result = ledger

@@ -589,7 +589,6 @@ pub async fn subscribe(
     let id_raw = derived_u128(SUBSCRIPTION_ID_DOMAIN, subscriber.id, &key);
     let id = format!("{id_raw:032x}");
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         subscriber.id,
@@ -676,6 +675,7 @@ pub async fn subscribe(
             transfers,
             rows,
             atomic: true,
+            ensure: charge.ensure(),
             ..Submission::default()
         })
         .await
@@ -813,12 +813,14 @@ async fn submit_change(
     ledger: &Ledger,
     transfers: Vec<TransferRequest>,
     rows: Vec<BusinessRow>,
+    ensure: mizan_ledger::Ensure,
 ) -> Result<(bool, Vec<mizan_ledger::TransferResult>), PaymentError> {
     let result = ledger
         .submit(Submission {
             transfers,
             rows,
             atomic: true,
+            ensure,
             ..Submission::default()
         })
         .await
@@ -873,7 +875,10 @@ pub async fn cancel(
             },
             crate::outbox::event_row(TOPIC_SUBSCRIPTION_CANCELED, &body, now_ns),
         ];
-        if submit_change(ledger, Vec::new(), rows).await?.0 {
+        if submit_change(ledger, Vec::new(), rows, mizan_ledger::Ensure::default())
+            .await?
+            .0
+        {
             tracing::info!(subscription = %next.view.id, "subscription canceled");
             return Ok(next.view_at(now_ns));
         }
@@ -1069,23 +1074,17 @@ async fn renew(
     now_ns: u64,
 ) -> Result<Renewal, PaymentError> {
     let payer = PersonId::parse(&document.payer)?;
-    let charge = match crate::limits::prepare(
-        ledger,
-        reader,
-        limits,
-        payer,
-        crate::limits::Movement::Send,
-        now_ns,
-    )
-    .await
-    {
-        Ok(charge) => charge,
-        Err(
-            error @ (PaymentError::VerificationRequired { .. }
-            | PaymentError::CapabilityUnavailable { .. }),
-        ) => return Ok(Renewal::Failed(error.code())),
-        Err(error) => return Err(error),
-    };
+    let charge =
+        match crate::limits::prepare(reader, limits, payer, crate::limits::Movement::Send, now_ns)
+            .await
+        {
+            Ok(charge) => charge,
+            Err(
+                error @ (PaymentError::VerificationRequired { .. }
+                | PaymentError::CapabilityUnavailable { .. }),
+            ) => return Ok(Renewal::Failed(error.code())),
+            Err(error) => return Err(error),
+        };
     let period = document.view.period + 1;
     let (charge_id, mut transfers) = charge_transfers(document, period, policy.fee_bps)?;
     transfers.extend(charge.legs(charge_id, document.price_minor)?);
@@ -1112,7 +1111,7 @@ async fn renew(
         },
         crate::outbox::event_row(TOPIC_SUBSCRIPTION_RENEWED, &body, now_ns),
     ];
-    let (applied, results) = submit_change(ledger, transfers, rows).await?;
+    let (applied, results) = submit_change(ledger, transfers, rows, charge.ensure()).await?;
     if !applied {
         return Ok(Renewal::Raced);
     }
@@ -1182,7 +1181,10 @@ async fn fail(
         },
         crate::outbox::event_row(topic, &body, now_ns),
     ];
-    if !submit_change(ledger, Vec::new(), rows).await?.0 {
+    if !submit_change(ledger, Vec::new(), rows, mizan_ledger::Ensure::default())
+        .await?
+        .0
+    {
         report.raced += 1;
     } else if lapse {
         tracing::info!(subscription = %next.view.id, reason, "subscription lapsed");
@@ -1211,7 +1213,10 @@ async fn end(
             body: to_json(&next)?,
         },
     ];
-    if submit_change(ledger, Vec::new(), rows).await?.0 {
+    if submit_change(ledger, Vec::new(), rows, mizan_ledger::Ensure::default())
+        .await?
+        .0
+    {
         report.ended += 1;
     } else {
         report.raced += 1;

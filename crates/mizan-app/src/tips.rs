@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::{self, Person, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, internal, to_json, IdempotencyKey, Note, PaymentError, COLLECTION_IDEMPOTENCY,
-    PLATFORM_REVENUE_USD, STATUS_CODE_CREATED,
+    internal, time_ordered_u128, to_json, IdempotencyKey, Note, PaymentError,
+    COLLECTION_IDEMPOTENCY, PLATFORM_REVENUE_USD, STATUS_CODE_CREATED,
 };
 use crate::requests::{claim_key, fingerprint, stored_answer, Answer, StoredAnswer};
 use crate::social::{self, SocialError};
@@ -148,9 +148,8 @@ pub async fn tip(
     }))?;
     let claim = claim_key("tip", fan.id, &key);
     let fee = fee_of(tip.amount, fee_bps)?;
-    let tip_id = derived_u128(TIP_ID_DOMAIN, fan.id, &key);
+    let tip_id = time_ordered_u128(TIP_ID_DOMAIN, fan.id, &key, now_ns);
     let charge = crate::limits::prepare(
-        ledger,
         reader,
         limits,
         fan.id,
@@ -158,8 +157,13 @@ pub async fn tip(
         now_ns,
     )
     .await?;
-    let transfer_id = TransferId::new(derived_u128(TIP_TRANSFER_ID_DOMAIN, fan.id, &key))
-        .map_err(|error| internal("tip transfer id", error))?;
+    let transfer_id = TransferId::new(time_ordered_u128(
+        TIP_TRANSFER_ID_DOMAIN,
+        fan.id,
+        &key,
+        now_ns,
+    ))
+    .map_err(|error| internal("tip transfer id", error))?;
     let view = TipView {
         id: format!("{tip_id:032x}"),
         from: fan.handle.as_str().to_owned(),
@@ -185,8 +189,12 @@ pub async fn tip(
     )
     .with_reference(tip_id)];
     if fee.minor_units() > 0 {
-        let fee_id = TransferId::new(derived_u128(TIP_FEE_TRANSFER_ID_DOMAIN, fan.id, &key))
-            .map_err(|error| internal("tip fee transfer id", error))?;
+        let fee_id = TransferId::new(crate::ids::beside(
+            transfer_id.get(),
+            TIP_FEE_TRANSFER_ID_DOMAIN,
+            &[],
+        ))
+        .map_err(|error| internal("tip fee transfer id", error))?;
         let revenue = AccountId::new(PLATFORM_REVENUE_USD)
             .map_err(|error| internal("revenue account", error))?;
         transfers[0] = transfers[0].with_flags(TransferFlags::LINKED);
@@ -250,6 +258,7 @@ pub async fn tip(
             transfers,
             rows,
             atomic: true,
+            ensure: charge.ensure(),
             ..Submission::default()
         })
         .await

@@ -46,6 +46,10 @@ pub struct TransferOutcome {
 pub struct SubmissionOutcome {
     pub accounts: Vec<CreateAccountResult>,
     pub transfers: Vec<TransferOutcome>,
+    /// The results of the submission's ensured accounts and transfers (see
+    /// [`Engine::submit_ensuring`]), in their order.
+    pub ensured_accounts: Vec<CreateAccountResult>,
+    pub ensured_transfers: Vec<TransferOutcome>,
     /// A `Create` row whose document exists: the submission was not applied.
     pub row_conflict: Option<(String, String)>,
 }
@@ -53,22 +57,22 @@ pub struct SubmissionOutcome {
 impl SubmissionOutcome {
     /// Nothing of the submission applied: `key` was taken. Every event reports
     /// `linked_event_failed`, as in a failed atomic submission.
-    pub fn row_conflict(accounts: usize, transfers: usize, key: (String, String)) -> Self {
+    pub fn row_conflict(shape: SubmissionShape, key: (String, String)) -> Self {
+        let failed = TransferOutcome {
+            result: CreateTransferResult::LinkedEventFailed,
+            committed_index: None,
+        };
         SubmissionOutcome {
-            accounts: vec![CreateAccountResult::LinkedEventFailed; accounts],
-            transfers: vec![
-                TransferOutcome {
-                    result: CreateTransferResult::LinkedEventFailed,
-                    committed_index: None,
-                };
-                transfers
-            ],
+            accounts: vec![CreateAccountResult::LinkedEventFailed; shape.accounts],
+            transfers: vec![failed; shape.transfers],
+            ensured_accounts: vec![CreateAccountResult::LinkedEventFailed; shape.ensured_accounts],
+            ensured_transfers: vec![failed; shape.ensured_transfers],
             row_conflict: Some(key),
         }
     }
 
-    /// True when every account and transfer of the submission was newly created
-    /// (and no row conflicted).
+    /// True when every account and transfer of the submission was newly created,
+    /// every ensured one was created or existed already, and no row conflicted.
     pub fn all_ok(&self) -> bool {
         self.row_conflict.is_none()
             && self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
@@ -76,7 +80,43 @@ impl SubmissionOutcome {
                 .transfers
                 .iter()
                 .all(|t| t.result == CreateTransferResult::Ok)
+            && self
+                .ensured_accounts
+                .iter()
+                .all(|r| *r == CreateAccountResult::Ok || r.id_taken())
+            && self
+                .ensured_transfers
+                .iter()
+                .all(|t| t.result == CreateTransferResult::Ok || t.result.id_taken())
     }
+
+    /// Every event that was applied reports `linked_event_failed` instead: an atomic
+    /// submission that failed as a whole.
+    fn fail_applied(&mut self) {
+        let failed = TransferOutcome {
+            result: CreateTransferResult::LinkedEventFailed,
+            committed_index: None,
+        };
+        for result in self.accounts.iter_mut().chain(&mut self.ensured_accounts) {
+            if *result == CreateAccountResult::Ok {
+                *result = CreateAccountResult::LinkedEventFailed;
+            }
+        }
+        for transfer in self.transfers.iter_mut().chain(&mut self.ensured_transfers) {
+            if transfer.result == CreateTransferResult::Ok {
+                *transfer = failed;
+            }
+        }
+    }
+}
+
+/// How many events of each kind a submission carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubmissionShape {
+    pub accounts: usize,
+    pub transfers: usize,
+    pub ensured_accounts: usize,
+    pub ensured_transfers: usize,
 }
 
 /// Everything a batch changed, ready to be written in one storage transaction.
@@ -261,27 +301,38 @@ impl<'a> Engine<'a> {
         transfers: &[TransferRequest],
         atomic: bool,
     ) -> SubmissionOutcome {
+        self.submit_ensuring(&[], &[], accounts, transfers, atomic)
+    }
+
+    /// [`Engine::submit`] after the *ensured* accounts and transfers: events the
+    /// submission needs to exist, created here if their id is free. One whose id is
+    /// taken already (`exists`, or `exists_with_different_*`: what exists stands) does
+    /// not fail an atomic submission; any other failure does. A limit allowance and its
+    /// grant are ensured by whichever movement of the window comes first.
+    pub fn submit_ensuring(
+        &mut self,
+        ensured_accounts: &[NewAccount],
+        ensured_transfers: &[TransferRequest],
+        accounts: &[NewAccount],
+        transfers: &[TransferRequest],
+        atomic: bool,
+    ) -> SubmissionOutcome {
         let start = self.savepoint();
+        let ensured_accounts = ensured_accounts
+            .iter()
+            .map(|a| self.create_account(a))
+            .collect();
+        let ensured_transfers = self.create_transfers(ensured_transfers);
         let mut outcome = SubmissionOutcome {
+            ensured_accounts,
+            ensured_transfers,
             accounts: accounts.iter().map(|a| self.create_account(a)).collect(),
             transfers: self.create_transfers(transfers),
             row_conflict: None,
         };
         if atomic && !outcome.all_ok() {
             self.rollback(start);
-            for result in &mut outcome.accounts {
-                if *result == CreateAccountResult::Ok {
-                    *result = CreateAccountResult::LinkedEventFailed;
-                }
-            }
-            for transfer in &mut outcome.transfers {
-                if transfer.result == CreateTransferResult::Ok {
-                    *transfer = TransferOutcome {
-                        result: CreateTransferResult::LinkedEventFailed,
-                        committed_index: None,
-                    };
-                }
-            }
+            outcome.fail_applied();
         }
         outcome
     }

@@ -25,7 +25,9 @@ pub use chain::ChainHead;
 pub use results::{CreateAccountResult, CreateTransferResult};
 pub use store::{BusinessRow, HistoryFilter, HistoryPage, LedgerReader, LedgerStore, StoreError};
 pub use types::*;
-pub use writer::{Ledger, LedgerError, Submission, SubmissionResult, TransferResult, WriterConfig};
+pub use writer::{
+    Ensure, Ledger, LedgerError, Submission, SubmissionResult, TransferResult, WriterConfig,
+};
 
 #[cfg(test)]
 mod model_tests;

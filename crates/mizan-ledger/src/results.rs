@@ -186,3 +186,38 @@ mod documentation {
         }
     }
 }
+
+impl CreateAccountResult {
+    /// True for `exists` and every `exists_with_different_*`: the id is taken.
+    pub fn id_taken(self) -> bool {
+        use CreateAccountResult as R;
+        matches!(
+            self,
+            R::Exists
+                | R::ExistsWithDifferentFlags
+                | R::ExistsWithDifferentOwner
+                | R::ExistsWithDifferentLedger
+                | R::ExistsWithDifferentCode
+        )
+    }
+}
+
+impl CreateTransferResult {
+    /// True for `exists` and every `exists_with_different_*`: the id is taken.
+    pub fn id_taken(self) -> bool {
+        use CreateTransferResult as R;
+        matches!(
+            self,
+            R::Exists
+                | R::ExistsWithDifferentFlags
+                | R::ExistsWithDifferentPendingId
+                | R::ExistsWithDifferentTimeout
+                | R::ExistsWithDifferentDebitAccountId
+                | R::ExistsWithDifferentCreditAccountId
+                | R::ExistsWithDifferentAmount
+                | R::ExistsWithDifferentReference
+                | R::ExistsWithDifferentLedger
+                | R::ExistsWithDifferentCode
+        )
+    }
+}

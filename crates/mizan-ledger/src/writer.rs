@@ -16,7 +16,7 @@ use mizan_core::{AccountId, Clock, TransferId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::chain_transfers;
-use crate::engine::{BatchOutput, Engine, SubmissionOutcome, WorkingSet};
+use crate::engine::{BatchOutput, Engine, SubmissionOutcome, SubmissionShape, WorkingSet};
 use crate::results::{CreateAccountResult, CreateTransferResult};
 use crate::store::{BatchWrites, BusinessRow, LedgerStore, StoreError};
 use crate::types::{
@@ -61,6 +61,23 @@ pub struct Submission {
     pub rows: Vec<BusinessRow>,
     /// All or nothing. Implied when `rows` is not empty.
     pub atomic: bool,
+    /// Accounts and transfers the submission needs to exist, applied before the
+    /// others: created when their id is free, and no failure when it is taken (see
+    /// [`Engine::submit_ensuring`]).
+    pub ensure: Ensure,
+}
+
+/// The ensured events of a [`Submission`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ensure {
+    pub accounts: Vec<NewAccount>,
+    pub transfers: Vec<TransferRequest>,
+}
+
+impl Ensure {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && self.transfers.is_empty()
+    }
 }
 
 impl Submission {
@@ -79,7 +96,19 @@ impl Submission {
     }
 
     fn events(&self) -> usize {
-        self.accounts.len() + self.transfers.len()
+        self.accounts.len()
+            + self.transfers.len()
+            + self.ensure.accounts.len()
+            + self.ensure.transfers.len()
+    }
+
+    fn shape(&self) -> SubmissionShape {
+        SubmissionShape {
+            accounts: self.accounts.len(),
+            transfers: self.transfers.len(),
+            ensured_accounts: self.ensure.accounts.len(),
+            ensured_transfers: self.ensure.transfers.len(),
+        }
     }
 }
 
@@ -94,13 +123,16 @@ pub struct TransferResult {
 pub struct SubmissionResult {
     pub accounts: Vec<CreateAccountResult>,
     pub transfers: Vec<TransferResult>,
+    /// The results of the submission's [`Ensure`] events, in their order.
+    pub ensured_accounts: Vec<CreateAccountResult>,
+    pub ensured_transfers: Vec<TransferResult>,
     /// The (collection, key) of a `Create` row that was taken: nothing was applied.
     pub row_conflict: Option<(String, String)>,
 }
 
 impl SubmissionResult {
-    /// True when every event was newly created and no row conflicted (so the rows
-    /// were written too).
+    /// True when every event was newly created (an ensured one: created or there
+    /// already) and no row conflicted (so the rows were written too).
     pub fn all_ok(&self) -> bool {
         self.row_conflict.is_none()
             && self.accounts.iter().all(|r| *r == CreateAccountResult::Ok)
@@ -108,6 +140,14 @@ impl SubmissionResult {
                 .transfers
                 .iter()
                 .all(|t| t.result == CreateTransferResult::Ok)
+            && self
+                .ensured_accounts
+                .iter()
+                .all(|r| *r == CreateAccountResult::Ok || r.id_taken())
+            && self
+                .ensured_transfers
+                .iter()
+                .all(|t| t.result == CreateTransferResult::Ok || t.result.id_taken())
     }
 
     /// True when every event already existed identically: a replay.
@@ -359,7 +399,12 @@ impl<S: LedgerStore> Writer<S> {
                     .fetch_add(elapsed, Ordering::Relaxed);
                 let events: usize = outcomes
                     .iter()
-                    .map(|o| o.accounts.len() + o.transfers.len())
+                    .map(|o| {
+                        o.accounts.len()
+                            + o.transfers.len()
+                            + o.ensured_accounts.len()
+                            + o.ensured_transfers.len()
+                    })
                     .sum();
                 self.stats
                     .last_batch_events
@@ -441,15 +486,17 @@ impl<S: LedgerStore> Writer<S> {
         let mut outcomes: Vec<SubmissionOutcome> = Vec::with_capacity(submissions.len());
         for submission in &submissions {
             if let Some(key) = first_taken_key(submission, &taken) {
-                outcomes.push(SubmissionOutcome::row_conflict(
-                    submission.accounts.len(),
-                    submission.transfers.len(),
-                    key,
-                ));
+                outcomes.push(SubmissionOutcome::row_conflict(submission.shape(), key));
                 continue;
             }
             let atomic = submission.atomic || !submission.rows.is_empty();
-            let outcome = engine.submit(&submission.accounts, &submission.transfers, atomic);
+            let outcome = engine.submit_ensuring(
+                &submission.ensure.accounts,
+                &submission.ensure.transfers,
+                &submission.accounts,
+                &submission.transfers,
+                atomic,
+            );
             if outcome.all_ok() {
                 taken.extend(
                     submission
@@ -505,7 +552,12 @@ impl<S: LedgerStore> Writer<S> {
         let mut account_ids: Vec<AccountId> = Vec::new();
         for submission in submissions {
             account_ids.extend(submission.accounts.iter().map(|a| a.id));
-            for transfer in &submission.transfers {
+            account_ids.extend(submission.ensure.accounts.iter().map(|a| a.id));
+            for transfer in submission
+                .transfers
+                .iter()
+                .chain(&submission.ensure.transfers)
+            {
                 transfer_ids.push(transfer.id);
                 if transfer.is_resolution() {
                     transfer_ids.push(transfer.pending_id);
@@ -568,16 +620,20 @@ fn first_taken_key(
 }
 
 fn resolve(output: &BatchOutput, outcome: SubmissionOutcome) -> SubmissionResult {
-    SubmissionResult {
-        row_conflict: outcome.row_conflict,
-        accounts: outcome.accounts,
-        transfers: outcome
-            .transfers
+    let transfer_results = |outcomes: Vec<crate::engine::TransferOutcome>| {
+        outcomes
             .into_iter()
             .map(|t| TransferResult {
                 result: t.result,
                 transfer: t.committed_index.map(|index| output.transfers[index]),
             })
-            .collect(),
+            .collect()
+    };
+    SubmissionResult {
+        row_conflict: outcome.row_conflict,
+        accounts: outcome.accounts,
+        transfers: transfer_results(outcome.transfers),
+        ensured_accounts: outcome.ensured_accounts,
+        ensured_transfers: transfer_results(outcome.ensured_transfers),
     }
 }

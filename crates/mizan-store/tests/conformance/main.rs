@@ -79,6 +79,10 @@ macro_rules! conformance_suite {
                 scenarios::documents_are_deleted_in_row_order(&fixture());
             }
             #[test]
+            fn ensured_events_are_created_once_and_never_fail_a_submission() {
+                scenarios::ensured_events_are_created_once_and_never_fail_a_submission(&fixture());
+            }
+            #[test]
             fn store_matches_reference_model() {
                 crate::property::store_matches_reference_model($backend);
             }

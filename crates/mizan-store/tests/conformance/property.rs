@@ -43,8 +43,8 @@ pub fn store_matches_reference_model(backend: Backend) {
                     let result = running.submit(Submission {
                         accounts: submission.accounts.clone(),
                         transfers: submission.transfers.clone(),
-                        rows: vec![],
                         atomic: submission.atomic,
+                        ..Submission::default()
                     });
                     let now = model.batch_now(fixture.clock.now_ns());
                     model.begin_batch();

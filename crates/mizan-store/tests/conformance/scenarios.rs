@@ -809,3 +809,96 @@ pub fn documents_are_deleted_in_row_order(fixture: &Fixture) {
     assert!(document(&mut *reader, "idempotency", "old").is_some());
     running.stop();
 }
+
+/// The result codes of a submission's ensured transfers, then of its own transfers.
+fn ensured_and_own(result: &mizan_ledger::SubmissionResult) -> (Vec<&str>, Vec<&str>) {
+    let codes = |results: &[mizan_ledger::TransferResult]| {
+        results.iter().map(|t| t.result.as_str()).collect()
+    };
+    (codes(&result.ensured_transfers), codes(&result.transfers))
+}
+
+pub fn ensured_events_are_created_once_and_never_fail_a_submission(fixture: &Fixture) {
+    let running = setup(fixture);
+    // An allowance-like account (never overdrawn) credited by a grant, and a movement
+    // that draws on it: the shape of every movement under a limit.
+    let movement = |id: u128, amount: i64, grant_amount: i64, allowance: u128| Submission {
+        ensure: mizan_ledger::Ensure {
+            accounts: vec![wallet(allowance)],
+            transfers: vec![transfer(allowance * 100, 1, allowance, grant_amount)],
+        },
+        transfers: vec![
+            transfer(id, 2, 3, amount),
+            transfer(id + 1, allowance, 1, amount),
+        ],
+        rows: vec![create("movements", &id.to_string())],
+        ..Submission::default()
+    };
+    let first = running.submit(movement(60, 100, 500, 4));
+    assert!(first.all_ok(), "{first:?}");
+    assert_eq!(first.ensured_accounts, [CreateAccountResult::Ok]);
+    assert_eq!(ensured_and_own(&first), (vec!["ok"], vec!["ok", "ok"]));
+    // Ensured again, even with another amount: what exists stands, and the movement
+    // goes through.
+    let second = running.submit(movement(62, 100, 700, 4));
+    assert!(second.all_ok(), "{second:?}");
+    assert_eq!(second.ensured_accounts, [CreateAccountResult::Exists]);
+    assert_eq!(
+        ensured_and_own(&second),
+        (vec!["exists_with_different_amount"], vec!["ok", "ok"])
+    );
+    // 300 of the 500 granted is left: a movement of 400 fails as a whole.
+    let before = snapshot(fixture);
+    let third = running.submit(movement(64, 400, 500, 4));
+    assert!(!third.all_ok());
+    assert_eq!(
+        ensured_and_own(&third),
+        (
+            vec!["exists"],
+            vec!["linked_event_failed", "exceeds_credits"]
+        )
+    );
+    assert_eq!(snapshot(fixture), before);
+    // A new allowance ensured by a movement that fails is not created either.
+    let fourth = running.submit(movement(66, 100, 50, 5));
+    assert_eq!(
+        fourth.ensured_accounts,
+        [CreateAccountResult::LinkedEventFailed]
+    );
+    assert_eq!(
+        ensured_and_own(&fourth),
+        (
+            vec!["linked_event_failed"],
+            vec!["linked_event_failed", "exceeds_credits"]
+        )
+    );
+    assert_eq!(snapshot(fixture), before);
+    // An ensured event failing for another reason than its id fails the submission.
+    let mut broken = movement(68, 10, 500, 6);
+    broken.ensure.transfers[0].debit_account_id = account_id(99);
+    let fifth = running.submit(broken);
+    assert_eq!(
+        fifth.ensured_accounts,
+        [CreateAccountResult::LinkedEventFailed]
+    );
+    assert_eq!(
+        ensured_and_own(&fifth),
+        (
+            vec!["debit_account_not_found"],
+            vec!["linked_event_failed", "exceeds_credits"]
+        )
+    );
+    assert_eq!(snapshot(fixture), before);
+    let mut reader = fixture.reader();
+    let allowance = balances(&mut *reader, 4);
+    assert_eq!(
+        (allowance.credits_posted, allowance.debits_posted),
+        (500, 200)
+    );
+    assert_eq!(balances(&mut *reader, 3).balance_posted(), 200);
+    assert!(reader
+        .accounts(&[account_id(5)])
+        .expect("accounts")
+        .is_empty());
+    running.stop();
+}
