@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::bench::report::{summarize, LatencySummary};
+use crate::http_client;
 
 const POSTGRES_ADMIN_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
 const PASSWORD: &str = "bench password 123";
@@ -322,7 +323,6 @@ enum Endpoint {
 
 /// What every connection of one measurement shares.
 struct Run {
-    client: reqwest::Client,
     base: String,
     people: Arc<Vec<Person>>,
     endpoint: Endpoint,
@@ -331,19 +331,105 @@ struct Run {
     tally: Tally,
 }
 
-async fn load(run: Arc<Run>, connection: usize) {
+/// One request of the measured load: which movement it asks for, if any.
+struct Planned {
+    method: &'static str,
+    path: &'static str,
+    /// The payer's session token and the JSON body; `None` for `GET /healthz`.
+    authorized: Option<(String, Vec<u8>)>,
+    expected_status: u16,
+    movement: Option<(usize, usize)>,
+}
+
+fn plan(endpoint: Endpoint, people: &[Person], next: &mut impl FnMut() -> u64) -> Planned {
+    let movement_body = |to: &Person| {
+        json!({"to": to.handle, "amount": "0.01", "currency": "USD"})
+            .to_string()
+            .into_bytes()
+    };
+    match endpoint {
+        Endpoint::Healthz => Planned {
+            method: "GET",
+            path: "/healthz",
+            authorized: None,
+            expected_status: 200,
+            movement: None,
+        },
+        Endpoint::Payment => {
+            let count = people.len() as u64;
+            let from = usize::try_from(next() % count).unwrap_or(0);
+            let offset = 1 + usize::try_from(next() % (count - 1)).unwrap_or(0);
+            let to = (from + offset) % people.len();
+            Planned {
+                method: "POST",
+                path: "/v1/payments",
+                authorized: Some((people[from].token.clone(), movement_body(&people[to]))),
+                expected_status: 201,
+                movement: Some((from, to)),
+            }
+        }
+        Endpoint::Tip => {
+            let fans = people.len() as u64 - 1;
+            let from = 1 + usize::try_from(next() % fans).unwrap_or(0);
+            Planned {
+                method: "POST",
+                path: "/v1/tips",
+                authorized: Some((people[from].token.clone(), movement_body(&people[0]))),
+                expected_status: 201,
+                movement: Some((from, 0)),
+            }
+        }
+    }
+}
+
+/// Sends one planned request on `connection`, connecting first when there is none
+/// (or the last one failed); true when it answered the expected status.
+async fn send_planned(
+    connection: &mut Option<http_client::Connection>,
+    base: &str,
+    planned: &Planned,
+    idempotency_key: &str,
+) -> bool {
+    if connection.is_none() {
+        *connection = http_client::Connection::connect(base).await.ok();
+    }
+    let Some(open) = connection.as_mut() else {
+        return false;
+    };
+    let sent = match &planned.authorized {
+        None => open.send(planned.method, planned.path, &[], None).await,
+        Some((token, body)) => {
+            let bearer = format!("Bearer {token}");
+            let headers = [
+                ("authorization", bearer.as_str()),
+                ("idempotency-key", idempotency_key),
+            ];
+            open.send(planned.method, planned.path, &headers, Some(body))
+                .await
+        }
+    };
+    match sent {
+        Ok(status) => status == planned.expected_status,
+        Err(_) => {
+            *connection = None;
+            false
+        }
+    }
+}
+
+async fn load(run: Arc<Run>, connection_number: usize) {
     let Run {
-        client,
         base,
         people,
         endpoint,
         measuring,
         stop,
         tally,
+        ..
     } = &*run;
     let endpoint = *endpoint;
     let mut sequence: u64 = 0;
-    let mut state = (connection as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut state = (connection_number as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut next = move || {
         state ^= state << 13;
         state ^= state >> 7;
@@ -351,48 +437,14 @@ async fn load(run: Arc<Run>, connection: usize) {
         state
     };
     let mut latencies = Vec::new();
-    let healthz = format!("{base}/healthz");
-    let payments = format!("{base}/v1/payments");
-    let tips = format!("{base}/v1/tips");
+    let mut connection = None;
     while !stop.load(Ordering::Relaxed) {
         sequence += 1;
+        let planned = plan(endpoint, people, &mut next);
+        let key = format!("c{connection_number}-{sequence}");
         let started = Instant::now();
-        let (ok, movement) = match endpoint {
-            Endpoint::Healthz => {
-                let ok = matches!(client.get(&healthz).send().await, Ok(r) if r.status() == 200);
-                (ok, None)
-            }
-            Endpoint::Payment => {
-                let count = people.len();
-                let from = usize::try_from(next() % count as u64).unwrap_or(0);
-                let offset = 1 + usize::try_from(next() % (count as u64 - 1)).unwrap_or(0);
-                let to = (from + offset) % count;
-                let body = json!({"to": people[to].handle, "amount": "0.01", "currency": "USD"});
-                let sent = client
-                    .post(&payments)
-                    .bearer_auth(&people[from].token)
-                    .header("Idempotency-Key", format!("c{connection}-{sequence}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                let ok = matches!(&sent, Ok(r) if r.status() == 201);
-                (ok, ok.then_some((from, to)))
-            }
-            Endpoint::Tip => {
-                let fans = people.len() as u64 - 1;
-                let from = 1 + usize::try_from(next() % fans).unwrap_or(0);
-                let body = json!({"to": people[0].handle, "amount": "0.01", "currency": "USD"});
-                let sent = client
-                    .post(&tips)
-                    .bearer_auth(&people[from].token)
-                    .header("Idempotency-Key", format!("c{connection}-{sequence}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                let ok = matches!(&sent, Ok(r) if r.status() == 201);
-                (ok, ok.then_some((from, 0)))
-            }
-        };
+        let ok = send_planned(&mut connection, base, &planned, &key).await;
+        let movement = planned.movement.filter(|_| ok);
         let elapsed = started.elapsed();
         if let Some((from, to)) = movement {
             // Acknowledged money counts whether or not this request is measured.
@@ -417,14 +469,12 @@ async fn load(run: Arc<Run>, connection: usize) {
 }
 
 async fn drive(
-    client: &reqwest::Client,
     base: &str,
     people: &Arc<Vec<Person>>,
     endpoint: Endpoint,
     args: &HttpBenchArgs,
 ) -> anyhow::Result<(f64, Arc<Run>)> {
     let run = Arc::new(Run {
-        client: client.clone(),
         base: base.to_owned(),
         people: people.clone(),
         endpoint,
@@ -486,13 +536,13 @@ async fn measure_store(
     wait_ready(&client, base).await?;
     let people = Arc::new(setup(&client, base, args.people).await?);
 
-    let (seconds, run) = drive(&client, base, &people, Endpoint::Healthz, args).await?;
+    let (seconds, run) = drive(base, &people, Endpoint::Healthz, args).await?;
     let trivial = measurement(store, "GET /healthz", args, seconds, &run.tally);
     let (endpoint, label) = match args.scenario {
         Scenario::Payments => (Endpoint::Payment, "POST /v1/payments"),
         Scenario::Tips => (Endpoint::Tip, "POST /v1/tips"),
     };
-    let (seconds, run) = drive(&client, base, &people, endpoint, args).await?;
+    let (seconds, run) = drive(base, &people, endpoint, args).await?;
     let paid = measurement(store, label, args, seconds, &run.tally);
     let payments = &run.tally;
 

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod bench_http;
 pub mod cli;
 pub mod demo;
+mod http_client;
 pub mod keys;
 pub mod load;
 pub mod sanctions;
