@@ -12,6 +12,7 @@ pub mod chain;
 pub mod engine;
 pub mod results;
 pub mod store;
+mod sync;
 pub mod types;
 pub mod verify;
 pub mod writer;

@@ -84,9 +84,23 @@ pub struct BatchWrites {
     pub head: ChainHead,
 }
 
+/// Makes committed batches durable, from a thread of its own (see
+/// [`LedgerStore::deferred_sync`]).
+pub trait DeferredSync: Send + 'static {
+    /// Returns once every batch committed before the call is durable.
+    fn sync(&mut self) -> Result<(), StoreError>;
+}
+
 /// The writer's side of a database. All calls but `load_all_accounts` and
 /// `chain_head_unlocked` happen between `begin` and `commit`/`rollback`.
 pub trait LedgerStore: Send + 'static {
+    /// When the store's `commit` returns before the batch is on disk, the handle that
+    /// makes it durable. The writer then calls it from a thread of its own and answers
+    /// a batch's callers only after it returned, so the disk flush of one batch
+    /// overlaps the work of the next. `None`: `commit` is durable when it returns.
+    fn deferred_sync(&mut self) -> Result<Option<Box<dyn DeferredSync>>, StoreError> {
+        Ok(None)
+    }
     /// True when this process is the database's only writer (SQLite: enforced by a
     /// lock file), so the writer may keep balances in memory across batches. When
     /// false (PostgreSQL), each batch locks and re-reads what it touches.
@@ -286,6 +300,9 @@ impl BalanceReplay {
 
 /// Lets the writer run over a store chosen at run time (SQLite or PostgreSQL).
 impl<T: LedgerStore + ?Sized> LedgerStore for Box<T> {
+    fn deferred_sync(&mut self) -> Result<Option<Box<dyn DeferredSync>>, StoreError> {
+        (**self).deferred_sync()
+    }
     fn exclusive(&self) -> bool {
         (**self).exclusive()
     }

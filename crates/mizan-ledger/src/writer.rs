@@ -19,6 +19,7 @@ use crate::chain::chain_transfers;
 use crate::engine::{BatchOutput, Engine, SubmissionOutcome, SubmissionShape, WorkingSet};
 use crate::results::{CreateAccountResult, CreateTransferResult};
 use crate::store::{BatchWrites, BusinessRow, LedgerStore, StoreError};
+use crate::sync::Syncer;
 use crate::types::{
     NewAccount, Transfer, TransferRequest, BATCH_EVENTS_MAX, TRANSACTION_EVENTS_MAX,
 };
@@ -197,9 +198,12 @@ pub struct WriterStats {
     pub commit_nanos_total: AtomicU64,
     pub last_batch_events: AtomicU64,
     pub batches_failed: AtomicU64,
+    /// Flushes that made committed batches durable, when the store defers them.
+    pub syncs: AtomicU64,
+    pub sync_nanos_total: AtomicU64,
 }
 
-type Reply = oneshot::Sender<Result<SubmissionResult, Arc<LedgerError>>>;
+pub(crate) type Reply = oneshot::Sender<Result<SubmissionResult, Arc<LedgerError>>>;
 
 struct Request {
     submission: Submission,
@@ -236,8 +240,13 @@ impl Ledger {
         }
         let (sender, receiver) = mpsc::channel(config.queue_submissions_max);
         let stats = Arc::new(WriterStats::default());
+        let syncer = match store.deferred_sync()? {
+            Some(sync) => Some(Syncer::start(sync, stats.clone())?),
+            None => None,
+        };
         let writer = Writer {
             store,
+            syncer,
             last_committed_head: None,
             clock,
             working_set,
@@ -329,6 +338,8 @@ fn load_cache<S: LedgerStore>(
 
 struct Writer<S: LedgerStore> {
     store: S,
+    /// Answers batches once durable, when the store's commit does not wait for the disk.
+    syncer: Option<Syncer>,
     /// The chain head our last batch committed (shared databases only: it tells
     /// whether another process has written since).
     last_committed_head: Option<crate::chain::ChainHead>,
@@ -353,13 +364,26 @@ impl<S: LedgerStore> Writer<S> {
         let idle = Duration::from_millis(self.config.expiry_interval_ms);
         let mut carried: Option<Request> = None;
         loop {
+            if self.syncer.as_ref().is_some_and(Syncer::failed) {
+                // Nothing committed from here on could be called durable.
+                if let Some(syncer) = &mut self.syncer {
+                    syncer.stop();
+                }
+                return;
+            }
             let first = match carried.take() {
                 Some(request) => Some(request),
                 None => match runtime
                     .block_on(async { tokio::time::timeout(idle, receiver.recv()).await })
                 {
                     Ok(Some(request)) => Some(request),
-                    Ok(None) => return,
+                    Ok(None) => {
+                        // Every handle is gone: answer what waits for its flush.
+                        if let Some(syncer) = &mut self.syncer {
+                            syncer.stop();
+                        }
+                        return;
+                    }
                     Err(_elapsed) => None,
                 },
             };
@@ -412,9 +436,19 @@ impl<S: LedgerStore> Writer<S> {
                 self.stats
                     .events_submitted
                     .fetch_add(events as u64, Ordering::Relaxed);
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // A caller that gave up waiting is no error: its work is committed.
-                    let _ = reply.send(Ok(resolve(&output, outcome)));
+                let answers = replies
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(reply, outcome)| (reply, resolve(&output, outcome)));
+                match &self.syncer {
+                    Some(syncer) => syncer.answer_when_durable(answers.collect()),
+                    None => {
+                        for (reply, result) in answers {
+                            // A caller that gave up waiting is no error: its work is
+                            // committed.
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
                 }
             }
             Err(error) => {
@@ -443,6 +477,10 @@ impl<S: LedgerStore> Writer<S> {
             Some((writes, outcomes)) => {
                 self.last_committed_head = None;
                 self.store.write_batch(&writes)?;
+                if self.syncer.as_ref().is_some_and(Syncer::failed) {
+                    // A flush failed meanwhile: commit nothing more.
+                    return Err(StoreError::Closed);
+                }
                 self.store.commit()?;
                 self.last_committed_head = Some(writes.head);
                 Ok(Some((writes.output, outcomes)))

@@ -6,7 +6,8 @@
 //!
 //! PostgreSQL runs several connections at once (the server serializes them on the
 //! row locks, which is the point on the hot account); SQLite has one writer anyway,
-//! so it runs one connection with `synchronous=FULL` in WAL mode, as Mizan does.
+//! so it runs one connection with `synchronous=FULL` in WAL mode: each commit is
+//! durable before the next starts.
 
 use std::collections::BTreeMap;
 use std::path::Path;

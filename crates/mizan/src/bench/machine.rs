@@ -35,7 +35,7 @@ impl MachineFacts {
                 self.cpu, self.cores, self.memory_gib, self.kernel, self.load_average
             ),
             format!(
-                "sqlite {} (WAL, synchronous=FULL) in {}",
+                "sqlite {} (WAL; the writer flushes the WAL before it replies) in {}",
                 self.sqlite_version, self.sqlite_directory
             ),
         ];
