@@ -14,7 +14,7 @@ use mizan_app::cashout::{Payouts, SandboxPayouts};
 use mizan_app::funding::{Processor, SandboxProcessor};
 use mizan_app::identity::SharedReader;
 use mizan_app::payments;
-use mizan_app::readers::{ReaderPool, READERS_MAX};
+use mizan_app::readers::{DocumentCache, ReaderPool, READERS_MAX};
 use mizan_app::sanctions::{ScreenerCell, SharedScreener};
 use mizan_app::vault::SharedVault;
 use mizan_app::verification::{IdentityVerifier, SandboxVerifier};
@@ -204,7 +204,19 @@ impl AppState {
         let vault = Arc::new(open_vault(location, &config)?);
         let screener = screener_at_start(config.sanctions_dir.as_deref())?;
         let store = location.open_store().map_err(open_error)?;
-        let writer_config = WriterConfig::default();
+        // On SQLite this process is the file's only writer, so a cache the writer
+        // tells of every commit can keep documents that change; on PostgreSQL other
+        // processes write too, and only write-once documents are kept.
+        let local = matches!(location, Location::Sqlite(_));
+        let documents = if local {
+            DocumentCache::observing()
+        } else {
+            DocumentCache::immutable()
+        };
+        let writer_config = WriterConfig {
+            observer: local.then(|| documents.clone() as Arc<dyn mizan_ledger::CommitObserver>),
+            ..WriterConfig::default()
+        };
         let queue_submissions_max = writer_config.queue_submissions_max;
         let (ledger, writer) = Ledger::start(store, Arc::new(SystemClock), writer_config)?;
         payments::ensure_platform_accounts(&ledger)
@@ -218,10 +230,7 @@ impl AppState {
                 ledger: Mutex::new(Some(ledger)),
                 writer: Mutex::new(Some(writer)),
                 queue_submissions_max,
-                reader: Arc::new(ReaderPool::new(
-                    readers,
-                    matches!(location, Location::Sqlite(_)),
-                )),
+                reader: Arc::new(ReaderPool::with_cache(readers, local, documents)),
                 metrics: Metrics::new()?,
                 processor: Arc::new(SandboxProcessor),
                 payouts: Arc::new(SandboxPayouts),

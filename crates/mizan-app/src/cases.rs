@@ -332,7 +332,11 @@ pub async fn freeze_of(
     reader: &SharedReader,
     person: PersonId,
 ) -> Result<Option<Freeze>, CaseError> {
-    let Some(body) = read(reader, COLLECTION_FREEZES, person.to_string()).await? else {
+    // Through the document cache: every money movement asks.
+    let stored = crate::identity::read_document(reader, COLLECTION_FREEZES, person.to_string())
+        .await
+        .map_err(|error| internal("reading a freeze", error))?;
+    let Some(body) = stored else {
         return Ok(None);
     };
     let freeze = serde_json::from_slice(&body).map_err(|error| internal("stored freeze", error))?;

@@ -482,23 +482,24 @@ pub async fn signup_as(
     Ok(person)
 }
 
+/// A document by key, through the pool's [`crate::readers::DocumentCache`].
 pub(crate) async fn read_document(
     reader: &SharedReader,
     collection: &'static str,
     key: String,
 ) -> Result<Option<Vec<u8>>, IdentityError> {
-    if let Some(body) = reader.cached(collection, &key) {
-        return Ok(Some(body.to_vec()));
+    let cache = reader.documents();
+    if let Some(entry) = cache.get(collection, &key) {
+        return Ok(entry.map(|body| body.to_vec()));
     }
+    let generation = cache.generation();
     let lookup = key.clone();
     let body = reader
         .read(move |r| r.document(collection, &lookup))
         .await
         .map_err(|error| internal("reading task", error))?
         .map_err(|error| internal("reading a document", error))?;
-    if let Some(body) = &body {
-        reader.remember(collection, key, body);
-    }
+    cache.fill(collection, key, body.as_deref(), generation);
     Ok(body)
 }
 

@@ -1,31 +1,131 @@
 //! [`ReaderPool`]: a few `LedgerReader`s shared by every request, so reads run side
 //! by side (SQLite in WAL mode lets readers proceed together; on PostgreSQL each is
-//! its own connection) instead of queueing on one.
+//! its own connection) instead of queueing on one, and a [`DocumentCache`] of the
+//! documents every request reads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mizan_ledger::store::ClosedReader;
-use mizan_ledger::LedgerReader;
+use mizan_ledger::{BusinessRow, CommitObserver, LedgerReader};
 
 /// Most readers one pool holds.
 pub const READERS_MAX: usize = 64;
 /// Collections whose documents are written once and never rewritten, so a read can
-/// be kept in memory: a handle names the same person forever, and a person
-/// document holds only what never changes (id, handle, e-mail, sign-up time).
-/// A collection that ever gets updated must leave this list.
+/// be kept in memory on any store: a handle names the same person forever, and a
+/// person document holds only what never changes (id, handle, e-mail, sign-up
+/// time). A collection that ever gets updated must leave this list.
 pub const IMMUTABLE_COLLECTIONS: [&str; 2] = ["handles", "people"];
-/// Most write-once documents kept; the cache starts over when full.
-pub const IMMUTABLE_CACHE_MAX: usize = 100_000;
+/// Collections that change, read by nearly every request: sessions, and what every
+/// money movement checks (freezes, verification, licences). Kept in memory only
+/// when the cache sees every write ([`DocumentCache::observing`]): when this process
+/// is the database's only writer.
+pub const OBSERVED_COLLECTIONS: [&str; 4] = [
+    crate::identity::COLLECTION_SESSIONS,
+    crate::cases::COLLECTION_FREEZES,
+    crate::verification::COLLECTION_VERIFICATIONS,
+    crate::licences::COLLECTION_LICENCES,
+];
+/// Most documents kept; the cache starts over when full.
+pub const DOCUMENT_CACHE_MAX: usize = 100_000;
 
-/// Write-once documents by (collection, key).
-type ImmutableCache = HashMap<(&'static str, String), Arc<[u8]>>;
+/// A document as last read: its body, or `None` when no document had the key.
+type Entry = Option<Arc<[u8]>>;
+
+/// Documents by (collection, key), for [`IMMUTABLE_COLLECTIONS`] (found ones only:
+/// a missing key may appear later) and, when observing, [`OBSERVED_COLLECTIONS`]
+/// (missing ones too: a person is usually not frozen).
+///
+/// An observing cache is the ledger writer's [`CommitObserver`]: after every commit,
+/// before any caller hears of it, the writer drops the keys the batch wrote and
+/// bumps the generation. A reader fills the cache only if the generation has not
+/// moved since before its database read, so a read from before a commit is never
+/// kept after that commit's drop.
+#[derive(Debug, Default)]
+pub struct DocumentCache {
+    entries: Mutex<HashMap<(&'static str, String), Entry>>,
+    generation: AtomicU64,
+    observing: bool,
+}
+
+impl DocumentCache {
+    /// A cache of write-once documents only.
+    pub fn immutable() -> Arc<DocumentCache> {
+        Arc::new(DocumentCache::default())
+    }
+
+    /// A cache that also keeps [`OBSERVED_COLLECTIONS`]: register it as the writer's
+    /// observer ([`mizan_ledger::WriterConfig::observer`]), and only where that writer
+    /// is the database's only one.
+    pub fn observing() -> Arc<DocumentCache> {
+        Arc::new(DocumentCache {
+            observing: true,
+            ..DocumentCache::default()
+        })
+    }
+
+    /// The collection's own `&'static` name, when its documents are cached.
+    fn cached_collection(&self, collection: &str) -> Option<&'static str> {
+        let immutable = IMMUTABLE_COLLECTIONS.iter();
+        let observed = OBSERVED_COLLECTIONS.iter().filter(|_| self.observing);
+        immutable
+            .chain(observed)
+            .find(|name| **name == collection)
+            .copied()
+    }
+
+    /// The generation to pass to [`DocumentCache::fill`] after a database read.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The document as last read, if it is kept: `Some(None)` when it was missing.
+    pub fn get(&self, collection: &str, key: &str) -> Option<Entry> {
+        let collection = self.cached_collection(collection)?;
+        lock_ignoring_poison(&self.entries)
+            .get(&(collection, key.to_owned()))
+            .cloned()
+    }
+
+    /// Keeps what a read found, unless a commit touched cached documents since
+    /// `generation` was taken (before the read).
+    pub fn fill(&self, collection: &str, key: String, body: Option<&[u8]>, generation: u64) {
+        let Some(collection) = self.cached_collection(collection) else {
+            return;
+        };
+        if body.is_none() && !OBSERVED_COLLECTIONS.contains(&collection) {
+            return;
+        }
+        let mut entries = lock_ignoring_poison(&self.entries);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if entries.len() >= DOCUMENT_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert((collection, key), body.map(Arc::from));
+    }
+}
+
+impl CommitObserver for DocumentCache {
+    fn committed(&self, rows: &[BusinessRow]) {
+        let mut entries = lock_ignoring_poison(&self.entries);
+        let mut touched = false;
+        for (collection, key) in rows.iter().filter_map(BusinessRow::document_key) {
+            if let Some(collection) = self.cached_collection(collection) {
+                entries.remove(&(collection, key.to_owned()));
+                touched = true;
+            }
+        }
+        if touched {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
 
 pub struct ReaderPool {
-    /// Documents of collections that are written once and never changed, by
-    /// (collection, key); found ones only (a missing key may appear later).
-    immutable: Mutex<ImmutableCache>,
+    documents: Arc<DocumentCache>,
     readers: Vec<Mutex<Box<dyn LedgerReader>>>,
     next: AtomicUsize,
     /// Read on the calling (async) thread: right for SQLite, whose point reads take
@@ -48,14 +148,24 @@ fn lock_ignoring_poison<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ReaderPool {
     /// A pool over `readers` (1 to [`READERS_MAX`]; an empty list gets one closed
-    /// reader, extra ones are dropped).
-    pub fn new(mut readers: Vec<Box<dyn LedgerReader>>, inline: bool) -> ReaderPool {
+    /// reader, extra ones are dropped) that keeps write-once documents in memory.
+    pub fn new(readers: Vec<Box<dyn LedgerReader>>, inline: bool) -> ReaderPool {
+        ReaderPool::with_cache(readers, inline, DocumentCache::immutable())
+    }
+
+    /// [`ReaderPool::new`] with the given document cache (an observing one, see
+    /// [`DocumentCache::observing`]).
+    pub fn with_cache(
+        mut readers: Vec<Box<dyn LedgerReader>>,
+        inline: bool,
+        documents: Arc<DocumentCache>,
+    ) -> ReaderPool {
         readers.truncate(READERS_MAX);
         if readers.is_empty() {
             readers.push(Box::new(ClosedReader));
         }
         ReaderPool {
-            immutable: Mutex::new(HashMap::new()),
+            documents,
             readers: readers.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             inline,
@@ -101,26 +211,9 @@ impl ReaderPool {
         lock_ignoring_poison(&self.readers[start % count])
     }
 
-    /// A write-once document read before (see [`IMMUTABLE_COLLECTIONS`]).
-    pub fn cached(&self, collection: &'static str, key: &str) -> Option<Arc<[u8]>> {
-        if !IMMUTABLE_COLLECTIONS.contains(&collection) {
-            return None;
-        }
-        lock_ignoring_poison(&self.immutable)
-            .get(&(collection, key.to_owned()))
-            .cloned()
-    }
-
-    /// Keeps a write-once document just read; other collections are ignored.
-    pub fn remember(&self, collection: &'static str, key: String, body: &[u8]) {
-        if !IMMUTABLE_COLLECTIONS.contains(&collection) {
-            return;
-        }
-        let mut cache = lock_ignoring_poison(&self.immutable);
-        if cache.len() >= IMMUTABLE_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert((collection, key), Arc::from(body));
+    /// The pool's document cache.
+    pub fn documents(&self) -> &DocumentCache {
+        &self.documents
     }
 
     /// Swaps every reader for a [`ClosedReader`] and drops the real ones here (a
@@ -150,12 +243,66 @@ mod tests {
         drop((first, second));
         pool.close();
         assert!(matches!(pool.lock().chain_head(), Err(StoreError::Closed)));
-        // Only write-once collections are remembered.
-        pool.remember("handles", "sara".into(), b"id");
-        pool.remember("sessions", "token".into(), b"id");
-        assert_eq!(pool.cached("handles", "sara").as_deref(), Some(&b"id"[..]));
-        assert_eq!(pool.cached("sessions", "token"), None);
-        assert_eq!(pool.cached("handles", "omar"), None);
         assert_eq!(ReaderPool::new(Vec::new(), false).len(), 1);
+    }
+
+    fn document(collection: &str, key: &str, body: &[u8]) -> BusinessRow {
+        BusinessRow::Document {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn without_observing_only_found_write_once_documents_are_kept() {
+        let cache = DocumentCache::immutable();
+        let generation = cache.generation();
+        cache.fill("handles", "sara".into(), Some(b"id"), generation);
+        cache.fill("handles", "omar".into(), None, generation);
+        cache.fill("sessions", "token".into(), Some(b"s"), generation);
+        assert_eq!(
+            cache.get("handles", "sara"),
+            Some(Some(Arc::from(&b"id"[..])))
+        );
+        assert_eq!(cache.get("handles", "omar"), None);
+        assert_eq!(cache.get("sessions", "token"), None);
+    }
+
+    #[test]
+    fn an_observing_cache_drops_what_a_commit_wrote_and_keeps_no_read_from_before_it() {
+        let cache = DocumentCache::observing();
+        let freezes = crate::cases::COLLECTION_FREEZES;
+        let generation = cache.generation();
+        cache.fill(freezes, "p1".into(), None, generation);
+        cache.fill("sessions", "t1".into(), Some(b"live"), generation);
+        cache.fill("payments", "x".into(), Some(b"not kept"), generation);
+        assert_eq!(cache.get(freezes, "p1"), Some(None));
+        assert_eq!(cache.get("payments", "x"), None);
+        // A read that began before a commit of the key is not kept after it.
+        let before_commit = cache.generation();
+        cache.committed(&[document(freezes, "p1", b"frozen")]);
+        assert_eq!(cache.get(freezes, "p1"), None);
+        cache.fill(freezes, "p1".into(), None, before_commit);
+        assert_eq!(cache.get(freezes, "p1"), None);
+        // Other keys stay; a read after the commit is kept.
+        assert_eq!(
+            cache.get("sessions", "t1"),
+            Some(Some(Arc::from(&b"live"[..])))
+        );
+        cache.fill(freezes, "p1".into(), Some(b"frozen"), cache.generation());
+        assert_eq!(
+            cache.get(freezes, "p1"),
+            Some(Some(Arc::from(&b"frozen"[..])))
+        );
+        // A delete drops the key too; rows of other collections leave the generation.
+        let generation = cache.generation();
+        cache.committed(&[document("payments", "x", b"y")]);
+        assert_eq!(cache.generation(), generation);
+        cache.committed(&[BusinessRow::Delete {
+            collection: "sessions".into(),
+            key: "t1".into(),
+        }]);
+        assert_eq!(cache.get("sessions", "t1"), None);
     }
 }

@@ -27,7 +27,8 @@ pub use results::{CreateAccountResult, CreateTransferResult};
 pub use store::{BusinessRow, HistoryFilter, HistoryPage, LedgerReader, LedgerStore, StoreError};
 pub use types::*;
 pub use writer::{
-    Ensure, Ledger, LedgerError, Submission, SubmissionResult, TransferResult, WriterConfig,
+    CommitObserver, Ensure, Ledger, LedgerError, Submission, SubmissionResult, TransferResult,
+    WriterConfig,
 };
 
 #[cfg(test)]

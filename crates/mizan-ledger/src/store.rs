@@ -60,6 +60,20 @@ pub enum BusinessRow {
 }
 
 impl BusinessRow {
+    /// The (collection, key) of the document a row writes or deletes.
+    pub fn document_key(&self) -> Option<(&str, &str)> {
+        match self {
+            BusinessRow::Document {
+                collection, key, ..
+            }
+            | BusinessRow::Create {
+                collection, key, ..
+            }
+            | BusinessRow::Delete { collection, key } => Some((collection, key)),
+            BusinessRow::Outbox { .. } => None,
+        }
+    }
+
     /// The (collection, key) a `Create` row claims.
     pub fn created_key(&self) -> Option<(&str, &str)> {
         match self {

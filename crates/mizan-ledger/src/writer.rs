@@ -39,6 +39,22 @@ pub struct WriterConfig {
     pub expiries_per_batch_max: usize,
     /// How often an idle writer looks for timed-out pending transfers.
     pub expiry_interval_ms: u64,
+    /// Told of every committed batch's business rows (see [`CommitObserver`]).
+    pub observer: Option<Arc<dyn CommitObserver>>,
+}
+
+/// Told, on the writer's thread, of the business rows of every batch it committed:
+/// after the commit, before any of the batch's callers is answered. A cache of
+/// documents kept by the process that is the database's only writer can drop what a
+/// batch rewrote, so no caller who heard of a write reads the old document.
+pub trait CommitObserver: Send + Sync + 'static {
+    fn committed(&self, rows: &[BusinessRow]);
+}
+
+impl std::fmt::Debug for dyn CommitObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitObserver")
+    }
 }
 
 impl Default for WriterConfig {
@@ -49,6 +65,7 @@ impl Default for WriterConfig {
             queue_submissions_max: 16_384,
             expiries_per_batch_max: 1_024,
             expiry_interval_ms: 1_000,
+            observer: None,
         }
     }
 }
@@ -483,6 +500,9 @@ impl<S: LedgerStore> Writer<S> {
                 }
                 self.store.commit()?;
                 self.last_committed_head = Some(writes.head);
+                if let Some(observer) = &self.config.observer {
+                    observer.committed(&writes.rows);
+                }
                 Ok(Some((writes.output, outcomes)))
             }
             None => {
