@@ -14,8 +14,9 @@
 
 use mizan_core::{Currency, Money};
 use mizan_ledger::{BusinessRow, Ledger};
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::identity::{PersonId, SharedReader};
 use crate::payments::{internal, PaymentError};
@@ -128,84 +129,276 @@ fn key(person: PersonId, seq: u64) -> String {
     format!("{person}:{:020}", u64::MAX - seq)
 }
 
-fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(value, |value, field| value.get(field))?
-        .as_str()
-}
+/// A JSON value kept only when it is a string: any other value reads as absent, so
+/// an event with an odd field still notifies what it can.
+#[derive(Debug, Default)]
+struct Text<'a>(Option<Cow<'a, str>>);
 
-fn person_at(value: &Value, field: &str) -> Option<PersonId> {
-    text(value, &[field]).and_then(|id| PersonId::parse(id).ok())
-}
-
-/// The amount of an event: `amount_minor` with `currency` (USD when absent), or the
-/// view's major-unit amount.
-fn amount_of(value: &Value) -> (Option<i64>, Option<String>) {
-    let currency = text(value, &["currency"])
-        .or_else(|| text(value, &["view", "currency"]))
-        .unwrap_or("USD")
-        .to_owned();
-    let minor = value
-        .get("amount_minor")
-        .or_else(|| value.get("price_minor"))
-        .and_then(Value::as_i64);
-    if let Some(minor) = minor {
-        return (Some(minor), Some(currency));
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Borrowed(text))))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(text.to_owned()))))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(text))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_none<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Text(None))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
-    let parsed = text(value, &["view", "amount"])
-        .and_then(|amount| crate::payments::parse_amount(amount, &currency).ok())
-        .map(Money::minor_units);
-    (parsed, parsed.map(|_| currency))
+}
+
+impl Text<'_> {
+    fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// A JSON value kept only when it is a number.
+#[derive(Debug, Default)]
+struct Number(Option<serde_json::Number>);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => Ok(Number(Some(number))),
+            _ => Ok(Number(None)),
+        }
+    }
+}
+
+impl Number {
+    fn as_i64(&self) -> Option<i64> {
+        self.0.as_ref().and_then(serde_json::Number::as_i64)
+    }
+
+    fn as_u64(&self) -> Option<u64> {
+        self.0.as_ref().and_then(serde_json::Number::as_u64)
+    }
+}
+
+/// The fields of an event's view that notifications read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ViewFields<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    currency: Text<'a>,
+    #[serde(borrow)]
+    amount: Text<'a>,
+    #[serde(borrow)]
+    from: Text<'a>,
+    #[serde(borrow)]
+    to: Text<'a>,
+    #[serde(borrow)]
+    subscriber: Text<'a>,
+    #[serde(borrow)]
+    creator: Text<'a>,
+    #[serde(borrow)]
+    seller: Text<'a>,
+    #[serde(borrow)]
+    buyer: Text<'a>,
+}
+
+/// A view that is not an object reads as an empty one.
+#[derive(Debug, Default)]
+struct View<'a>(ViewFields<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for View<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = View<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<View<'de>, A::Error> {
+                let fields =
+                    ViewFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(View(fields))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<View<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(View::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+            fn visit_unit<E>(self) -> Result<View<'de>, E> {
+                Ok(View::default())
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// The fields of an outbox event that notifications read; every other field is
+/// skipped without being built.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EventFields<'a> {
+    #[serde(borrow)]
+    payee: Text<'a>,
+    #[serde(borrow)]
+    payer: Text<'a>,
+    #[serde(borrow)]
+    requester: Text<'a>,
+    #[serde(borrow)]
+    person: Text<'a>,
+    #[serde(borrow)]
+    follower: Text<'a>,
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    currency: Text<'a>,
+    amount_minor: Number,
+    price_minor: Number,
+    occurred_at_ns: Number,
+    #[serde(borrow)]
+    view: View<'a>,
+}
+
+impl EventFields<'_> {
+    fn person_at(&self, field: &str) -> Option<PersonId> {
+        let text = match field {
+            "payee" => &self.payee,
+            "payer" => &self.payer,
+            "requester" => &self.requester,
+            "person" => &self.person,
+            _ => return None,
+        };
+        text.get().and_then(|id| PersonId::parse(id).ok())
+    }
+
+    /// The amount of an event: `amount_minor` with `currency` (USD when absent), or
+    /// the view's major-unit amount.
+    fn amount(&self) -> (Option<i64>, Option<String>) {
+        let currency = self
+            .currency
+            .get()
+            .or_else(|| self.view.0.currency.get())
+            .unwrap_or("USD")
+            .to_owned();
+        if let Some(minor) = self.amount_minor.as_i64().or(self.price_minor.as_i64()) {
+            return (Some(minor), Some(currency));
+        }
+        let parsed = self
+            .view
+            .0
+            .amount
+            .get()
+            .and_then(|amount| crate::payments::parse_amount(amount, &currency).ok())
+            .map(Money::minor_units);
+        (parsed, parsed.map(|_| currency))
+    }
 }
 
 /// Whom an event notifies, of what, and who the other person is.
-fn recipients(topic: &str, value: &Value) -> Vec<(PersonId, Kind, Option<String>)> {
-    let view = |field: &str| text(value, &["view", field]).map(str::to_owned);
+fn recipients(topic: &str, event: &EventFields<'_>) -> Vec<(PersonId, Kind, Option<String>)> {
+    let view = &event.view.0;
+    let named = |text: &Text<'_>| text.get().map(str::to_owned);
     let one = |field: &str, kind: Kind, from: Option<String>| {
-        person_at(value, field)
+        event
+            .person_at(field)
             .map(|person| vec![(person, kind, from)])
             .unwrap_or_default()
     };
     match topic {
         crate::payments::TOPIC_PAYMENT_SUCCEEDED => {
-            one("payee", Kind::PaymentReceived, view("from"))
+            one("payee", Kind::PaymentReceived, named(&view.from))
         }
-        crate::tips::TOPIC_TIP_RECEIVED => one("payee", Kind::TipReceived, view("from")),
+        crate::tips::TOPIC_TIP_RECEIVED => one("payee", Kind::TipReceived, named(&view.from)),
         // A request's view says who pays: `to` asks `from` for money.
-        crate::requests::TOPIC_REQUEST_CREATED => one("payer", Kind::RequestReceived, view("to")),
-        crate::requests::TOPIC_REQUEST_PAID => one("requester", Kind::RequestPaid, view("from")),
-        crate::requests::TOPIC_REQUEST_DECLINED => {
-            one("requester", Kind::RequestDeclined, view("from"))
+        crate::requests::TOPIC_REQUEST_CREATED => {
+            one("payer", Kind::RequestReceived, named(&view.to))
         }
-        crate::messages::TOPIC_PAID_DM_RECEIVED => one("payee", Kind::PaidDmReceived, view("from")),
-        crate::messages::TOPIC_PAID_DM_PAID => one("payer", Kind::PaidDmAnswered, view("to")),
-        crate::messages::TOPIC_PAID_DM_REFUNDED => one("payer", Kind::PaidDmRefunded, view("to")),
-        crate::messages::TOPIC_MESSAGE_SENT => one("payee", Kind::MessageReceived, view("from")),
-        crate::social::TOPIC_FOLLOWED => one(
-            "person",
-            Kind::Followed,
-            text(value, &["follower"]).map(str::to_owned),
-        ),
+        crate::requests::TOPIC_REQUEST_PAID => {
+            one("requester", Kind::RequestPaid, named(&view.from))
+        }
+        crate::requests::TOPIC_REQUEST_DECLINED => {
+            one("requester", Kind::RequestDeclined, named(&view.from))
+        }
+        crate::messages::TOPIC_PAID_DM_RECEIVED => {
+            one("payee", Kind::PaidDmReceived, named(&view.from))
+        }
+        crate::messages::TOPIC_PAID_DM_PAID => one("payer", Kind::PaidDmAnswered, named(&view.to)),
+        crate::messages::TOPIC_PAID_DM_REFUNDED => {
+            one("payer", Kind::PaidDmRefunded, named(&view.to))
+        }
+        crate::messages::TOPIC_MESSAGE_SENT => {
+            one("payee", Kind::MessageReceived, named(&view.from))
+        }
+        crate::social::TOPIC_FOLLOWED => one("person", Kind::Followed, named(&event.follower)),
         crate::cashout::TOPIC_CASHOUT_RETURNED => one("person", Kind::CashoutReturned, None),
         crate::funding::TOPIC_FUNDING_FAILED => one("person", Kind::FundingFailed, None),
         crate::subscriptions::TOPIC_SUBSCRIPTION_CREATED => {
-            one("payee", Kind::NewSubscriber, view("subscriber"))
+            one("payee", Kind::NewSubscriber, named(&view.subscriber))
         }
         crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWED => {
-            one("payer", Kind::SubscriptionRenewed, view("creator"))
+            one("payer", Kind::SubscriptionRenewed, named(&view.creator))
         }
         crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED => {
-            one("payer", Kind::SubscriptionRenewalFailed, view("creator"))
+            one("payer", Kind::SubscriptionRenewalFailed, named(&view.creator))
         }
         crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED => {
-            one("payer", Kind::SubscriptionLapsed, view("creator"))
+            one("payer", Kind::SubscriptionLapsed, named(&view.creator))
         }
         crate::checkout::TOPIC_CHECKOUT_CREATED => {
-            one("payer", Kind::CheckoutReceived, view("seller"))
+            one("payer", Kind::CheckoutReceived, named(&view.seller))
         }
         crate::checkout::TOPIC_ORDER_PAID => {
-            let mut both = one("payee", Kind::OrderReceived, view("buyer"));
-            both.extend(one("payer", Kind::OrderPaid, view("seller")));
+            let mut both = one("payee", Kind::OrderReceived, named(&view.buyer));
+            both.extend(one("payer", Kind::OrderPaid, named(&view.seller)));
             both
         }
         _ => Vec::new(),
@@ -213,17 +406,21 @@ fn recipients(topic: &str, value: &Value) -> Vec<(PersonId, Kind, Option<String>
 }
 
 /// The notification rows for outbox event `seq` (none for events that notify nobody,
-/// or a payload that is not JSON).
+/// or a payload that is not a JSON object).
 pub fn rows_for_event(seq: u64, topic: &str, payload: &[u8]) -> Result<Vec<BusinessRow>, String> {
-    let Ok(value) = serde_json::from_slice::<Value>(payload) else {
+    let Ok(event) = serde_json::from_slice::<EventFields<'_>>(payload) else {
         return Ok(Vec::new());
     };
-    let occurred_at_ns = crate::outbox::occurred_at_ns(payload).unwrap_or_default();
-    let (amount_minor, currency) = amount_of(&value);
-    let subject_id = text(&value, &["view", "id"])
-        .or_else(|| text(&value, &["id"]))
+    let occurred_at_ns = event.occurred_at_ns.as_u64().unwrap_or_default();
+    let (amount_minor, currency) = event.amount();
+    let subject_id = event
+        .view
+        .0
+        .id
+        .get()
+        .or_else(|| event.id.get())
         .map(str::to_owned);
-    recipients(topic, &value)
+    recipients(topic, &event)
         .into_iter()
         .map(|(person, kind, from)| {
             let notification = Notification {
@@ -513,5 +710,42 @@ mod tests {
         let person = PersonId::random();
         assert!(key(person, 10) < key(person, 9));
         assert!(key(person, u64::MAX) < key(person, 0));
+    }
+
+    #[test]
+    fn odd_fields_read_as_absent_and_escaped_text_is_read() {
+        let payee = PersonId::random();
+        // A view that is not an object, a number where text was expected, an
+        // escaped handle, and fields nobody reads.
+        let payload = format!(
+            r#"{{"payee":"{payee}","amount_minor":"12","currency":7,"view":[1,2],
+               "id":"p\u0031","extra":{{"deep":[null,true]}},"occurred_at_ns":99}}"#
+        );
+        let rows = rows_for_event(
+            3,
+            crate::payments::TOPIC_PAYMENT_SUCCEEDED,
+            payload.as_bytes(),
+        )
+        .unwrap();
+        let (_, n) = decoded(&rows[0]);
+        assert_eq!(n.from, None);
+        assert_eq!(n.amount_minor, None);
+        assert_eq!(n.subject_id.as_deref(), Some("p1"));
+        assert_eq!(n.occurred_at_ns, 99);
+        let payload = format!(
+            r#"{{"payee":"{payee}","view":{{"from":"s\u00e1ra","amount":"1.50","currency":"USD"}}}}"#
+        );
+        let rows = rows_for_event(
+            4,
+            crate::payments::TOPIC_PAYMENT_SUCCEEDED,
+            payload.as_bytes(),
+        )
+        .unwrap();
+        let (_, n) = decoded(&rows[0]);
+        assert_eq!(n.from.as_deref(), Some("s\u{e1}ra"));
+        assert_eq!(n.amount_minor, Some(150));
+        assert!(rows_for_event(5, crate::payments::TOPIC_PAYMENT_SUCCEEDED, b"[1]")
+            .unwrap()
+            .is_empty());
     }
 }
