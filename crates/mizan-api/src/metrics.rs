@@ -75,7 +75,8 @@ fn render_ledger(text: &mut String, ledger: &Ledger) {
     let stats = ledger.stats();
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     let commit_seconds = load(&stats.commit_nanos_total) as f64 / 1e9;
-    let families: [(&str, &str, &str, String); 7] = [
+    let sync_seconds = load(&stats.sync_nanos_total) as f64 / 1e9;
+    let families: [(&str, &str, &str, String); 9] = [
         (
             "mizan_ledger_batches_committed_total",
             "counter",
@@ -105,6 +106,18 @@ fn render_ledger(text: &mut String, ledger: &Ledger) {
             "counter",
             "Time spent committing batches.",
             commit_seconds.to_string(),
+        ),
+        (
+            "mizan_ledger_syncs_total",
+            "counter",
+            "Flushes that made committed batches durable (SQLite: fdatasync of the WAL).",
+            load(&stats.syncs).to_string(),
+        ),
+        (
+            "mizan_ledger_sync_seconds_total",
+            "counter",
+            "Time spent in those flushes, while the writer went on with the next batches.",
+            sync_seconds.to_string(),
         ),
         (
             "mizan_ledger_last_batch_events",

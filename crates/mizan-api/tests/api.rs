@@ -137,6 +137,8 @@ async fn metrics_show_requests_and_the_ledger() {
         "mizan_ledger_batches_committed_total",
         "mizan_ledger_last_batch_events",
         "mizan_ledger_commit_seconds_total",
+        "mizan_ledger_syncs_total",
+        "mizan_ledger_sync_seconds_total",
         "mizan_ledger_queue_depth 0",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");

@@ -169,11 +169,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
             fn visit_none<E>(self) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Text<'de>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Text(None))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Text<'de>, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
@@ -250,12 +256,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for View<'a> {
             fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 formatter.write_str("any JSON value")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<View<'de>, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<View<'de>, A::Error> {
                 let fields =
                     ViewFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 Ok(View(fields))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<View<'de>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<View<'de>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(View::default())
             }
@@ -387,9 +399,11 @@ fn recipients(topic: &str, event: &EventFields<'_>) -> Vec<(PersonId, Kind, Opti
         crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWED => {
             one("payer", Kind::SubscriptionRenewed, named(&view.creator))
         }
-        crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED => {
-            one("payer", Kind::SubscriptionRenewalFailed, named(&view.creator))
-        }
+        crate::subscriptions::TOPIC_SUBSCRIPTION_RENEWAL_FAILED => one(
+            "payer",
+            Kind::SubscriptionRenewalFailed,
+            named(&view.creator),
+        ),
         crate::subscriptions::TOPIC_SUBSCRIPTION_LAPSED => {
             one("payer", Kind::SubscriptionLapsed, named(&view.creator))
         }
@@ -744,8 +758,10 @@ mod tests {
         let (_, n) = decoded(&rows[0]);
         assert_eq!(n.from.as_deref(), Some("s\u{e1}ra"));
         assert_eq!(n.amount_minor, Some(150));
-        assert!(rows_for_event(5, crate::payments::TOPIC_PAYMENT_SUCCEEDED, b"[1]")
-            .unwrap()
-            .is_empty());
+        assert!(
+            rows_for_event(5, crate::payments::TOPIC_PAYMENT_SUCCEEDED, b"[1]")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

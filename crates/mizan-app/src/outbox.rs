@@ -24,8 +24,12 @@ pub(crate) fn event_row(topic: &str, document: &[u8], occurred_at_ns: u64) -> Bu
 /// is a JSON object that does not name the field already (every document the use
 /// cases write): no parse and re-serialization on the payment path.
 fn spliced(document: &[u8], occurred_at_ns: u64) -> Option<Vec<u8>> {
-    let start = document.iter().position(|byte| !byte.is_ascii_whitespace())?;
-    let end = document.iter().rposition(|byte| !byte.is_ascii_whitespace())?;
+    let start = document
+        .iter()
+        .position(|byte| !byte.is_ascii_whitespace())?;
+    let end = document
+        .iter()
+        .rposition(|byte| !byte.is_ascii_whitespace())?;
     let object = &document[start..=end];
     if object.len() < 2 || object[0] != b'{' || object[object.len() - 1] != b'}' {
         return None;
@@ -37,7 +41,9 @@ fn spliced(document: &[u8], occurred_at_ns: u64) -> Option<Vec<u8>> {
         return None;
     }
     let rest = &object[1..];
-    let empty = rest.iter().all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
+    let empty = rest
+        .iter()
+        .all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
     let field = format!("{{\"{OCCURRED_AT_FIELD}\":{occurred_at_ns}");
     let mut payload = Vec::with_capacity(field.len() + rest.len() + 1);
     payload.extend_from_slice(field.as_bytes());
@@ -113,8 +119,7 @@ mod tests {
                 panic!("not an outbox row");
             };
             let fast: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-            let slow: serde_json::Value =
-                serde_json::from_slice(&rebuilt(document, 42)).unwrap();
+            let slow: serde_json::Value = serde_json::from_slice(&rebuilt(document, 42)).unwrap();
             assert_eq!(fast, slow, "{}", String::from_utf8_lossy(document));
             assert_eq!(occurred_at_ns(&payload), Some(42));
         }
