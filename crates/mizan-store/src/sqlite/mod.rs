@@ -249,6 +249,47 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates the ledger file at `path` whole: migrated in a file beside it, then
+/// renamed into place. A process killed while creating leaves no file at `path` (a
+/// reader would take a file without the ledger's tables for a broken ledger), and
+/// the next start begins again. The caller holds the writer lock.
+fn create_migrated(path: &Path) -> Result<(), StoreError> {
+    let io = |what: &str, error: std::io::Error| {
+        StoreError::Database(format!("{what} {}: {error}", path.display()))
+    };
+    let mut creating = path.as_os_str().to_owned();
+    creating.push(".creating");
+    let creating = PathBuf::from(creating);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut leftover = creating.as_os_str().to_owned();
+        leftover.push(suffix);
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io("removing a half-created", error)),
+        }
+    }
+    {
+        let mut connection = Connection::open(&creating).map_err(database_error)?;
+        configure(&connection)?;
+        migrate(&mut connection)?;
+        // Closing the last connection checkpoints the WAL into the file and removes it.
+        connection
+            .close()
+            .map_err(|(_, error)| database_error(error))?;
+    }
+    File::open(&creating)
+        .and_then(|file| file.sync_all())
+        .map_err(|error| io("flushing the new", error))?;
+    std::fs::rename(&creating, path).map_err(|error| io("moving into place the new", error))?;
+    if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(directory)
+            .and_then(|file| file.sync_all())
+            .map_err(|error| io("flushing the directory of", error))?;
+    }
+    Ok(())
+}
+
 /// The writer's connection to a SQLite ledger file.
 pub struct SqliteStore {
     connection: Connection,
@@ -291,6 +332,9 @@ impl SqliteStore {
             Ok(true) => {}
             Ok(false) => return Err(StoreError::Locked(path.display().to_string())),
             Err(error) => return Err(StoreError::Locked(format!("{}: {error}", path.display()))),
+        }
+        if !path.exists() {
+            create_migrated(path)?;
         }
         let mut connection = Connection::open(path).map_err(database_error)?;
         connection.set_prepared_statement_cache_capacity(64);
