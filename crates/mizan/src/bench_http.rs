@@ -136,7 +136,22 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(url) = database_url {
-            command.arg("--database-url").arg(url);
+            // On PostgreSQL the vault's master keys live outside the database: a key
+            // file of the run's own, next to its config.
+            let key_file = data_dir.join("bench.vault.key");
+            let created = Command::new(std::env::current_exe()?)
+                .args(["keys", "init", "--key-file"])
+                .arg(&key_file)
+                .stdout(Stdio::null())
+                .status()
+                .context("creating the vault's key file")?;
+            if !created.success() {
+                bail!("mizan keys init exited with {created}");
+            }
+            command
+                .arg("--database-url")
+                .arg(url)
+                .env("MIZAN_MASTER_KEY_FILE", &key_file);
         }
         let child = command.spawn().context("starting mizan serve")?;
         Ok(Server {
