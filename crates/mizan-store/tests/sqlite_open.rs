@@ -27,3 +27,40 @@ fn a_half_created_ledger_is_started_over() {
     let _store = SqliteStore::open(&path).unwrap();
     assert!(path.exists());
 }
+
+#[test]
+fn a_new_ledger_starts_without_an_older_ledgers_projections() {
+    use mizan_ledger::ProjectionStore;
+    use mizan_store::SqliteProjections;
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("ledger.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    let mut projections = SqliteProjections::open(&path).unwrap();
+    projections
+        .project("notes", &[("k".to_owned(), b"v".to_vec())], 9)
+        .unwrap();
+    drop((projections, store));
+    // The same ledger opened again keeps its projections.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        SqliteProjections::open(&path)
+            .unwrap()
+            .projected_through("notes")
+            .unwrap(),
+        9
+    );
+    drop(store);
+    // A ledger created again at the path starts its outbox at 1: an old cursor at 9
+    // would hide its first events.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(directory.path().join(format!("ledger.sqlite{suffix}")));
+    }
+    let _store = SqliteStore::open(&path).unwrap();
+    let mut reader = SqliteReader::open(&path).unwrap();
+    assert!(reader
+        .projected_with_prefix("notes", "", None, 10)
+        .unwrap()
+        .is_empty());
+    let mut projections = SqliteProjections::open(&path).unwrap();
+    assert_eq!(projections.projected_through("notes").unwrap(), 0);
+}

@@ -902,3 +902,84 @@ pub fn ensured_events_are_created_once_and_never_fail_a_submission(fixture: &Fix
         .is_empty());
     running.stop();
 }
+
+pub fn projections_keep_rows_and_cursor_together(fixture: &Fixture) {
+    let running = fixture.start();
+    let mut projections = fixture.projections();
+    let mut reader = fixture.reader();
+    let keys =
+        |page: Vec<(String, Vec<u8>)>| page.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+    // Nothing projected yet: cursor 0, no rows.
+    assert_eq!(projections.projected_through("notes").unwrap(), 0);
+    assert!(reader
+        .projected_with_prefix("notes", "", None, 10)
+        .unwrap()
+        .is_empty());
+    let rows = vec![
+        ("p1:2".to_owned(), b"second".to_vec()),
+        ("p1:1".to_owned(), b"first".to_vec()),
+        ("p2:1".to_owned(), b"other".to_vec()),
+    ];
+    projections.project("notes", &rows, 7).unwrap();
+    assert_eq!(projections.projected_through("notes").unwrap(), 7);
+    assert_eq!(projections.projected_through("other").unwrap(), 0);
+    assert_eq!(
+        keys(
+            reader
+                .projected_with_prefix("notes", "p1:", None, 10)
+                .unwrap()
+        ),
+        ["p1:1", "p1:2"]
+    );
+    assert_eq!(
+        keys(
+            reader
+                .projected_with_prefix("notes", "p1:", Some("p1:1"), 10)
+                .unwrap()
+        ),
+        ["p1:2"]
+    );
+    // Projections are apart: another one's rows are not listed.
+    assert!(reader
+        .projected_with_prefix("other", "p1:", None, 10)
+        .unwrap()
+        .is_empty());
+    // Projecting again rewrites (the last body wins) and never moves the cursor back.
+    let again = vec![
+        ("p1:1".to_owned(), b"stale".to_vec()),
+        ("p1:1".to_owned(), b"first again".to_vec()),
+    ];
+    projections.project("notes", &again, 5).unwrap();
+    assert_eq!(projections.projected_through("notes").unwrap(), 7);
+    let first = reader
+        .projected_with_prefix("notes", "p1:1", None, 1)
+        .unwrap();
+    assert_eq!(first, vec![("p1:1".to_owned(), b"first again".to_vec())]);
+    // A cursor with no rows moves on its own; a bad page size is refused.
+    projections.project("notes", &[], 9).unwrap();
+    assert_eq!(projections.projected_through("notes").unwrap(), 9);
+    assert!(reader.projected_with_prefix("notes", "", None, 0).is_err());
+    // Projections live outside the ledger: the chain saw no commit.
+    assert_eq!(reader.chain_head().unwrap().transfers_count, 0);
+    running.stop();
+}
+
+pub fn a_barrier_answers_after_everything_before_it(fixture: &Fixture) {
+    let running = fixture.start();
+    running.submit(Submission::accounts(vec![wallet(1), clearing(2)]));
+    let ledger = running.ledger.clone();
+    let submitter = std::thread::spawn(move || {
+        ledger
+            .submit_blocking(Submission::transfers(vec![transfer(10, 2, 1, 500)]))
+            .expect("submit")
+    });
+    let outcome = submitter.join().expect("submitter");
+    assert!(outcome.all_ok());
+    running.ledger.barrier_blocking().expect("barrier");
+    // What committed before the barrier is readable after it.
+    let mut reader = fixture.reader();
+    assert_eq!(reader.transfers(&[transfer_id(10)]).unwrap().len(), 1);
+    // A barrier writes nothing of its own.
+    assert_eq!(reader.chain_head().unwrap().transfers_count, 1);
+    running.stop();
+}
