@@ -243,7 +243,6 @@ where
         webhooks_stopped.clone(),
     ));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
-    let projector = state.start_projector();
     let (stop_renewals, renewals_stopped) = tokio::sync::watch::channel(false);
     let renewal_worker = tokio::spawn(crate::routes::subscriptions::run_renewals(
         state.clone(),
@@ -292,14 +291,6 @@ where
     }
     if let Err(error) = reconcile_worker.await {
         tracing::error!(%error, "the intent reconciler panicked");
-    }
-    if let Some(projector) = projector {
-        if tokio::task::spawn_blocking(move || projector.stop())
-            .await
-            .is_err()
-        {
-            tracing::error!("stopping the notification projector panicked");
-        }
     }
     let _ = stop_renewals.send(true);
     if let Err(error) = renewal_worker.await {

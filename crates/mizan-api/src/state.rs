@@ -161,7 +161,6 @@ pub struct AppState {
 
 struct Inner {
     config: ServerConfig,
-    location: Location,
     ledger: Mutex<Option<Ledger>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     queue_submissions_max: usize,
@@ -244,7 +243,6 @@ impl AppState {
                     app: RateLimiter::per_minute(config.rate_limit_app_per_minute),
                 },
                 closing: tokio::sync::watch::Sender::new(false),
-                location: location.clone(),
                 config,
             }),
         })
@@ -301,22 +299,6 @@ impl AppState {
     /// before the server waits for in-flight requests.
     pub fn begin_shutdown(&self) {
         self.inner.closing.send_replace(true);
-    }
-
-    /// Starts the thread that projects the outbox into people's notifications, on
-    /// connections of its own. `None` once shutdown began. Stop it before
-    /// [`AppState::shutdown`]: it holds a ledger handle.
-    pub fn start_projector(&self) -> Option<mizan_app::notifications::Projector> {
-        let ledger = self.ledger()?;
-        let location = self.inner.location.clone();
-        let open = move || Ok((location.open_reader()?, location.open_projections()?));
-        match mizan_app::notifications::Projector::start(Box::new(open), ledger) {
-            Ok(projector) => Some(projector),
-            Err(error) => {
-                tracing::error!(%error, "cannot start the notification projector");
-                None
-            }
-        }
     }
 
     /// A handle to the writer, or `None` once shutdown began.

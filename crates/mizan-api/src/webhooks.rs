@@ -123,7 +123,7 @@ async fn attempt(
 }
 
 /// Writes `rows` in order, in submissions of at most the writer's row cap. Every row
-/// the worker writes is keyed and idempotent (a delivery's state, the cursor), so
+/// the worker writes is keyed and idempotent (a delivery's state, a notification), so
 /// a crash between two submissions only means the next round writes some again.
 async fn submit_rows(state: &AppState, rows: Vec<BusinessRow>) -> Result<(), WebhookError> {
     if rows.is_empty() {
@@ -211,6 +211,12 @@ impl Worker {
         let now_ns = SystemClock.now_ns();
         let mut rows = Vec::new();
         for (seq, topic, payload) in &page {
+            // The people's notification list is projected from the same events, in
+            // the same submission (rewriting a row on a re-read is harmless).
+            rows.extend(
+                mizan_app::notifications::rows_for_event(*seq, topic, payload)
+                    .map_err(|error| internal("notification rows", error))?,
+            );
             let routed =
                 webhooks::route(&self.reader, &endpoints, *seq, topic, payload, now_ns).await?;
             for delivery in routed {

@@ -1,28 +1,20 @@
 //! Notifications: the in-app list of what happened *to* a person — money received,
 //! requests, paid DMs, messages, new followers, a returned cash-out.
 //!
-//! The list is a projection of the outbox (the same events webhooks deliver), kept
-//! outside the ledger's transactions ([`mizan_ledger::ProjectionStore`]) so that a
-//! payment's commit carries no notification row. The [`Projector`] thread reads the
-//! outbox after the projection's cursor, waits until those events are durable
-//! ([`Ledger::barrier_blocking`]: a notification never shows a payment a crash takes
-//! back), turns each into rows for the people it notifies ([`rows_for_event`]) and
-//! writes them with the new cursor in one transaction. A row's key is (person, event
-//! sequence), so projecting an event again after a crash writes the same row again:
-//! nothing is lost and nothing doubles. A person's "seen" marker is one document
-//! (in the ledger's database) holding the newest sequence they have seen; everything
-//! newer is unread.
+//! The list is a projection of the outbox (the same events webhooks deliver): the
+//! webhook worker, which already reads every event once in order, turns each into
+//! rows for the people it notifies ([`rows_for_event`]) in the same submission that
+//! records the event's deliveries. A row's key is (person, event sequence), so reading
+//! an event again after a crash writes the same row again: nothing is lost and nothing
+//! doubles. A person's "seen" marker is one document holding the newest sequence they
+//! have seen; everything newer is unread.
 //!
 //! Only facts for display are kept (who, how much, which object): never a message's
 //! text or a note, which stay with their own documents and permissions.
 
 use mizan_core::{Currency, Money};
-use mizan_ledger::{BusinessRow, Ledger, LedgerReader, ProjectionStore, StoreError};
+use mizan_ledger::{BusinessRow, Ledger};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +22,7 @@ use crate::identity::{PersonId, SharedReader};
 use crate::payments::{internal, PaymentError};
 use crate::time::rfc3339_from_ns;
 
-/// The projection (see [`ProjectionStore`]) holding everyone's notifications.
-pub const PROJECTION_NOTIFICATIONS: &str = "notifications";
+pub const COLLECTION_NOTIFICATIONS: &str = "notifications";
 pub const COLLECTION_NOTIFICATIONS_SEEN: &str = "notifications_seen";
 /// Most notifications one page lists.
 pub const NOTIFICATIONS_PAGE_MAX: usize = 100;
@@ -428,12 +419,9 @@ fn recipients(topic: &str, event: &EventFields<'_>) -> Vec<(PersonId, Kind, Opti
     }
 }
 
-/// A projected row: its key and body.
-pub type Row = (String, Vec<u8>);
-
 /// The notification rows for outbox event `seq` (none for events that notify nobody,
 /// or a payload that is not a JSON object).
-pub fn rows_for_event(seq: u64, topic: &str, payload: &[u8]) -> Result<Vec<Row>, String> {
+pub fn rows_for_event(seq: u64, topic: &str, payload: &[u8]) -> Result<Vec<BusinessRow>, String> {
     let Ok(event) = serde_json::from_slice::<EventFields<'_>>(payload) else {
         return Ok(Vec::new());
     };
@@ -460,7 +448,11 @@ pub fn rows_for_event(seq: u64, topic: &str, payload: &[u8]) -> Result<Vec<Row>,
             };
             let body = serde_json::to_vec(&notification)
                 .map_err(|error| format!("notification: {error}"))?;
-            Ok((key(person, seq), body))
+            Ok(BusinessRow::Document {
+                collection: COLLECTION_NOTIFICATIONS.to_owned(),
+                key: key(person, seq),
+                body,
+            })
         })
         .collect()
 }
@@ -502,15 +494,15 @@ async fn newest(
 ) -> Result<Vec<Notification>, PaymentError> {
     // Keys run newest first, so "older than `before`" is "after before's key".
     let after = before.map(|seq| key(person, seq));
-    let prefix = format!("{person}:");
-    let limit = limit.clamp(1, NOTIFICATIONS_PAGE_MAX);
-    let rows = reader
-        .read(move |r| {
-            r.projected_with_prefix(PROJECTION_NOTIFICATIONS, &prefix, after.as_deref(), limit)
-        })
-        .await
-        .map_err(|error| internal("notifications", error))?
-        .map_err(|error| internal("notifications", error))?;
+    let rows = crate::documents::with_prefix(
+        reader,
+        COLLECTION_NOTIFICATIONS,
+        format!("{person}:"),
+        after,
+        limit.clamp(1, NOTIFICATIONS_PAGE_MAX),
+    )
+    .await
+    .map_err(|error| internal("notifications", error))?;
     rows.into_iter()
         .map(|(_, body)| {
             serde_json::from_slice(&body).map_err(|error| internal("stored notification", error))
@@ -578,144 +570,15 @@ pub async fn mark_seen(
     Ok(target)
 }
 
-/// Outbox events one projection step reads.
-pub const PROJECTION_PAGE: usize = 4_096;
-/// How long the projector waits when it has caught up with the outbox. Long on
-/// purpose: a step's rows land on pages by person, and the more events one step
-/// takes, the more of them share a page — at 10,000 payments a second, steps every
-/// 25 ms made the projection cost about a fifth of the server's throughput.
-pub const PROJECTION_IDLE: Duration = Duration::from_millis(200);
-/// How long the projector waits after a failure before trying again.
-pub const PROJECTION_RETRY: Duration = Duration::from_secs(1);
-
-/// Why a projection step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("projection store: {0}")]
-    Store(#[from] StoreError),
-    #[error("waiting for durable events: {0}")]
-    Ledger(String),
-    #[error("{0}")]
-    Event(String),
-}
-
-/// One step of the projection: the outbox page after the cursor, once durable, as
-/// rows written with the new cursor. Returns how many events it consumed (0 when it
-/// has caught up).
-pub fn project_step(
-    reader: &mut dyn LedgerReader,
-    projections: &mut dyn ProjectionStore,
-    ledger: &Ledger,
-) -> Result<usize, ProjectionError> {
-    let after = projections.projected_through(PROJECTION_NOTIFICATIONS)?;
-    let page = reader.outbox(after, PROJECTION_PAGE)?;
-    let Some(&(through, _, _)) = page.last() else {
-        return Ok(0);
-    };
-    ledger
-        .barrier_blocking()
-        .map_err(|error| ProjectionError::Ledger(error.to_string()))?;
-    let mut rows = Vec::new();
-    for (seq, topic, payload) in &page {
-        rows.extend(rows_for_event(*seq, topic, payload).map_err(ProjectionError::Event)?);
-    }
-    projections.project(PROJECTION_NOTIFICATIONS, &rows, through)?;
-    Ok(page.len())
-}
-
-/// What the projector thread needs; opened on that thread (a PostgreSQL client must
-/// not be created or dropped inside an async runtime).
-pub type OpenProjection =
-    dyn Fn() -> Result<(Box<dyn LedgerReader>, Box<dyn ProjectionStore>), StoreError> + Send;
-
-/// The thread that keeps the notification projection up to date; stopped and joined
-/// by [`Projector::stop`] (or when dropped). It holds a [`Ledger`] handle, so stop it
-/// before waiting for the writer to stop.
-pub struct Projector {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Projector {
-    pub fn start(open: Box<OpenProjection>, ledger: Ledger) -> std::io::Result<Projector> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("mizan-notifications".into())
-            .spawn(move || run_projector(&*open, &ledger, &flag))?;
-        Ok(Projector {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread after its current step and waits for it.
-    pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the notification projector panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Projector {
-    fn drop(&mut self) {
-        self.halt();
-    }
-}
-
-/// Sleeps up to `duration` in short naps, returning early once `stop` is set.
-fn nap(duration: Duration, stop: &AtomicBool) {
-    let step = Duration::from_millis(5);
-    let mut slept = Duration::ZERO;
-    while slept < duration && !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(step);
-        slept += step;
-    }
-}
-
-fn run_projector(open: &OpenProjection, ledger: &Ledger, stop: &AtomicBool) {
-    let mut opened = None;
-    while !stop.load(Ordering::SeqCst) {
-        let (reader, projections) = match &mut opened {
-            Some(opened) => opened,
-            None => match open() {
-                Ok(pair) => opened.insert(pair),
-                Err(error) => {
-                    tracing::error!(%error, "the notification projector cannot open its store; retrying");
-                    nap(PROJECTION_RETRY, stop);
-                    continue;
-                }
-            },
-        };
-        match project_step(reader.as_mut(), projections.as_mut(), ledger) {
-            Ok(PROJECTION_PAGE) => {}
-            Ok(_) => nap(PROJECTION_IDLE, stop),
-            Err(ProjectionError::Ledger(error)) => {
-                // The writer stopped: nothing more will be durable.
-                tracing::info!(%error, "the notification projector stops with the ledger");
-                return;
-            }
-            Err(error) => {
-                tracing::error!(%error, "notification projection failed; retrying");
-                nap(PROJECTION_RETRY, stop);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn decoded((key, body): &Row) -> (String, Notification) {
+    fn decoded(row: &BusinessRow) -> (String, Notification) {
+        let BusinessRow::Document { key, body, .. } = row else {
+            panic!("not a document: {row:?}");
+        };
         (key.clone(), serde_json::from_slice(body).unwrap())
     }
 
@@ -742,7 +605,10 @@ mod tests {
         assert_eq!(notification.from.as_deref(), Some("gabriel"));
         assert_eq!(notification.amount().unwrap().format_major(), "19.25");
         assert_eq!(notification.occurred_at_ns, 7);
-        assert!(!String::from_utf8_lossy(&rows[0].1).contains("secret note"));
+        let BusinessRow::Document { body, .. } = &rows[0] else {
+            unreachable!()
+        };
+        assert!(!String::from_utf8_lossy(body).contains("secret note"));
     }
 
     #[test]

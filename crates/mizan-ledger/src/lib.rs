@@ -24,9 +24,7 @@ pub mod strategies;
 
 pub use chain::ChainHead;
 pub use results::{CreateAccountResult, CreateTransferResult};
-pub use store::{
-    BusinessRow, HistoryFilter, HistoryPage, LedgerReader, LedgerStore, ProjectionStore, StoreError,
-};
+pub use store::{BusinessRow, HistoryFilter, HistoryPage, LedgerReader, LedgerStore, StoreError};
 pub use types::*;
 pub use writer::{
     CommitObserver, Ensure, Ledger, LedgerError, Submission, SubmissionResult, TransferResult,

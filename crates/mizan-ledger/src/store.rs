@@ -88,8 +88,6 @@ impl BusinessRow {
 }
 
 /// Most documents one prefix query returns.
-/// Most outbox events one `LedgerReader::outbox` call returns.
-pub const OUTBOX_PAGE_LIMIT_MAX: usize = 10_000;
 pub const DOCUMENTS_PAGE_LIMIT_MAX: usize = 1_000;
 
 /// Everything one batch writes, in one storage transaction.
@@ -195,45 +193,12 @@ pub trait LedgerReader: Send {
         after_key: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    /// Outbox events after sequence number `after`, oldest first, at most `limit`
-    /// (itself at most [`OUTBOX_PAGE_LIMIT_MAX`]).
+    /// Outbox events after sequence number `after`, oldest first.
     fn outbox(
         &mut self,
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError>;
-    /// Rows of `projection` (see [`ProjectionStore`]) whose key starts with `prefix`,
-    /// in key order, after `after_key` (exclusive), at most `limit` (1 to
-    /// `DOCUMENTS_PAGE_LIMIT_MAX`).
-    fn projected_with_prefix(
-        &mut self,
-        projection: &str,
-        prefix: &str,
-        after_key: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-}
-
-/// Read models derived from the outbox and written outside the ledger's
-/// transactions, so keeping them costs the commit path nothing. Each projection has
-/// rows (key → body, replaced on rewrite) and a cursor: the outbox sequence it has
-/// consumed through, moved in the same transaction as the rows it produced, so a
-/// crash at any point resumes without a gap. Rewriting a row is harmless by design:
-/// a projection must produce the same rows from the same events.
-///
-/// Only events already durable in the ledger may be projected (ask the writer for a
-/// [`crate::Ledger::barrier_blocking`] first), so a projection never shows what a crash takes
-/// back.
-pub trait ProjectionStore: Send {
-    /// The outbox sequence `projection` has consumed through (0 for none).
-    fn projected_through(&mut self, projection: &str) -> Result<u64, StoreError>;
-    /// Writes `rows` and moves the cursor to `through`, atomically.
-    fn project(
-        &mut self,
-        projection: &str,
-        rows: &[(String, Vec<u8>)],
-        through: u64,
-    ) -> Result<(), StoreError>;
 }
 
 /// A reader that answers every call with [`StoreError::Closed`]: what a server swaps
@@ -290,15 +255,6 @@ impl LedgerReader for ClosedReader {
         Err(StoreError::Closed)
     }
     fn outbox(&mut self, _: u64, _: usize) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError> {
-        Err(StoreError::Closed)
-    }
-    fn projected_with_prefix(
-        &mut self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Err(StoreError::Closed)
     }
 }

@@ -331,25 +331,6 @@ impl Ledger {
             .map_err(|_| Arc::new(LedgerError::Stopped))?
     }
 
-    /// Returns once everything committed before the call is durable: an empty
-    /// submission, queued behind every earlier one and answered, like them, only
-    /// after its batch's flush. Readers see a commit before it is flushed; work that
-    /// acts on what it read (a projection) calls this first. Blocking: for threads
-    /// outside an async runtime.
-    pub fn barrier_blocking(&self) -> Result<(), Arc<LedgerError>> {
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .blocking_send(Request {
-                submission: Submission::default(),
-                reply,
-            })
-            .map_err(|_| Arc::new(LedgerError::Stopped))?;
-        answer
-            .blocking_recv()
-            .map_err(|_| Arc::new(LedgerError::Stopped))?
-            .map(|_| ())
-    }
-
     pub fn stats(&self) -> &WriterStats {
         &self.stats
     }

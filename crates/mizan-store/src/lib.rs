@@ -6,8 +6,8 @@ pub mod postgres;
 mod postgres_history;
 pub mod sqlite;
 
-pub use postgres::{PostgresProjections, PostgresReader, PostgresStore};
-pub use sqlite::{SqliteProjections, SqliteReader, SqliteStore};
+pub use postgres::{PostgresReader, PostgresStore};
+pub use sqlite::{SqliteReader, SqliteStore};
 
 use mizan_ledger::store::{HistoryFilter, DOCUMENTS_PAGE_LIMIT_MAX, HISTORY_PAGE_LIMIT_MAX};
 use mizan_ledger::StoreError;
@@ -68,14 +68,6 @@ impl Location {
                 Ok(Box::new(SqliteStore::open(path)?))
             }
             Location::Postgres(url) => Ok(Box::new(PostgresStore::connect(url)?)),
-        }
-    }
-
-    /// Opens the projections' own connection ([`mizan_ledger::ProjectionStore`]).
-    pub fn open_projections(&self) -> Result<Box<dyn mizan_ledger::ProjectionStore>, StoreError> {
-        match self {
-            Location::Sqlite(path) => Ok(Box::new(SqliteProjections::open(path)?)),
-            Location::Postgres(url) => Ok(Box::new(PostgresProjections::connect(url)?)),
         }
     }
 

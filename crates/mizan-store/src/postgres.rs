@@ -14,13 +14,10 @@ use std::error::Error as StdError;
 
 use bytes::BytesMut;
 use mizan_core::{AccountId, TransferId};
-use mizan_ledger::store::{
-    BalanceReplay, BatchWrites, TransferVisitor, LOOKUP_IDS_MAX, OUTBOX_PAGE_LIMIT_MAX,
-};
+use mizan_ledger::store::{BalanceReplay, BatchWrites, TransferVisitor, LOOKUP_IDS_MAX};
 use mizan_ledger::{
     Account, AccountCode, AccountFlags, Balances, BusinessRow, ChainHead, HistoryFilter,
-    HistoryPage, LedgerReader, LedgerStore, PendingStatus, ProjectionStore, StoreError, Transfer,
-    TransferFlags,
+    HistoryPage, LedgerReader, LedgerStore, PendingStatus, StoreError, Transfer, TransferFlags,
 };
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
@@ -39,10 +36,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_documents_bytewise_keys.sql"),
     ),
-    (
-        4,
-        include_str!("../migrations/postgres/0004_projections.sql"),
-    ),
 ];
 
 /// Advisory lock key that serializes migrations across processes ("mizan" in ASCII).
@@ -52,6 +45,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x6d_69_7a_61_6e;
 const SCAN_PAGE_ROWS: i32 = 10_000;
 /// Rows fetched per query when replaying one account's history.
 const REPLAY_PAGE_ROWS: usize = 10_000;
+/// Longest outbox page one call returns.
+const OUTBOX_PAGE_LIMIT_MAX: usize = 10_000;
 
 const ACCOUNT_COLUMNS: &str = "id, ledger, code, owner, flags, debits_pending, debits_posted, \
      credits_pending, credits_posted, timestamp";
@@ -863,7 +858,6 @@ struct ReaderStatements {
     document: Statement,
     documents_with_prefix: Statement,
     outbox: Statement,
-    projected_with_prefix: Statement,
 }
 
 fn history_index(newest_first: bool, with_code: bool) -> usize {
@@ -942,10 +936,6 @@ impl ReaderStatements {
             )?,
             outbox: prepare(
                 "SELECT seq, topic, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )?,
-            projected_with_prefix: prepare(
-                "SELECT key, body FROM projected WHERE projection = $1 AND key >= $2 AND key < $3 \
-                 AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5",
             )?,
         })
     }
@@ -1300,28 +1290,6 @@ impl LedgerReader for PostgresReader {
             .collect()
     }
 
-    fn projected_with_prefix(
-        &mut self,
-        projection: &str,
-        prefix: &str,
-        after_key: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.ensure_connected()?;
-        let limit = i64::try_from(crate::documents_page_limit(limit)?).unwrap_or(1);
-        let upper = crate::prefix_upper_bound(prefix);
-        let rows = self
-            .client
-            .query(
-                &self.statements.projected_with_prefix,
-                &[&projection, &prefix, &upper, &after_key, &limit],
-            )
-            .map_err(database("projected with prefix"))?;
-        rows.iter()
-            .map(|row| Ok((column::<String>(row, 0)?, column::<Vec<u8>>(row, 1)?)))
-            .collect()
-    }
-
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.ensure_connected()?;
         self.client
@@ -1436,93 +1404,5 @@ pub mod testing {
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .map_err(database("drop test database"))
-    }
-}
-
-/// The projector's own connection ([`ProjectionStore`]): projections live in the
-/// ledger's database, in tables no ledger transaction touches.
-pub struct PostgresProjections {
-    /// May hold a password: never printed.
-    url: String,
-    client: Client,
-}
-
-impl std::fmt::Debug for PostgresProjections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresProjections")
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresProjections {
-    /// Connects (without TLS) and applies any missing migrations.
-    pub fn connect(url: &str) -> Result<PostgresProjections, StoreError> {
-        Ok(PostgresProjections {
-            url: url.to_owned(),
-            client: connect_migrated(url)?,
-        })
-    }
-
-    fn ensure_connected(&mut self) -> Result<(), StoreError> {
-        if self.client.is_closed() {
-            tracing::warn!("PostgreSQL projection connection lost; reconnecting");
-            *self = PostgresProjections::connect(&self.url)?;
-        }
-        Ok(())
-    }
-}
-
-impl ProjectionStore for PostgresProjections {
-    fn projected_through(&mut self, projection: &str) -> Result<u64, StoreError> {
-        self.ensure_connected()?;
-        let row = self
-            .client
-            .query_opt(
-                "SELECT through FROM projection_cursors WHERE projection = $1",
-                &[&projection],
-            )
-            .map_err(database("projection cursor"))?;
-        match row {
-            None => Ok(0),
-            Some(row) => unsigned(column::<i64>(&row, 0)?, "projection cursor"),
-        }
-    }
-
-    fn project(
-        &mut self,
-        projection: &str,
-        rows: &[(String, Vec<u8>)],
-        through: u64,
-    ) -> Result<(), StoreError> {
-        self.ensure_connected()?;
-        let through = to_bigint(through, "projection cursor")?;
-        let keys: Vec<&str> = rows.iter().map(|(key, _)| key.as_str()).collect();
-        let bodies: Vec<&[u8]> = rows.iter().map(|(_, body)| body.as_slice()).collect();
-        let mut transaction = self
-            .client
-            .transaction()
-            .map_err(database("begin projection"))?;
-        if !rows.is_empty() {
-            // The last row of a key wins, as with SQLite's INSERT OR REPLACE.
-            transaction
-                .execute(
-                    "INSERT INTO projected (projection, key, body) \
-                     SELECT DISTINCT ON (key) $1, key, body \
-                     FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS r(key, body, n) \
-                     ORDER BY key, n DESC \
-                     ON CONFLICT (projection, key) DO UPDATE SET body = excluded.body",
-                    &[&projection, &keys, &bodies],
-                )
-                .map_err(database("write projection"))?;
-        }
-        transaction
-            .execute(
-                "INSERT INTO projection_cursors (projection, through) VALUES ($1, $2) \
-                 ON CONFLICT (projection) DO UPDATE \
-                 SET through = GREATEST(projection_cursors.through, excluded.through)",
-                &[&projection, &through],
-            )
-            .map_err(database("move projection cursor"))?;
-        transaction.commit().map_err(database("commit projection"))
     }
 }

@@ -15,7 +15,7 @@ use fs4::fs_std::FileExt;
 use mizan_core::{AccountId, TransferId};
 use mizan_ledger::store::{
     BalanceReplay, BatchWrites, BusinessRow, HistoryFilter, HistoryPage, TransferVisitor,
-    LOOKUP_IDS_MAX, OUTBOX_PAGE_LIMIT_MAX,
+    HISTORY_PAGE_LIMIT_MAX, LOOKUP_IDS_MAX,
 };
 use mizan_ledger::{
     Account, AccountCode, AccountFlags, Balances, ChainHead, LedgerReader, LedgerStore,
@@ -25,11 +25,9 @@ use rustc_hash::FxHashMap;
 mod balances;
 mod checkpoint;
 mod history;
-mod projections;
 
 pub use balances::BalanceFlush;
 pub use history::{history_path, HistoryConfig};
-pub use projections::{projections_path, SqliteProjections};
 
 /// Tuning of the SQLite store's background work.
 #[derive(Debug, Clone, Copy, Default)]
@@ -283,7 +281,6 @@ fn create_migrated(path: &Path) -> Result<(), StoreError> {
     File::open(&creating)
         .and_then(|file| file.sync_all())
         .map_err(|error| io("flushing the new", error))?;
-    projections::remove(path)?;
     std::fs::rename(&creating, path).map_err(|error| io("moving into place the new", error))?;
     if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         File::open(directory)
@@ -1011,16 +1008,6 @@ impl SqliteReader {
                 [history_file.to_string_lossy()],
             )
             .map_err(database_error)?;
-        let projections_file = projections_path(path);
-        if !projections_file.exists() {
-            projections::create(path)?;
-        }
-        connection
-            .execute(
-                "ATTACH DATABASE ?1 AS projections",
-                [projections_file.to_string_lossy()],
-            )
-            .map_err(database_error)?;
         connection.set_prepared_statement_cache_capacity(256);
         Ok(SqliteReader { connection })
     }
@@ -1385,31 +1372,6 @@ impl LedgerReader for SqliteReader {
         rows.collect::<Result<_, _>>().map_err(database_error)
     }
 
-    fn projected_with_prefix(
-        &mut self,
-        projection: &str,
-        prefix: &str,
-        after_key: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let limit = crate::documents_page_limit(limit)?;
-        let upper = crate::prefix_upper_bound(prefix);
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "SELECT key, body FROM projections.projected WHERE projection = ?1 \
-                 AND key >= ?2 AND key < ?3 AND (?4 IS NULL OR key > ?4) ORDER BY key LIMIT ?5",
-            )
-            .map_err(database_error)?;
-        let rows = statement
-            .query_map(
-                params![projection, prefix, upper, after_key, limit as i64],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .map_err(database_error)?;
-        rows.collect::<Result<_, _>>().map_err(database_error)
-    }
-
     fn document(&mut self, collection: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         // Cached: requests read documents all the time, and parsing the SQL again
         // each time cost more than the lookup.
@@ -1435,7 +1397,7 @@ impl LedgerReader for SqliteReader {
         let mut rows = statement
             .query(params![
                 to_i64(after)?,
-                i64::try_from(limit.min(OUTBOX_PAGE_LIMIT_MAX)).unwrap_or(1)
+                i64::try_from(limit.min(HISTORY_PAGE_LIMIT_MAX)).unwrap_or(1)
             ])
             .map_err(database_error)?;
         let mut events = Vec::new();

@@ -5,16 +5,13 @@ use std::thread::JoinHandle;
 
 use mizan_core::{AccountId, ManualClock, TransferId};
 use mizan_ledger::{
-    AccountCode, AccountFlags, Ledger, LedgerReader, NewAccount, ProjectionStore, Submission,
-    SubmissionResult, TransferRequest, WriterConfig,
+    AccountCode, AccountFlags, Ledger, LedgerReader, NewAccount, Submission, SubmissionResult,
+    TransferRequest, WriterConfig,
 };
 use mizan_store::postgres::create_test_database;
 use mizan_store::postgres::TestDatabase;
 use mizan_store::sqlite::{BalanceFlush, HistoryConfig, SqliteConfig};
-use mizan_store::{
-    PostgresProjections, PostgresReader, PostgresStore, SqliteProjections, SqliteReader,
-    SqliteStore,
-};
+use mizan_store::{PostgresReader, PostgresStore, SqliteReader, SqliteStore};
 
 pub const START_NS: u64 = 1_700_000_000_000_000_000;
 pub const USD: u32 = 840;
@@ -138,18 +135,6 @@ impl Fixture {
             Backend::Sqlite => Box::new(SqliteReader::open(&self.sqlite_path()).expect("reader")),
             Backend::Postgres => {
                 Box::new(PostgresReader::connect(self.postgres_url()).expect("reader"))
-            }
-        }
-    }
-
-    /// The projections' own connection.
-    pub fn projections(&self) -> Box<dyn ProjectionStore> {
-        match self.backend {
-            Backend::Sqlite => {
-                Box::new(SqliteProjections::open(&self.sqlite_path()).expect("projections"))
-            }
-            Backend::Postgres => {
-                Box::new(PostgresProjections::connect(self.postgres_url()).expect("projections"))
             }
         }
     }

@@ -83,14 +83,6 @@ macro_rules! conformance_suite {
                 scenarios::ensured_events_are_created_once_and_never_fail_a_submission(&fixture());
             }
             #[test]
-            fn projections_keep_rows_and_cursor_together() {
-                scenarios::projections_keep_rows_and_cursor_together(&fixture());
-            }
-            #[test]
-            fn a_barrier_answers_after_everything_before_it() {
-                scenarios::a_barrier_answers_after_everything_before_it(&fixture());
-            }
-            #[test]
             fn store_matches_reference_model() {
                 crate::property::store_matches_reference_model($backend);
             }
