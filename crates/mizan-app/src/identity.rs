@@ -864,11 +864,31 @@ pub async fn logout(
     submit_rows(ledger, rows).await
 }
 
+/// A wallet's balances, each in the wallet's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletBalances {
+    /// Posted credits minus posted debits: what the wallet holds.
+    pub posted: Money,
+    /// What the person may spend now: posted, less outgoing holds (a cash-out on its
+    /// way to the bank, a paid DM in escrow).
+    pub available: Money,
+    /// Incoming holds not yet posted (a card top-up waiting for its processor).
+    pub pending: Money,
+}
+
 /// The posted balance of a person's wallet.
 pub async fn wallet_balance(
     reader: &SharedReader,
     person: PersonId,
 ) -> Result<Money, IdentityError> {
+    Ok(wallet_balances(reader, person).await?.posted)
+}
+
+/// The posted, available and pending balances of a person's wallet.
+pub async fn wallet_balances(
+    reader: &SharedReader,
+    person: PersonId,
+) -> Result<WalletBalances, IdentityError> {
     let wallet = person.wallet_id(WALLET_CURRENCY)?;
     let reader = reader.clone();
     let accounts = reader
@@ -882,9 +902,16 @@ pub async fn wallet_balance(
     if account.owner != person.get() || account.ledger != ledger_of(WALLET_CURRENCY) {
         return Err(internal("wallet of another person or currency", wallet));
     }
-    let minor_units = i64::try_from(account.balance_posted())
-        .map_err(|error| internal("wallet balance", error))?;
-    Ok(Money::from_minor(minor_units, WALLET_CURRENCY))
+    let money = |minor_units: i128| {
+        i64::try_from(minor_units)
+            .map(|minor_units| Money::from_minor(minor_units, WALLET_CURRENCY))
+            .map_err(|error| internal("wallet balance", error))
+    };
+    Ok(WalletBalances {
+        posted: money(account.balance_posted())?,
+        available: money(account.balance_available())?,
+        pending: money(i128::from(account.credits_pending))?,
+    })
 }
 
 #[cfg(test)]

@@ -122,6 +122,11 @@ pub struct Wallet {
     pub currency: String,
     /// Posted balance in major units, e.g. "0.00".
     pub balance: String,
+    /// What can be spent now: the posted balance less outgoing holds (a cash-out on
+    /// its way, a paid DM in escrow).
+    pub available: String,
+    /// Incoming money not yet posted (a card top-up waiting for its processor).
+    pub pending: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -154,7 +159,7 @@ pub(crate) fn vault(state: &AppState) -> Result<mizan_app::vault::SharedVault, A
 }
 
 async fn person_body(state: &AppState, person: &Person) -> Result<PersonBody, ApiError> {
-    let balance = identity::wallet_balance(&state.reader(), person.id).await?;
+    let balances = identity::wallet_balances(&state.reader(), person.id).await?;
     Ok(PersonBody {
         id: person.id.to_string(),
         handle: person.handle.as_str().to_owned(),
@@ -162,7 +167,9 @@ async fn person_body(state: &AppState, person: &Person) -> Result<PersonBody, Ap
         wallet: Wallet {
             account_id: person.id.wallet_id(WALLET_CURRENCY)?.to_string(),
             currency: WALLET_CURRENCY.code().to_owned(),
-            balance: balance.format_major(),
+            balance: balances.posted.format_major(),
+            available: balances.available.format_major(),
+            pending: balances.pending.format_major(),
         },
     })
 }
