@@ -457,21 +457,6 @@ async fn answer(app: &TestApp, token: &str, funding: &str, answer: &str) -> reqw
         .unwrap()
 }
 
-/// The caller's wallet as `GET /v1/me` shows it.
-async fn wallet(app: &TestApp, token: &str) -> Value {
-    let me: Value = app
-        .client
-        .get(app.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["wallet"].clone()
-}
-
 #[tokio::test]
 async fn a_card_challenge_holds_the_money_until_answered() {
     let app = spawn_app().await;
@@ -490,7 +475,7 @@ async fn a_card_challenge_holds_the_money_until_answered() {
     );
     // Held, not credited: pending, not available; a retry answers the same challenge.
     assert_eq!(app.balance(&sara).await, "0.00");
-    let held = wallet(&app, &sara).await;
+    let held = app.wallet(&sara).await;
     assert_eq!(
         (&held["pending"], &held["available"]),
         (&json!("40.00"), &json!("0.00"))
@@ -508,7 +493,7 @@ async fn a_card_challenge_holds_the_money_until_answered() {
     let approved = answer(&app, &sara, &id, "123456").await;
     assert_eq!(approved.status(), 201);
     assert_eq!(app.balance(&sara).await, "40.00");
-    let posted = wallet(&app, &sara).await;
+    let posted = app.wallet(&sara).await;
     assert_eq!(
         (&posted["pending"], &posted["available"]),
         (&json!("0.00"), &json!("40.00"))

@@ -88,7 +88,13 @@ impl Drop for Server {
     }
 }
 
-async fn fund(client: &reqwest::Client, base: &str, token: &str, key: &str) -> reqwest::Response {
+/// A $1.00 top-up from the approved test card under `key`.
+async fn fund(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    key: &str,
+) -> reqwest::Result<reqwest::Response> {
     client
         .post(format!("{base}/v1/funding"))
         .bearer_auth(token)
@@ -96,7 +102,6 @@ async fn fund(client: &reqwest::Client, base: &str, token: &str, key: &str) -> r
         .json(&json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK}))
         .send()
         .await
-        .unwrap()
 }
 
 async fn wallet(client: &reqwest::Client, base: &str, token: &str) -> Value {
@@ -183,14 +188,7 @@ async fn a_funding_cut_off_by_kill_9_is_finished_once_after_restart() {
                 for n in 0.. {
                     let key = format!("r{round}-c{client_index}-{n}");
                     sent.lock().unwrap().keys.push(key.clone());
-                    let Ok(response) = client
-                        .post(format!("{base}/v1/funding"))
-                        .bearer_auth(&token)
-                        .header("Idempotency-Key", &key)
-                        .json(&json!({"amount": "1.00", "currency": "USD", "card_number": CARD_OK}))
-                        .send()
-                        .await
-                    else {
+                    let Ok(response) = fund(&client, &base, &token, &key).await else {
                         return; // the server is gone
                     };
                     if response.status() == 201 {
@@ -234,7 +232,7 @@ async fn a_funding_cut_off_by_kill_9_is_finished_once_after_restart() {
     // wallet holds exactly one top-up per key.
     let sent = std::mem::take(&mut *sent.lock().unwrap());
     for key in &sent.keys {
-        let response = fund(&client, &server.base, &token, key).await;
+        let response = fund(&client, &server.base, &token, key).await.unwrap();
         assert_eq!(response.status(), 201, "key {key}");
         if sent.acknowledged.contains(key) {
             assert_eq!(

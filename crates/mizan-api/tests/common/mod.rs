@@ -197,6 +197,14 @@ impl TestApp {
     }
 
     pub async fn balance(&self, token: &str) -> String {
+        self.wallet(token).await["balance"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The caller's wallet as `GET /v1/me` shows it (balance, available, pending).
+    pub async fn wallet(&self, token: &str) -> Value {
         let response = self
             .client
             .get(self.url("/v1/me"))
@@ -206,7 +214,7 @@ impl TestApp {
             .unwrap();
         assert_eq!(response.status(), 200);
         let me: Value = response.json().await.unwrap();
-        me["wallet"]["balance"].as_str().unwrap().to_owned()
+        me["wallet"].clone()
     }
 
     /// Funds with a fresh Idempotency-Key.
