@@ -140,6 +140,29 @@ test('a declined card shows its error next to the field and moves no money', asy
   await context.close();
 });
 
+test('a top-up waiting for its card challenge shows as on its way, then as balance', async () => {
+  await signup(server.baseUrl, 'dalia', PASSWORD);
+  const { context, page } = await signedIn('dalia');
+  await page.goto(`${server.baseUrl}/add-money`);
+  await page.getByLabel('Amount').fill('12.50');
+  await page.getByLabel('Card number').fill('4000 0000 0000 3220');
+  await page.getByRole('button', { name: 'Add from card' }).click();
+  await page.waitForURL(/\/add-money\/[0-9a-f]{32}\/challenge$/);
+  const challenge = page.url();
+  // Held, not yet in the wallet: the home page says it is on its way.
+  await page.goto(server.baseUrl);
+  assert.equal(await balanceText(page), '$0.00');
+  assert.equal((await page.locator('#incoming').textContent()).trim(), 'On its way to you: $12.50');
+  await page.goto(challenge);
+  await page.getByLabel('Code').fill('123456');
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.waitForURL((url) => !url.pathname.endsWith('/challenge'));
+  await page.goto(server.baseUrl);
+  assert.equal(await balanceText(page), '$12.50');
+  assert.equal(await page.locator('#incoming').count(), 0);
+  await context.close();
+});
+
 test('a card saved as the default card is kept as a token and listed by its last 4', async () => {
   await signup(server.baseUrl, 'hugo', PASSWORD);
   const { context, page } = await signedIn('hugo');

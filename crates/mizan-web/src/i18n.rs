@@ -101,6 +101,7 @@ texts! {
     Balance => "Balance", "الرصيد";
     Available => "Available", "المتاح";
     OnHold => "On hold", "محجوز";
+    Incoming => "On its way to you", "في الطريق إليك";
     RecentActivity => "Recent activity", "أحدث النشاط";
     SeeAll => "See all activity", "عرض كل النشاط";
     NoActivity => "Nothing yet. Add money or ask a friend to send you some.", "لا شيء بعد. أضف رصيدًا أو اطلب من صديق أن يرسل لك.";

@@ -19,14 +19,13 @@ use mizan_app::cashout::{self, BankAccount};
 use mizan_app::funding::{self, CardNumber};
 use mizan_app::identity::{
     self, Email, Handle, IdentityError, LegalName, Password, Person, SESSION_LIFETIME_SECONDS,
-    WALLET_CURRENCY,
 };
 use mizan_app::payments::{
     self, DeclineReason, IdempotencyKey, Note, PaymentError, PaymentRequest,
 };
 use mizan_app::requests::{self, ActivityItem, ActivityQuery, Closing, NewRequest, NewSplit};
 use mizan_app::totp::{self, TotpError};
-use mizan_core::{Clock, Money, Secret, SystemClock};
+use mizan_core::{Clock, Secret, SystemClock};
 use mizan_ledger::Ledger;
 use serde::Deserialize;
 
@@ -499,36 +498,6 @@ fn done_notice(lang: Lang, done: Option<&str>) -> Markup {
     html! { @if let Some(text) = text { (notice(text.get(lang))) } }
 }
 
-/// The wallet's (posted, available) balance.
-async fn balances(
-    state: &AppState,
-    person: &Person,
-    lang: Lang,
-) -> Result<(Money, Money), WebError> {
-    let wallet = person
-        .id
-        .wallet_id(WALLET_CURRENCY)
-        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
-    let reader = state.reader();
-    let accounts = reader
-        .read(move |r| r.accounts(&[wallet]))
-        .await
-        .map_err(|error| WebError::Internal(lang, error.to_string()))?
-        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
-    let [account] = accounts.as_slice() else {
-        return Err(WebError::Internal(lang, "wallet missing".to_owned()));
-    };
-    let to_money = |value: i128| {
-        i64::try_from(value)
-            .map(|minor| Money::from_minor(minor, WALLET_CURRENCY))
-            .map_err(|error| WebError::Internal(lang, error.to_string()))
-    };
-    Ok((
-        to_money(account.balance_posted())?,
-        to_money(account.balance_available())?,
-    ))
-}
-
 fn activity_line(lang: Lang, item: &ActivityItem) -> Markup {
     let incoming = item.direction == "in";
     let amount = i18n::stored_money(lang, &item.amount, &item.currency);
@@ -554,8 +523,14 @@ fn activity_line(lang: Lang, item: &ActivityItem) -> Markup {
 
 /// The balance and the latest activity: the part of the home page live updates refresh.
 async fn summary(state: &AppState, person: &Person, lang: Lang) -> Result<Markup, WebError> {
-    let (posted, available) = balances(state, person, lang).await?;
-    let on_hold = posted.checked_sub(available).unwrap_or(posted);
+    let balances = identity::wallet_balances(&state.reader(), person.id)
+        .await
+        .map_err(|error| WebError::Internal(lang, error.to_string()))?;
+    let available = balances.available;
+    let on_hold = balances
+        .posted
+        .checked_sub(available)
+        .unwrap_or(balances.posted);
     let query = ActivityQuery::parse(Some(&HOME_ACTIVITY_ITEMS.to_string()), None, None)
         .map_err(|error| WebError::Internal(lang, error.to_string()))?;
     let page = requests::activity(&state.reader(), person.id, query)
@@ -567,6 +542,11 @@ async fn summary(state: &AppState, person: &Person, lang: Lang) -> Result<Markup
             p.big #balance { bdi { (i18n::money(lang, available)) } }
             @if on_hold.minor_units() > 0 {
                 p.hint { (T::OnHold.get(lang)) ": " bdi { (i18n::money(lang, on_hold)) } }
+            }
+            @if balances.pending.minor_units() > 0 {
+                p.hint #incoming {
+                    (T::Incoming.get(lang)) ": " bdi { (i18n::money(lang, balances.pending)) }
+                }
             }
         }
         section aria-labelledby="recent-title" {
