@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod sweep;
 pub mod telemetry;
 pub mod webhooks;
 

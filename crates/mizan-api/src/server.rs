@@ -242,6 +242,7 @@ where
         state.clone(),
         webhooks_stopped.clone(),
     ));
+    let sweep_worker = tokio::spawn(crate::sweep::run(state.clone(), webhooks_stopped.clone()));
     let webhook_worker = tokio::spawn(crate::webhooks::run(state.clone(), webhooks_stopped));
     let (stop_renewals, renewals_stopped) = tokio::sync::watch::channel(false);
     let renewal_worker = tokio::spawn(crate::routes::subscriptions::run_renewals(
@@ -291,6 +292,9 @@ where
     }
     if let Err(error) = reconcile_worker.await {
         tracing::error!(%error, "the intent reconciler panicked");
+    }
+    if let Err(error) = sweep_worker.await {
+        tracing::error!(%error, "the idempotency-key sweep panicked");
     }
     let _ = stop_renewals.send(true);
     if let Err(error) = renewal_worker.await {

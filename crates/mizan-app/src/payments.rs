@@ -669,9 +669,11 @@ pub async fn pay(
         if collection != COLLECTION_IDEMPOTENCY {
             return Err(internal("unexpected row conflict", collection));
         }
+        // No claim by now: it expired and was swept between our submission and this
+        // read (the key is 24 hours old). Nothing moved; a retry pays anew.
         return answer_stored(reader, claim_key, &fingerprint)
             .await?
-            .ok_or_else(|| internal("claim taken but unreadable", &view.id));
+            .ok_or(PaymentError::IdempotencyRequestInProgress);
     }
     match charge.settle(&result.transfers)? {
         CreateTransferResult::Ok => {}
@@ -684,6 +686,86 @@ pub async fn pay(
         payment: view,
         replayed: false,
     })
+}
+
+/// How long a payment's idempotency key answers with its first response (Stripe's
+/// window). After it the claim may be swept, and the same key pays anew.
+pub const IDEMPOTENCY_KEY_TTL_NS: u64 = 24 * 3_600 * 1_000_000_000;
+/// Claims one sweep step reads.
+pub const SWEEP_PAGE_CLAIMS: usize = 1_000;
+
+/// One step of the idempotency-key sweep: reads up to [`SWEEP_PAGE_CLAIMS`] claims
+/// after `after` (in key order) and deletes the P2P payment claims among them older
+/// than [`IDEMPOTENCY_KEY_TTL_NS`]. Returns the cursor for the next step (`None` once
+/// it has read them all) and how many it deleted.
+///
+/// Only claims of P2P payments are swept: their transfer and payment ids carry the
+/// time they were made ([`crate::ids`]), so the same key used again later makes new
+/// ids. Other movements derive ids from (payer, key) alone, and their claims are
+/// kept: a reused key must keep meeting its first answer, or its ids would collide.
+/// A claim is recognised by its shape ([`IdempotencyRecord`]) and checked against
+/// its payment: the payment must exist, be the payer's, and have been made when its
+/// time-ordered id says.
+pub async fn sweep_expired_claims(
+    ledger: &Ledger,
+    reader: &SharedReader,
+    after: Option<String>,
+    now_ns: u64,
+) -> Result<(Option<String>, usize), PaymentError> {
+    let page = crate::documents::with_prefix(
+        reader,
+        COLLECTION_IDEMPOTENCY,
+        String::new(),
+        after,
+        SWEEP_PAGE_CLAIMS,
+    )
+    .await
+    .map_err(|error| internal("reading claims", error))?;
+    let next = (page.len() == SWEEP_PAGE_CLAIMS)
+        .then(|| page.last().map(|(key, _)| key.clone()))
+        .flatten();
+    let mut expired = Vec::new();
+    for (key, body) in page {
+        let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&body) else {
+            continue;
+        };
+        let Ok(id) = u128::from_str_radix(&record.payment_id, 16) else {
+            continue;
+        };
+        let made_ns = (id >> 64) as u64;
+        if now_ns.saturating_sub(made_ns) < IDEMPOTENCY_KEY_TTL_NS {
+            continue;
+        }
+        let Some(stored) =
+            identity::read_document(reader, COLLECTION_PAYMENTS, record.payment_id.clone()).await?
+        else {
+            continue;
+        };
+        let Ok(payment) = serde_json::from_slice::<PaymentDocument>(&stored) else {
+            continue;
+        };
+        let payers_key = key
+            .split_once(':')
+            .is_some_and(|(payer, _)| payer == payment.payer);
+        if payers_key && payment.created_at_ns == made_ns {
+            expired.push(BusinessRow::Delete {
+                collection: COLLECTION_IDEMPOTENCY.to_owned(),
+                key,
+            });
+        }
+    }
+    let deleted = expired.len();
+    let mut expired = expired.into_iter().peekable();
+    while expired.peek().is_some() {
+        let chunk = expired
+            .by_ref()
+            .take(mizan_ledger::writer::SUBMISSION_ROWS_MAX)
+            .collect();
+        crate::documents::submit_rows(ledger, chunk)
+            .await
+            .map_err(|error| internal("deleting expired claims", error))?;
+    }
+    Ok((next, deleted))
 }
 
 /// A payment the viewer is a party to (payer or payee); anything else is not found.

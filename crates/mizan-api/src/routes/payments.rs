@@ -574,7 +574,7 @@ where
     tag = "payments",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. A retry with the same key and body answers the stored payment with `Idempotent-Replayed: true`.")
+        ("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. A retry with the same key and body answers the stored payment with `Idempotent-Replayed: true`, for at least 24 hours; after that the key may make a new payment.")
     ),
     request_body = PaymentCreateRequest,
     responses(
@@ -583,6 +583,7 @@ where
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`recipient_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`insufficient_scope`, `step_up_required`, or `capability_unavailable` (P2P is not licensed in the payer's jurisdiction; with `jurisdiction` and `capability`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_request_in_progress`: the key's 24-hour-old claim was being swept at that moment; nothing moved, retry", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`idempotency_key_reused`, `cannot_pay_yourself`, `insufficient_funds`, or `limit_exceeded` (with `limit` = `daily_send` or `weekly_send` and `resets_at`; nothing moved)", body = Problem, content_type = "application/problem+json")
     )
 )]
