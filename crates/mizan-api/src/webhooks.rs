@@ -21,8 +21,7 @@ use mizan_app::webhooks::{
     self, Delivery, DeliveryStatus, Endpoint, WebhookError, SIGNATURE_HEADER,
 };
 use mizan_core::{Clock, SystemClock};
-use mizan_ledger::writer::SUBMISSION_ROWS_MAX;
-use mizan_ledger::{BusinessRow, Submission};
+use mizan_ledger::BusinessRow;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -123,8 +122,8 @@ async fn attempt(
 }
 
 /// Writes `rows` in order, in submissions of at most the writer's row cap. Every row
-/// the worker writes is keyed and idempotent (a delivery's state, a notification), so
-/// a crash between two submissions only means the next round writes some again.
+/// the worker writes is keyed and idempotent (a delivery's state, the cursor), so a
+/// crash between two submissions only means the next round writes some again.
 async fn submit_rows(state: &AppState, rows: Vec<BusinessRow>) -> Result<(), WebhookError> {
     if rows.is_empty() {
         return Ok(());
@@ -132,19 +131,9 @@ async fn submit_rows(state: &AppState, rows: Vec<BusinessRow>) -> Result<(), Web
     let Some(ledger) = state.ledger() else {
         return Err(internal("ledger", "shutting down"));
     };
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<BusinessRow> = rows.by_ref().take(SUBMISSION_ROWS_MAX).collect();
-        ledger
-            .submit(Submission {
-                rows: chunk,
-                atomic: true,
-                ..Submission::default()
-            })
-            .await
-            .map_err(|error| internal("submitting deliveries", error))?;
-    }
-    Ok(())
+    mizan_app::documents::submit_rows_in_chunks(&ledger, rows)
+        .await
+        .map_err(|error| internal("submitting deliveries", error))
 }
 
 /// `POST …/replay`: one attempt now, whatever the delivery's status, recorded.

@@ -3,6 +3,7 @@
 //! as text for the caller to wrap in its own error enum.
 
 use mizan_ledger::store::DOCUMENTS_PAGE_LIMIT_MAX;
+use mizan_ledger::writer::SUBMISSION_ROWS_MAX;
 use mizan_ledger::{BusinessRow, Ledger, Submission};
 
 use crate::identity::SharedReader;
@@ -22,6 +23,21 @@ pub(crate) async fn submit_rows(
         .await
         .map_err(|error| format!("submitting: {error}"))?;
     Ok(result.row_conflict.map(|(collection, _)| collection))
+}
+
+/// Submits `rows` in order, in atomic submissions of at most the writer's row cap.
+/// For rows each keyed and idempotent (a delivery's state, a deleted claim), where a
+/// crash between two submissions only means some are written again; a `Create`
+/// among them that meets a taken key is an error.
+pub async fn submit_rows_in_chunks(ledger: &Ledger, rows: Vec<BusinessRow>) -> Result<(), String> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk = rows.by_ref().take(SUBMISSION_ROWS_MAX).collect();
+        if let Some(collection) = submit_rows(ledger, chunk).await? {
+            return Err(format!("a {collection} key was taken"));
+        }
+    }
+    Ok(())
 }
 
 /// Documents of `collection` whose key starts with `prefix`, in key order, after

@@ -18,7 +18,7 @@ pub mod cases;
 pub mod cashout;
 pub mod checkout;
 pub mod creation;
-mod documents;
+pub mod documents;
 pub mod export;
 pub mod funding;
 pub mod identity;

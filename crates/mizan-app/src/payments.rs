@@ -755,16 +755,9 @@ pub async fn sweep_expired_claims(
         }
     }
     let deleted = expired.len();
-    let mut expired = expired.into_iter().peekable();
-    while expired.peek().is_some() {
-        let chunk = expired
-            .by_ref()
-            .take(mizan_ledger::writer::SUBMISSION_ROWS_MAX)
-            .collect();
-        crate::documents::submit_rows(ledger, chunk)
-            .await
-            .map_err(|error| internal("deleting expired claims", error))?;
-    }
+    crate::documents::submit_rows_in_chunks(ledger, expired)
+        .await
+        .map_err(|error| internal("deleting expired claims", error))?;
     Ok((next, deleted))
 }
 
