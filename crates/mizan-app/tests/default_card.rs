@@ -3,18 +3,17 @@
 //! default saved card (its number revealed to the payment service, logged), once per
 //! key, and refuses without a default card.
 
+mod common;
+
 use std::sync::Arc;
 
 use mizan_app::funding::{self, CardNumber, CardSource, SandboxProcessor};
-use mizan_app::identity::{self, Email, Handle, Password, SharedReader, WALLET_CURRENCY};
+use mizan_app::identity::{self, WALLET_CURRENCY};
 use mizan_app::limits::LimitsTable;
-use mizan_app::payments::{self, IdempotencyKey, PaymentError};
-use mizan_app::readers::ReaderPool;
-use mizan_app::vault::{self, SharedVault};
+use mizan_app::payments::{IdempotencyKey, PaymentError};
+use mizan_app::vault;
 use mizan_core::{Clock, Money, Secret, SystemClock};
-use mizan_ledger::{Ledger, WriterConfig};
-use mizan_store::Location;
-use mizan_vault::{MasterKeyRing, SqliteVaultStore, Vault};
+use mizan_ledger::Ledger;
 
 fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text).unwrap()
@@ -22,29 +21,14 @@ fn key(text: &str) -> IdempotencyKey {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewals_charge_the_default_card_once_per_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let location = Location::Sqlite(dir.path().join("mizan.sqlite"));
-    let (ledger, writer) = Ledger::start(
-        location.open_store().unwrap(),
-        Arc::new(SystemClock),
-        WriterConfig::default(),
-    )
-    .unwrap();
-    tokio::task::block_in_place(|| payments::ensure_platform_accounts(&ledger)).unwrap();
-    let reader: SharedReader =
-        Arc::new(ReaderPool::new(vec![location.open_reader().unwrap()], true));
-    let store = SqliteVaultStore::open(&dir.path().join("mizan.vault.sqlite")).unwrap();
-    let shared: SharedVault =
-        Arc::new(Vault::open(Box::new(store), MasterKeyRing::generate()).unwrap());
-    let person = identity::signup(
-        &ledger,
-        Handle::parse("renewer").unwrap(),
-        Email::parse("renewer@example.com").unwrap(),
-        Password::parse(Secret::new("a long enough password".to_owned())).unwrap(),
-        SystemClock.now_ns(),
-    )
-    .await
-    .unwrap();
+    let common::Started {
+        dir: _dir,
+        ledger,
+        writer,
+        reader,
+        vault: shared,
+    } = common::start(Arc::new(SystemClock));
+    let person = common::sign_up(&ledger, "renewer", SystemClock.now_ns()).await;
     let limits = LimitsTable::uniform(100_000_000);
     let amount = Money::from_minor(999, WALLET_CURRENCY);
     let charge = |ledger: Ledger, text: &'static str| {

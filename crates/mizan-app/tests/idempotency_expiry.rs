@@ -4,35 +4,22 @@
 //! retry replays), and never touches claims of movements whose ids derive from the
 //! key alone (a card top-up).
 
+mod common;
+
 use std::sync::Arc;
 
+use common::sign_up;
 use mizan_app::funding::{self, CardNumber, CardSource, SandboxProcessor};
-use mizan_app::identity::{self, Email, Handle, Password, Person, SharedReader, WALLET_CURRENCY};
+use mizan_app::identity::{self, Handle, SharedReader, WALLET_CURRENCY};
 use mizan_app::limits::LimitsTable;
 use mizan_app::payments::{self, IdempotencyKey, Note, PaymentRequest, IDEMPOTENCY_KEY_TTL_NS};
-use mizan_app::readers::ReaderPool;
-use mizan_app::vault::SharedVault;
 use mizan_core::{Clock, Money, Secret, SystemClock};
-use mizan_ledger::{Ledger, WriterConfig};
-use mizan_store::Location;
-use mizan_vault::{MasterKeyRing, SqliteVaultStore, Vault};
+use mizan_ledger::Ledger;
 
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 
 fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text).unwrap()
-}
-
-async fn person(ledger: &Ledger, handle: &str, now_ns: u64) -> Person {
-    identity::signup(
-        ledger,
-        Handle::parse(handle).unwrap(),
-        Email::parse(&format!("{handle}@example.com")).unwrap(),
-        Password::parse(Secret::new("a long enough password".to_owned())).unwrap(),
-        now_ns,
-    )
-    .await
-    .unwrap()
 }
 
 /// Walks every claim once, as the server's sweep does; answers how many it deleted.
@@ -52,42 +39,41 @@ async fn sweep(ledger: &Ledger, reader: &SharedReader, now_ns: u64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let location = Location::Sqlite(dir.path().join("mizan.sqlite"));
-    let (ledger, writer) = Ledger::start(
-        location.open_store().unwrap(),
-        Arc::new(SystemClock),
-        WriterConfig::default(),
-    )
-    .unwrap();
-    tokio::task::block_in_place(|| payments::ensure_platform_accounts(&ledger)).unwrap();
-    let reader: SharedReader =
-        Arc::new(ReaderPool::new(vec![location.open_reader().unwrap()], true));
-    let store = SqliteVaultStore::open(&dir.path().join("mizan.vault.sqlite")).unwrap();
-    let vault: SharedVault =
-        Arc::new(Vault::open(Box::new(store), MasterKeyRing::generate()).unwrap());
+    let common::Started {
+        dir: _dir,
+        ledger,
+        writer,
+        reader,
+        vault,
+    } = common::start(Arc::new(SystemClock));
     let limits = LimitsTable::uniform(100_000_000);
     let start_ns = SystemClock.now_ns();
-    let payer = person(&ledger, "ana", start_ns).await;
-    person(&ledger, "ben", start_ns).await;
-    let number = CardNumber::parse(Secret::new("4242424242424242".to_owned())).unwrap();
-    funding::fund(
-        &ledger,
-        &reader,
-        &limits,
-        &SandboxProcessor,
-        &vault,
-        payer.id,
-        Money::from_minor(10_000, WALLET_CURRENCY),
-        CardSource::New {
-            number,
-            save_as_default: false,
-        },
-        key("top-up"),
-        start_ns,
-    )
-    .await
-    .unwrap();
+    let payer = sign_up(&ledger, "ana", start_ns).await;
+    sign_up(&ledger, "ben", start_ns).await;
+    // A $100.00 top-up under one key; its ids derive from the key.
+    let top_up = |now_ns: u64| {
+        let (ledger, reader, limits, vault) = (
+            ledger.clone(),
+            reader.clone(),
+            limits.clone(),
+            vault.clone(),
+        );
+        let number = CardNumber::parse(Secret::new("4242424242424242".to_owned())).unwrap();
+        async move {
+            let source = CardSource::New {
+                number,
+                save_as_default: false,
+            };
+            let amount = Money::from_minor(10_000, WALLET_CURRENCY);
+            let (processor, key) = (&SandboxProcessor, key("top-up"));
+            funding::fund(
+                &ledger, &reader, &limits, processor, &vault, payer.id, amount, source, key, now_ns,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(!top_up(start_ns).await.replayed);
     let pay = |text: &'static str, now_ns: u64| {
         let (ledger, reader, limits, payer) = (
             ledger.clone(),
@@ -133,24 +119,7 @@ async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
     assert!(replay.replayed);
     assert_eq!(replay.payment.id, recent.payment.id);
     assert_eq!(sweep(&ledger, &reader, now_ns + 30 * HOUR_NS).await, 2);
-    let top_up = funding::fund(
-        &ledger,
-        &reader,
-        &limits,
-        &SandboxProcessor,
-        &vault,
-        payer.id,
-        Money::from_minor(10_000, WALLET_CURRENCY),
-        CardSource::New {
-            number: CardNumber::parse(Secret::new("4242424242424242".to_owned())).unwrap(),
-            save_as_default: false,
-        },
-        key("top-up"),
-        now_ns + 30 * HOUR_NS,
-    )
-    .await
-    .unwrap();
-    assert!(top_up.replayed);
+    assert!(top_up(now_ns + 30 * HOUR_NS).await.replayed);
     // $100.00 in; three payments of $1.00 out (the replays moved nothing).
     let balance = identity::wallet_balance(&reader, payer.id).await.unwrap();
     assert_eq!(balance.minor_units(), 10_000 - 3 * 100);

@@ -7,23 +7,22 @@
 //! The crash is a processor wrapper that lets the real sandbox answer and then
 //! panics, so the use case stops exactly where a killed process would.
 
+mod common;
+
 use std::sync::Arc;
 
 use mizan_app::cashout::{self, BankAccount, PayoutDecision, Payouts, SandboxPayouts};
 use mizan_app::funding::{
     self, CardNumber, CardSource, ChargeDecision, FundingOutcome, Processor, SandboxProcessor,
 };
-use mizan_app::identity::{self, Email, Handle, Password, PersonId, SharedReader, WALLET_CURRENCY};
+use mizan_app::identity::{PersonId, SharedReader, WALLET_CURRENCY};
 use mizan_app::limits::LimitsTable;
-use mizan_app::payments::{self, DeclineReason, IdempotencyKey, PaymentError};
-use mizan_app::readers::ReaderPool;
+use mizan_app::payments::{DeclineReason, IdempotencyKey, PaymentError};
 use mizan_app::reconcile::{self, Rails, ReconcileReport, INTENT_AGE_MIN_SECONDS};
 use mizan_app::sanctions::ScreenerCell;
 use mizan_app::vault::SharedVault;
 use mizan_core::{Clock, ManualClock, Money, Secret};
-use mizan_ledger::{Account, Ledger, PendingStatus, WriterConfig};
-use mizan_store::Location;
-use mizan_vault::{MasterKeyRing, SqliteVaultStore, Vault};
+use mizan_ledger::{Account, Ledger, PendingStatus};
 
 const START_NS: u64 = 1_800_000_000_000_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
@@ -98,31 +97,17 @@ impl World {
     }
 
     async fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let location = Location::Sqlite(dir.path().join("mizan.sqlite"));
         let clock = ManualClock::new(START_NS);
-        let (ledger, writer) = Ledger::start(
-            location.open_store().unwrap(),
-            Arc::new(clock.clone()),
-            WriterConfig::default(),
-        )
-        .unwrap();
-        tokio::task::block_in_place(|| payments::ensure_platform_accounts(&ledger)).unwrap();
-        let reader: SharedReader =
-            Arc::new(ReaderPool::new(vec![location.open_reader().unwrap()], true));
-        let store = SqliteVaultStore::open(&dir.path().join("mizan.vault.sqlite")).unwrap();
-        let vault: SharedVault =
-            Arc::new(Vault::open(Box::new(store), MasterKeyRing::generate()).unwrap());
-        let person = identity::signup(
-            &ledger,
-            Handle::parse("reconciled").unwrap(),
-            Email::parse("reconciled@example.com").unwrap(),
-            Password::parse(Secret::new("a long enough password".to_owned())).unwrap(),
-            clock.now_ns(),
-        )
-        .await
-        .unwrap()
-        .id;
+        let common::Started {
+            dir,
+            ledger,
+            writer,
+            reader,
+            vault,
+        } = common::start(Arc::new(clock.clone()));
+        let person = common::sign_up(&ledger, "reconciled", clock.now_ns())
+            .await
+            .id;
         World {
             _dir: dir,
             clock,
