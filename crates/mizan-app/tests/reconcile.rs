@@ -324,14 +324,18 @@ async fn a_charged_card_cut_off_before_the_credit_is_credited_once() {
     assert_eq!(world.reconcile(1).await, ReconcileReport::default());
     // Two reconcilers at once, then a third run: credited once.
     let age = INTENT_AGE_MIN_SECONDS + 1;
+    // Whether the second run still sees the intent open (and then finds it
+    // resolved) or starts after the first is done depends on scheduling; either
+    // way exactly one of them credits it.
     let (first, second) = tokio::join!(world.reconcile(age), world.reconcile(age));
     let finished = first.finished + second.finished;
     let raced = first.already_resolved + second.already_resolved;
     assert_eq!(
-        (finished, raced, first.failed + second.failed),
-        (1, 1, 0),
+        (finished, first.failed + second.failed),
+        (1, 0),
         "{first:?} {second:?}"
     );
+    assert!(raced <= 1, "{first:?} {second:?}");
     assert_eq!(world.reconcile(age).await, ReconcileReport::default());
     let wallet = world.wallet().await;
     assert_eq!(
