@@ -3,6 +3,7 @@
 //! - [`config`]: [`ServerConfig`] from defaults, an optional TOML file and the environment.
 //! - [`error`]: [`ApiError`], answered as `application/problem+json`.
 //! - [`state`]: [`AppState`], which owns the ledger writer for the server's lifetime.
+//! - [`idempotency`]: `Idempotency-Key` around the routes that act on something.
 //! - [`metrics`]: Prometheus metrics for HTTP and the ledger.
 //! - [`routes`]: `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`, `/v1/docs`.
 //! - [`webhooks`]: the worker that delivers outbox events to apps' endpoints.
@@ -10,6 +11,7 @@
 
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod metrics;
 pub mod monitoring;
 pub mod rate_limit;

@@ -183,6 +183,10 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         .route("/v1/me/apps", get(apps::my_apps))
         .route("/v1/me/apps/{app_id}", delete(apps::revoke_app))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::actions,
+        ))
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(CatchPanicLayer::custom(|_panic| {
             ApiError::Internal.into_response()

@@ -1,7 +1,9 @@
 //! The use-case layer between the HTTP API and the ledger: no SQL, no HTTP.
 //!
 //! - [`identity`]: people sign up and log in; one USD wallet per person; sessions.
-//! - [`payments`]: the platform's accounts; P2P payments, exactly once per key.
+//! - [`payments`]: the platform's accounts; P2P payments, exactly once per key;
+//!   [`creation`] and [`actions`]: the same `Idempotency-Key` promise for requests
+//!   that create something or act on something.
 //! - [`requests`]: money requests, splits, the activity feed and receipts.
 //! - [`funding`]: money entering a wallet from a card, through a processor;
 //!   [`cashout`]: money leaving to a bank; [`reconcile`]: finishes the intents of
@@ -13,6 +15,7 @@
 //! - [`social`]: profiles, follows and posts; [`tips`]: money to creators;
 //!   [`subscriptions`]: monthly creator tiers, renewals and subscriber-only posts.
 
+pub mod actions;
 pub mod apps;
 pub mod cases;
 pub mod cashout;

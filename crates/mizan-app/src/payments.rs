@@ -695,11 +695,11 @@ pub const IDEMPOTENCY_KEY_TTL_NS: u64 = 24 * 3_600 * 1_000_000_000;
 pub const SWEEP_PAGE_CLAIMS: usize = 1_000;
 
 /// One step of the idempotency-key sweep: reads up to [`SWEEP_PAGE_CLAIMS`] claims
-/// after `after` (in key order) and deletes the P2P payment claims among them older
-/// than [`IDEMPOTENCY_KEY_TTL_NS`]. Returns the cursor for the next step (`None` once
+/// after `after` (in key order) and deletes the P2P payment claims and the action
+/// claims ([`crate::actions`]) among them older than [`IDEMPOTENCY_KEY_TTL_NS`]. Returns the cursor for the next step (`None` once
 /// it has read them all) and how many it deleted.
 ///
-/// Only claims of P2P payments are swept: their transfer and payment ids carry the
+/// Of the movements, only claims of P2P payments are swept: their transfer and payment ids carry the
 /// time they were made ([`crate::ids`]), so the same key used again later makes new
 /// ids. Other movements derive ids from (payer, key) alone, and their claims are
 /// kept: a reused key must keep meeting its first answer, or its ids would collide.
@@ -726,6 +726,13 @@ pub async fn sweep_expired_claims(
         .flatten();
     let mut expired = Vec::new();
     for (key, body) in page {
+        if crate::actions::expired_claim(&key, &body, now_ns) {
+            expired.push(BusinessRow::Delete {
+                collection: COLLECTION_IDEMPOTENCY.to_owned(),
+                key,
+            });
+            continue;
+        }
         let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&body) else {
             continue;
         };

@@ -2,13 +2,15 @@
 //! Idempotency keys of P2P payments expire after 24 hours: the sweep deletes older
 //! claims (a later request with the same key pays anew) and keeps younger ones (a
 //! retry replays), and never touches claims of movements whose ids derive from the
-//! key alone (a card top-up).
+//! key alone (a card top-up). Keys of actions (`mizan_app::actions`) expire the same
+//! way.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::sign_up;
+use mizan_app::actions::{Action, ActionError, Begun, StoredAnswer};
 use mizan_app::funding::{self, CardNumber, CardSource, SandboxProcessor};
 use mizan_app::identity::{self, Handle, SharedReader, WALLET_CURRENCY};
 use mizan_app::limits::LimitsTable;
@@ -123,6 +125,77 @@ async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
     // $100.00 in; three payments of $1.00 out (the replays moved nothing).
     let balance = identity::wallet_balance(&reader, payer.id).await.unwrap();
     assert_eq!(balance.minor_units(), 10_000 - 3 * 100);
+
+    drop(ledger);
+    tokio::task::block_in_place(|| writer.join()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_keys_replay_for_a_day_then_run_anew() {
+    let common::Started {
+        dir: _dir,
+        ledger,
+        writer,
+        reader,
+        ..
+    } = common::start(Arc::new(SystemClock));
+    let start_ns = SystemClock.now_ns();
+    let accept = |key_text: &str| {
+        Action::new(
+            "person:1",
+            &key(key_text),
+            "POST",
+            "/v1/paid-dms/1/accept",
+            b"",
+        )
+    };
+    let answered = StoredAnswer {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        body: Some("{\"status\":\"paid\"}".to_owned()),
+    };
+    for (text, at_ns) in [("old", start_ns), ("recent", start_ns + 23 * HOUR_NS)] {
+        let action = accept(text);
+        assert_eq!(action.begin(&ledger, &reader, at_ns).await, Ok(Begun::Run));
+        // A second request while the first runs is told to wait.
+        assert_eq!(
+            action.begin(&ledger, &reader, at_ns + 1).await,
+            Err(ActionError::InProgress)
+        );
+        action
+            .finish(&ledger, Some(answered.clone()), at_ns)
+            .await
+            .unwrap();
+    }
+    let now_ns = start_ns + IDEMPOTENCY_KEY_TTL_NS + HOUR_NS;
+    let replayed = Ok(Begun::Replay(answered.clone()));
+    assert_eq!(
+        accept("old").begin(&ledger, &reader, now_ns).await,
+        replayed
+    );
+    assert_eq!(sweep(&ledger, &reader, now_ns).await, 1);
+    // Swept: the day-old key runs again; the hour-old one still replays.
+    assert_eq!(
+        accept("old").begin(&ledger, &reader, now_ns).await,
+        Ok(Begun::Run)
+    );
+    assert_eq!(
+        accept("recent").begin(&ledger, &reader, now_ns).await,
+        replayed
+    );
+    // A claim a crash left in progress is taken over once it is a minute old.
+    assert_eq!(
+        accept("old")
+            .begin(&ledger, &reader, now_ns + 59 * 1_000_000_000)
+            .await,
+        Err(ActionError::InProgress)
+    );
+    assert_eq!(
+        accept("old")
+            .begin(&ledger, &reader, now_ns + 60 * 1_000_000_000)
+            .await,
+        Ok(Begun::Run)
+    );
 
     drop(ledger);
     tokio::task::block_in_place(|| writer.join()).unwrap();

@@ -71,6 +71,83 @@ impl utoipa::Modify for RateLimited {
     }
 }
 
+/// Documents the optional `Idempotency-Key` the middleware honours on the action
+/// routes (`crate::idempotency`), and the answers it adds, on each of them.
+struct ActionKeys;
+
+impl utoipa::Modify for ActionKeys {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+        let parameter = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Optional; 1–255 visible ASCII characters. A retry under the same key \
+                 answers the first answer with `Idempotent-Replayed: true` for 24 hours \
+                 and does not act again.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[!-~]+$")),
+            ))
+            .build();
+        let added = [
+            ("400", "`idempotency_key_invalid`"),
+            (
+                "409",
+                "`idempotency_request_in_progress`: a request under the key is still running",
+            ),
+            (
+                "422",
+                "`idempotency_key_reused`: the key was used with another request",
+            ),
+        ];
+        for (path, secret) in crate::idempotency::ACTION_ROUTES {
+            let Some(operation) = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.post.as_mut())
+            else {
+                continue;
+            };
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone());
+            let secret_note = secret.then_some((
+                "409",
+                "`idempotency_secret_not_replayable`: the key already answered a secret, shown once",
+            ));
+            for (status, text) in added.into_iter().chain(secret_note) {
+                let responses = &mut operation.responses.responses;
+                let description = match responses.get(status) {
+                    Some(utoipa::openapi::RefOr::T(existing)) => {
+                        format!("{}; or {text}", existing.description)
+                    }
+                    _ => text.to_owned(),
+                };
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build();
+                responses.insert(status.to_owned(), response.into());
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -265,7 +342,7 @@ impl utoipa::Modify for RateLimited {
         crate::routes::notifications::SeenRequest,
         crate::routes::notifications::SeenBody
     )),
-    modifiers(&BearerAuth, &RateLimited)
+    modifiers(&BearerAuth, &RateLimited, &ActionKeys)
 )]
 pub struct ApiDoc;
 
