@@ -650,3 +650,64 @@ async fn apps_may_subscribe_to_the_social_events() {
     assert_eq!(problem(unknown).await.code, "invalid_event_type");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_card_posted_twice_under_one_key_is_posted_once() {
+    let app = spawn_app().await;
+    let seller = app.person("potter").await;
+    let buyer = app.person("dana").await;
+    assert_eq!(app.fund(&buyer, "50.00", CARD_OK).await.status(), 201);
+    write(&app, &buyer, "potter", "do you sell mugs?").await;
+    let offer = json!({"item": "Blue mug", "price": "12.00", "currency": "USD", "quantity": 3});
+    let post = |body: Value| {
+        call(
+            &app,
+            reqwest::Method::POST,
+            "/v1/threads/dana/checkouts",
+            &seller,
+            Some("card-1"),
+            Some(body),
+        )
+    };
+    let first = post(offer.clone()).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json_of(first).await;
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(pay(&app, &buyer, &id, "order-1", 1).await.status(), 201);
+
+    // The retry answers the same card, with its stock as it is now.
+    let again = post(offer.clone()).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = json_of(again).await;
+    assert_eq!(
+        (again["id"].as_str(), &again["remaining"]),
+        (Some(id.as_str()), &json!(2))
+    );
+    // Another card under the key is refused.
+    let other = json!({"item": "Red mug", "price": "12.00", "currency": "USD", "quantity": 3});
+    let reused = post(other).await;
+    assert_eq!(reused.status(), 422);
+    assert_eq!(problem(reused).await.code, "idempotency_key_reused");
+    // One card in the conversation.
+    let thread = json_of(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/threads/potter",
+            &buyer,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let cards = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| !item["checkout_id"].is_null())
+        .count();
+    assert_eq!(cards, 1, "{thread}");
+}

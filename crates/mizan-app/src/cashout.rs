@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::funding::{resolve_intent, submit_intent, Held, IntentClaim, Resolution, Resolved};
 use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, idempotency_key, internal, to_json, IdempotencyKey, PaymentError,
+    idempotency_key, internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError,
     COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD,
 };
 use crate::reconcile::{self, IntentKind, Rails, Reconciled};
@@ -200,8 +200,13 @@ pub async fn cash_out(
             .await?;
     let request_sha256 = fingerprint(person, amount, &account);
     let claim_key = idempotency_key(person, &key);
-    let pending_id = TransferId::new(derived_u128(CASHOUT_TRANSFER_ID_DOMAIN, person, &key))
-        .map_err(|error| internal("cash-out transfer id", error))?;
+    let pending_id = TransferId::new(time_ordered_u128(
+        CASHOUT_TRANSFER_ID_DOMAIN,
+        person,
+        &key,
+        now_ns,
+    ))
+    .map_err(|error| internal("cash-out transfer id", error))?;
     let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
         .map_err(|error| internal("clearing account", error))?;
     let mut document = CashoutDocument {
@@ -220,6 +225,7 @@ pub async fn cash_out(
     };
     let claim = CashoutClaim {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         intent_id: document.id.clone(),
         amount_minor: amount.minor_units(),
         failure: None,

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError,
-    COLLECTION_IDEMPOTENCY, STATUS_CODE_CREATED,
+    internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
+    STATUS_CODE_CREATED,
 };
 use crate::requests::{claim_key, fingerprint, stored_answer, Answer, StoredAnswer};
 use crate::subscriptions::CardFallback;
@@ -62,7 +62,6 @@ pub const ORDER_QUANTITY_MAX: i64 = 100;
 /// Most orders a listing answers.
 pub const ORDERS_LISTED_MAX: usize = 100;
 
-const CHECKOUT_ID_DOMAIN: &[u8] = b"mizan.checkout.v1";
 const STOCK_ACCOUNT_DOMAIN: &[u8] = b"mizan.checkout.stock.v1";
 const STOCK_CONTROL_DOMAIN: &[u8] = b"mizan.checkout.stock_control.v1";
 const STOCK_OFFERED_DOMAIN: &[u8] = b"mizan.checkout.offered.v1";
@@ -323,14 +322,22 @@ pub async fn create(
         "price_minor": offer.price.minor_units(),
         "quantity": offer.quantity,
     }))?;
-    let raw_id = match &key {
-        Some(key) => derived_u128(CHECKOUT_ID_DOMAIN, seller.id, key),
-        None => loop {
-            let raw: u128 = rand::random();
-            if raw != 0 && raw != u128::MAX {
-                break raw;
-            }
-        },
+    // Under a key, a claim commits with the card: a retry replays it.
+    let creation = key.as_ref().map(|key| {
+        let scope = format!("person:{}:checkouts", seller.id);
+        crate::creation::Creation::new(&scope, key, &request_sha256, now_ns)
+    });
+    if let Some(replay) = crate::creation::replay_used(creation.as_ref(), reader)
+        .await
+        .map_err(PaymentError::from)?
+    {
+        return replayed_card(reader, replay).await;
+    }
+    let raw_id = loop {
+        let raw: u128 = rand::random();
+        if raw != 0 && raw != u128::MAX {
+            break raw;
+        }
     };
     let id = format!("{raw_id:032x}");
     let stock = account(STOCK_ACCOUNT_DOMAIN, raw_id)?;
@@ -396,21 +403,24 @@ pub async fn create(
         atomic: true,
         ..Submission::default()
     };
+    let mut submission = submission;
+    if let Some(creation) = &creation {
+        let claim = creation
+            .answer_row(&id, &view)
+            .map_err(PaymentError::from)?;
+        submission.rows.push(claim);
+    }
     let result = ledger
         .submit(submission)
         .await
         .map_err(|error| internal("posting a checkout", error))?;
-    if result.row_conflict.is_some() {
-        // Only a key's derived id can be taken: a replay, or the key reused.
-        let stored = read_document(reader, &id).await?;
-        if stored.request_sha256 != request_sha256 {
-            return Err(PaymentError::IdempotencyKeyReused.into());
-        }
-        return Ok(Answer {
-            status: STATUS_CODE_CREATED,
-            body: with_remaining(reader, stored, true).await?,
-            replayed: true,
-        });
+    if let Some((collection, _)) = &result.row_conflict {
+        // Only the key's claim can be taken (the card's id is random): a replay.
+        let replay = crate::creation::replay_conflict(creation.as_ref(), collection, reader)
+            .await
+            .map_err(PaymentError::from)?
+            .ok_or_else(|| internal("checkout id taken", &id))?;
+        return replayed_card(reader, replay).await;
     }
     if !result.all_ok() {
         return Err(internal("checkout stock", format!("{result:?}")).into());
@@ -420,6 +430,22 @@ pub async fn create(
         status: STATUS_CODE_CREATED,
         body: view,
         replayed: false,
+    })
+}
+
+/// The card a key's claim answered, as it is now (its remaining stock).
+async fn replayed_card(
+    reader: &SharedReader,
+    replay: crate::creation::Replay,
+) -> Result<Answer<CheckoutView>, CheckoutError> {
+    let crate::creation::Replay::Response(first) = replay;
+    let first: CheckoutView =
+        serde_json::from_value(first).map_err(|error| internal("stored checkout answer", error))?;
+    let stored = read_document(reader, &first.id).await?;
+    Ok(Answer {
+        status: STATUS_CODE_CREATED,
+        body: with_remaining(reader, stored, true).await?,
+        replayed: true,
     })
 }
 
@@ -541,6 +567,7 @@ fn purchase(
             key: claim.to_owned(),
             body: to_json(&StoredAnswer {
                 request_sha256: request_sha256.to_owned(),
+                claimed_at_ns: now_ns,
                 status: STATUS_CODE_CREATED,
                 response: order.clone(),
             })?,

@@ -30,12 +30,16 @@ pub enum CreationError {
 pub struct Creation {
     claim_key: String,
     request_sha256: String,
+    claimed_at_ns: u64,
 }
 
 /// What a creation claim stores: never a secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CreationClaim {
     request_sha256: String,
+    /// When the key was claimed, for the sweep; 0 in claims from before it was kept.
+    #[serde(default)]
+    claimed_at_ns: u64,
     object_id: String,
     /// The first answer, when it held no secret.
     response: Option<serde_json::Value>,
@@ -50,11 +54,13 @@ pub enum Replay {
 
 impl Creation {
     /// `scope` names the caller and the route (`operator:apps`,
-    /// `app:<id>:webhook-endpoints`); `canonical` is the request in one string.
-    pub fn new(scope: &str, key: &IdempotencyKey, canonical: &str) -> Creation {
+    /// `app:<id>:webhook-endpoints`); `canonical` is the request in one string;
+    /// `now_ns` the time of the request, kept in the claim for the sweep.
+    pub fn new(scope: &str, key: &IdempotencyKey, canonical: &str, now_ns: u64) -> Creation {
         Creation {
             claim_key: format!("{scope}:{}", key.as_str()),
             request_sha256: hex::encode(Sha256::digest(canonical.as_bytes())),
+            claimed_at_ns: now_ns,
         }
     }
 
@@ -67,6 +73,7 @@ impl Creation {
     ) -> Result<BusinessRow, CreationError> {
         let claim = CreationClaim {
             request_sha256: self.request_sha256.clone(),
+            claimed_at_ns: self.claimed_at_ns,
             object_id: object_id.to_owned(),
             response,
         };

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{self, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, idempotency_key, internal, to_json, DeclineReason, IdempotencyKey, PaymentError,
-    COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD, TRANSFER_CODE_FUNDING,
+    idempotency_key, internal, time_ordered_u128, to_json, DeclineReason, IdempotencyKey,
+    PaymentError, COLLECTION_IDEMPOTENCY, PROCESSOR_CLEARING_USD, TRANSFER_CODE_FUNDING,
 };
 use crate::reconcile::{self, IntentKind, Rails, Reconciled};
 
@@ -334,6 +334,9 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IntentClaim<R> {
     pub(crate) request_sha256: String,
+    /// When the key was claimed, for the sweep; 0 in claims from before it was kept.
+    #[serde(default)]
+    pub(crate) claimed_at_ns: u64,
     pub(crate) intent_id: String,
     pub(crate) amount_minor: i64,
     /// Why the processor refused, once it did.
@@ -549,8 +552,13 @@ async fn fund_card(
 ) -> Result<FundingOutcome, PaymentError> {
     let request_sha256 = fingerprint(person, amount, &card);
     let claim_key = idempotency_key(person, &key);
-    let pending_id = TransferId::new(derived_u128(FUNDING_TRANSFER_ID_DOMAIN, person, &key))
-        .map_err(|error| internal("funding transfer id", error))?;
+    let pending_id = TransferId::new(time_ordered_u128(
+        FUNDING_TRANSFER_ID_DOMAIN,
+        person,
+        &key,
+        now_ns,
+    ))
+    .map_err(|error| internal("funding transfer id", error))?;
     let clearing = AccountId::new(PROCESSOR_CLEARING_USD)
         .map_err(|error| internal("clearing account", error))?;
     let mut document = FundingDocument {
@@ -568,6 +576,7 @@ async fn fund_card(
     };
     let mut claim = FundingClaim {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         intent_id: document.id.clone(),
         amount_minor: amount.minor_units(),
         failure: None,

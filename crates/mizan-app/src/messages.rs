@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, internal, to_json, IdempotencyKey, PaymentError, PLATFORM_REVENUE_USD,
+    internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError, PLATFORM_REVENUE_USD,
     STATUS_CODE_CREATED,
 };
 use crate::requests::{claim_key, fingerprint, stored_answer, Answer, StoredAnswer};
@@ -309,7 +309,7 @@ pub async fn send_message(
             && !social_follows(reader, recipient.id, sender.id).await?;
         let message_id = format!(
             "{:032x}",
-            derived_u128(b"mizan.message.v1", sender.id, &key)
+            time_ordered_u128(b"mizan.message.v1", sender.id, &key, now_ns)
         );
         let mut view = MessageView {
             id: message_id.clone(),
@@ -333,9 +333,17 @@ pub async fn send_message(
             if !offered {
                 return Err(PaymentError::PaidDmRequired(price));
             }
-            let id = format!("{:032x}", derived_u128(PAID_DM_ID_DOMAIN, sender.id, &key));
-            let hold_id = TransferId::new(derived_u128(PAID_DM_HOLD_DOMAIN, sender.id, &key))
-                .map_err(|error| internal("paid dm hold id", error))?;
+            let id = format!(
+                "{:032x}",
+                time_ordered_u128(PAID_DM_ID_DOMAIN, sender.id, &key, now_ns)
+            );
+            let hold_id = TransferId::new(time_ordered_u128(
+                PAID_DM_HOLD_DOMAIN,
+                sender.id,
+                &key,
+                now_ns,
+            ))
+            .map_err(|error| internal("paid dm hold id", error))?;
             // Paying to reach someone is sending money: it counts against the limits.
             let cleared = crate::limits::prepare(
                 reader,
@@ -440,6 +448,7 @@ pub async fn send_message(
             key: claim.clone(),
             body: to_json(&StoredAnswer {
                 request_sha256: request_sha256.clone(),
+                claimed_at_ns: now_ns,
                 status: STATUS_CODE_CREATED,
                 response: SentRecord::from(&sent),
             })?,

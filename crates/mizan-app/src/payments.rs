@@ -482,6 +482,9 @@ pub(crate) struct PaymentDocument {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdempotencyRecord {
     request_sha256: String,
+    /// When the key was claimed, for the sweep; 0 in claims from before it was kept.
+    #[serde(default)]
+    claimed_at_ns: u64,
     status: u16,
     payment_id: String,
 }
@@ -503,15 +506,10 @@ impl From<crate::creation::CreationError> for PaymentError {
     }
 }
 
-pub(crate) fn derived_u128(domain: &[u8], payer: PersonId, key: &IdempotencyKey) -> u128 {
-    crate::ids::hashed(
-        domain,
-        &[&payer.get().to_be_bytes(), key.as_str().as_bytes()],
-    )
-}
-
-/// Like [`derived_u128`], with `now_ns` in the high 64 bits ([`crate::ids`]): for the
-/// transfers and documents of a movement whose idempotency claim commits with them.
+/// An id from a domain, the payer and the key, with `now_ns` in the high 64 bits
+/// ([`crate::ids`]): for the transfers and documents of a movement whose idempotency
+/// claim commits with them, so a retry finds the claim and never derives the id again,
+/// and the same key used after its claim was swept makes new ids.
 pub(crate) fn time_ordered_u128(
     domain: &[u8],
     payer: PersonId,
@@ -627,6 +625,7 @@ pub async fn pay(
     };
     let record = IdempotencyRecord {
         request_sha256: fingerprint.clone(),
+        claimed_at_ns: now_ns,
         status: STATUS_CODE_CREATED,
         payment_id: view.id.clone(),
     };
@@ -694,18 +693,30 @@ pub const IDEMPOTENCY_KEY_TTL_NS: u64 = 24 * 3_600 * 1_000_000_000;
 /// Claims one sweep step reads.
 pub const SWEEP_PAGE_CLAIMS: usize = 1_000;
 
+/// What the sweep reads of any claim: when it was made, and for a processor intent
+/// whether it has its answer (an unresolved one is never swept).
+#[derive(Deserialize)]
+struct ClaimTime {
+    #[serde(default)]
+    claimed_at_ns: Option<u64>,
+    #[serde(default)]
+    resolved: Option<bool>,
+}
+
 /// One step of the idempotency-key sweep: reads up to [`SWEEP_PAGE_CLAIMS`] claims
-/// after `after` (in key order) and deletes the P2P payment claims and the action
-/// claims ([`crate::actions`]) among them older than [`IDEMPOTENCY_KEY_TTL_NS`]. Returns the cursor for the next step (`None` once
+/// after `after` (in key order) and deletes those claimed more than
+/// [`IDEMPOTENCY_KEY_TTL_NS`] ago. Returns the cursor for the next step (`None` once
 /// it has read them all) and how many it deleted.
 ///
-/// Of the movements, only claims of P2P payments are swept: their transfer and payment ids carry the
-/// time they were made ([`crate::ids`]), so the same key used again later makes new
-/// ids. Other movements derive ids from (payer, key) alone, and their claims are
-/// kept: a reused key must keep meeting its first answer, or its ids would collide.
-/// A claim is recognised by its shape ([`IdempotencyRecord`]) and checked against
-/// its payment: the payment must exist, be the payer's, and have been made when its
-/// time-ordered id says.
+/// Deleting a claim is safe because no use case derives ids from its key alone:
+/// movement ids carry the time they were made ([`time_ordered_u128`]), creations
+/// take random ids, so the same key used again later makes new ones. Every claim
+/// records when it was made (`claimed_at_ns`; action claims their `started_at_ns`),
+/// and a processor intent's only once it is resolved: an intent still waiting for
+/// its processor or its reconciler is never swept. Claims written before the time
+/// was kept have none: a P2P payment's is recognised by its shape
+/// ([`IdempotencyRecord`]) and dated by its payment's time-ordered id, which must
+/// match the payment's own time; the others are kept.
 pub async fn sweep_expired_claims(
     ledger: &Ledger,
     reader: &SharedReader,
@@ -731,6 +742,20 @@ pub async fn sweep_expired_claims(
                 collection: COLLECTION_IDEMPOTENCY.to_owned(),
                 key,
             });
+            continue;
+        }
+        if let Ok(ClaimTime {
+            claimed_at_ns: Some(claimed_at_ns @ 1..),
+            resolved,
+        }) = serde_json::from_slice::<ClaimTime>(&body)
+        {
+            let day_old = now_ns.saturating_sub(claimed_at_ns) >= IDEMPOTENCY_KEY_TTL_NS;
+            if day_old && resolved != Some(false) {
+                expired.push(BusinessRow::Delete {
+                    collection: COLLECTION_IDEMPOTENCY.to_owned(),
+                    key,
+                });
+            }
             continue;
         }
         let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&body) else {
@@ -866,14 +891,21 @@ mod tests {
     }
 
     #[test]
-    fn derived_ids_depend_on_payer_and_key() {
+    fn movement_ids_depend_on_time_payer_and_key() {
         let payer = PersonId::random();
         let key = IdempotencyKey::parse("key-1").unwrap();
         let other_key = IdempotencyKey::parse("key-2").unwrap();
-        let id = derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &key);
-        assert_eq!(id, derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &key));
-        assert_ne!(id, derived_u128(P2P_TRANSFER_ID_DOMAIN, payer, &other_key));
-        assert_ne!(id, derived_u128(P2P_PAYMENT_ID_DOMAIN, payer, &key));
+        let id = |domain, payer, key, now_ns| time_ordered_u128(domain, payer, key, now_ns);
+        let first = id(P2P_TRANSFER_ID_DOMAIN, payer, &key, 1_000);
+        assert_eq!(first, id(P2P_TRANSFER_ID_DOMAIN, payer, &key, 1_000));
+        assert_ne!(first, id(P2P_TRANSFER_ID_DOMAIN, payer, &other_key, 1_000));
+        assert_ne!(first, id(P2P_PAYMENT_ID_DOMAIN, payer, &key, 1_000));
+        assert_ne!(
+            first,
+            id(P2P_TRANSFER_ID_DOMAIN, PersonId::random(), &key, 1_000)
+        );
+        // Made later, it sorts after.
+        assert!(id(P2P_TRANSFER_ID_DOMAIN, payer, &key, 1_001) > first);
     }
 
     #[test]

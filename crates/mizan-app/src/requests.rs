@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::identity::{self, Handle, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, find_handle, internal, read_by_id, time_ordered_u128, to_json, IdempotencyKey,
-    Note, PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
+    find_handle, internal, read_by_id, time_ordered_u128, to_json, IdempotencyKey, Note,
+    PaymentDocument, PaymentError, PaymentView, COLLECTION_IDEMPOTENCY, COLLECTION_PAYMENTS,
     STATUS_CODE_CREATED, STATUS_SUCCEEDED, TRANSFER_CODE_FUNDING, TRANSFER_CODE_P2P,
 };
 use crate::time::rfc3339_from_ns;
@@ -75,6 +75,9 @@ struct RequestDocument {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredAnswer<T> {
     pub(crate) request_sha256: String,
+    /// When the key was claimed, for the sweep; 0 in claims from before it was kept.
+    #[serde(default)]
+    pub(crate) claimed_at_ns: u64,
     pub(crate) status: u16,
     pub(crate) response: T,
 }
@@ -153,17 +156,18 @@ pub fn equal_shares(total_minor: i64, people: usize) -> Result<Vec<i64>, Payment
     Ok(shares)
 }
 
-/// The id of a split's `index`-th request: derived, so a retry names the same ones.
-fn share_request_id(requester: PersonId, key: &IdempotencyKey, index: usize) -> u128 {
-    let mut hasher = Sha256::new();
-    hasher.update(SPLIT_REQUEST_ID_DOMAIN);
-    hasher.update(requester.get().to_be_bytes());
-    hasher.update((index as u64).to_be_bytes());
-    hasher.update(key.as_str().as_bytes());
-    let digest = hasher.finalize();
-    let mut first = [0_u8; 16];
-    first.copy_from_slice(&digest[..16]);
-    u128::from_be_bytes(first)
+/// The id of a split's `index`-th request, made at `now_ns` ([`crate::ids`]): the
+/// split's claim commits with its requests, so a retry replays rather than derives.
+fn share_request_id(requester: PersonId, key: &IdempotencyKey, index: usize, now_ns: u64) -> u128 {
+    crate::ids::time_ordered(
+        now_ns,
+        SPLIT_REQUEST_ID_DOMAIN,
+        &[
+            &requester.get().to_be_bytes(),
+            &(index as u64).to_be_bytes(),
+            key.as_str().as_bytes(),
+        ],
+    )
 }
 
 struct Created {
@@ -309,7 +313,7 @@ pub async fn create_request(
         return Ok(answer);
     }
     let payer = payer_of(reader, requester, &request.from).await?;
-    let id = derived_u128(REQUEST_ID_DOMAIN, requester.id, &key);
+    let id = time_ordered_u128(REQUEST_ID_DOMAIN, requester.id, &key, now_ns);
     let created = request_rows(
         requester,
         payer,
@@ -321,6 +325,7 @@ pub async fn create_request(
     )?;
     let record = StoredAnswer {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         status: STATUS_CODE_CREATED,
         response: created.view.clone(),
     };
@@ -370,7 +375,7 @@ pub async fn create_split(
     let mut rows = Vec::new();
     for (index, (handle, share)) in split.with.iter().zip(shares).enumerate() {
         let payer = payer_of(reader, requester, handle).await?;
-        let id = share_request_id(requester.id, &key, index);
+        let id = share_request_id(requester.id, &key, index, now_ns);
         let amount = Money::from_minor(share, split.amount.currency());
         let created = request_rows(requester, payer, handle, amount, &split.note, id, now_ns)?;
         views.push(created.view);
@@ -378,6 +383,7 @@ pub async fn create_split(
     }
     let record = StoredAnswer {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         status: STATUS_CODE_CREATED,
         response: views.clone(),
     };
@@ -569,6 +575,7 @@ pub async fn pay_request(
     let (view, closing) = closing_rows(document, STATUS_PAID, TOPIC_REQUEST_PAID, now_ns)?;
     let record = StoredAnswer {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         status: STATUS_CODE_CREATED,
         response: view.clone(),
     };

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use crate::creation::{self, Created, Creation};
 use crate::identity::{self, Person, PersonId, SharedReader, WALLET_CURRENCY};
 use crate::payments::{
-    derived_u128, internal, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
+    internal, time_ordered_u128, to_json, IdempotencyKey, PaymentError, COLLECTION_IDEMPOTENCY,
     PLATFORM_REVENUE_USD, STATUS_CODE_CREATED,
 };
 use crate::requests::{claim_key, fingerprint, stored_answer, Answer, StoredAnswer};
@@ -586,7 +586,7 @@ pub async fn subscribe(
         }
     }
     let number = pair.as_ref().map_or(0, |pair| pair.count) + 1;
-    let id_raw = derived_u128(SUBSCRIPTION_ID_DOMAIN, subscriber.id, &key);
+    let id_raw = time_ordered_u128(SUBSCRIPTION_ID_DOMAIN, subscriber.id, &key, now_ns);
     let id = format!("{id_raw:032x}");
     let charge = crate::limits::prepare(
         reader,
@@ -635,6 +635,7 @@ pub async fn subscribe(
             key: claim.clone(),
             body: to_json(&StoredAnswer {
                 request_sha256: request_sha256.clone(),
+                claimed_at_ns: now_ns,
                 status: STATUS_CODE_CREATED,
                 response: view.clone(),
             })?,

@@ -222,6 +222,7 @@ pub async fn tip(
     let body = to_json(&document)?;
     let record = StoredAnswer {
         request_sha256: request_sha256.clone(),
+        claimed_at_ns: now_ns,
         status: STATUS_CODE_CREATED,
         response: view.clone(),
     };

@@ -1,9 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Idempotency keys of P2P payments expire after 24 hours: the sweep deletes older
-//! claims (a later request with the same key pays anew) and keeps younger ones (a
-//! retry replays), and never touches claims of movements whose ids derive from the
-//! key alone (a card top-up). Keys of actions (`mizan_app::actions`) expire the same
-//! way.
+//! Idempotency keys expire after 24 hours: the sweep deletes older claims (a later
+//! request with the same key pays or tops up anew, with new ids) and keeps younger
+//! ones (a retry replays), and never a top-up still waiting for its challenge. Keys
+//! of actions (`mizan_app::actions`) expire the same way.
 
 mod common;
 
@@ -40,7 +39,7 @@ async fn sweep(ledger: &Ledger, reader: &SharedReader, now_ns: u64) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
+async fn movement_keys_expire_after_a_day_unless_unresolved() {
     let common::Started {
         dir: _dir,
         ledger,
@@ -52,22 +51,22 @@ async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
     let start_ns = SystemClock.now_ns();
     let payer = sign_up(&ledger, "ana", start_ns).await;
     sign_up(&ledger, "ben", start_ns).await;
-    // A $100.00 top-up under one key; its ids derive from the key.
-    let top_up = |now_ns: u64| {
+    // A $100.00 top-up from `card` under `key_text`.
+    let top_up = |card: &'static str, key_text: &'static str, now_ns: u64| {
         let (ledger, reader, limits, vault) = (
             ledger.clone(),
             reader.clone(),
             limits.clone(),
             vault.clone(),
         );
-        let number = CardNumber::parse(Secret::new("4242424242424242".to_owned())).unwrap();
+        let number = CardNumber::parse(Secret::new(card.to_owned())).unwrap();
         async move {
             let source = CardSource::New {
                 number,
                 save_as_default: false,
             };
             let amount = Money::from_minor(10_000, WALLET_CURRENCY);
-            let (processor, key) = (&SandboxProcessor, key("top-up"));
+            let (processor, key) = (&SandboxProcessor, key(key_text));
             funding::fund(
                 &ledger, &reader, &limits, processor, &vault, payer.id, amount, source, key, now_ns,
             )
@@ -75,7 +74,12 @@ async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
             .unwrap()
         }
     };
-    assert!(!top_up(start_ns).await.replayed);
+    const CARD: &str = "4242424242424242";
+    let first_top_up = top_up(CARD, "top-up", start_ns).await;
+    assert!(!first_top_up.replayed);
+    // A top-up waiting for its challenge: its claim is unresolved.
+    let challenged = top_up(funding::SANDBOX_CHALLENGE_CARD, "challenged", start_ns).await;
+    assert!(challenged.requires_action);
     let pay = |text: &'static str, now_ns: u64| {
         let (ledger, reader, limits, payer) = (
             ledger.clone(),
@@ -107,24 +111,31 @@ async fn payment_keys_expire_after_a_day_and_nothing_else_does() {
     let recent = pay("recent", start_ns + 23 * HOUR_NS).await;
     let now_ns = start_ns + IDEMPOTENCY_KEY_TTL_NS + HOUR_NS;
 
-    // Before the sweep both keys replay their first answer.
+    // Before the sweep the keys replay their first answer.
     assert!(pay("old", now_ns).await.replayed);
-    assert_eq!(sweep(&ledger, &reader, now_ns).await, 1);
-    // Swept: the day-old key pays anew, with new ids.
+    assert!(top_up(CARD, "top-up", now_ns).await.replayed);
+    // The day-old payment and top-up go; the challenged top-up stays.
+    assert_eq!(sweep(&ledger, &reader, now_ns).await, 2);
+    // Swept: the day-old keys pay and top up anew, with new ids.
     let again = pay("old", now_ns).await;
     assert!(!again.replayed);
     assert_ne!(again.payment.id, old.payment.id);
     assert_ne!(again.payment.transfer_id, old.payment.transfer_id);
-    // Kept: the hour-old key still replays, and so does the top-up's (its ids derive
-    // from the key alone, so it is never swept, however old).
+    let second_top_up = top_up(CARD, "top-up", now_ns).await;
+    assert!(!second_top_up.replayed);
+    assert_ne!(second_top_up.funding.id, first_top_up.funding.id);
+    // Kept: the hour-old key still replays, and so does the unresolved top-up.
     let replay = pay("recent", now_ns).await;
     assert!(replay.replayed);
     assert_eq!(replay.payment.id, recent.payment.id);
-    assert_eq!(sweep(&ledger, &reader, now_ns + 30 * HOUR_NS).await, 2);
-    assert!(top_up(now_ns + 30 * HOUR_NS).await.replayed);
-    // $100.00 in; three payments of $1.00 out (the replays moved nothing).
+    let waiting = top_up(funding::SANDBOX_CHALLENGE_CARD, "challenged", now_ns).await;
+    assert!(waiting.replayed && waiting.requires_action);
+    assert_eq!(waiting.funding.id, challenged.funding.id);
+    // A day later: the two payments and the second top-up.
+    assert_eq!(sweep(&ledger, &reader, now_ns + 30 * HOUR_NS).await, 3);
+    // $200.00 in; three payments of $1.00 out (the replays moved nothing).
     let balance = identity::wallet_balance(&reader, payer.id).await.unwrap();
-    assert_eq!(balance.minor_units(), 10_000 - 3 * 100);
+    assert_eq!(balance.minor_units(), 2 * 10_000 - 3 * 100);
 
     drop(ledger);
     tokio::task::block_in_place(|| writer.join()).unwrap();

@@ -395,6 +395,7 @@ pub async fn create_tier(
                 &format!("person:{}:subscription-tiers", person.id),
                 &key,
                 &subscriptions::tier_canonical(&tier),
+                SystemClock.now_ns(),
             );
             let ledger = ledger(&state, lang)?;
             subscriptions::create_tier_once(

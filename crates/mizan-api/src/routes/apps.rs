@@ -199,8 +199,14 @@ pub async fn create_app(
     JsonBody(request): JsonBody<AppCreateRequest>,
 ) -> Result<(StatusCode, Json<AppBody>), ApiError> {
     require_operator(&state, &headers)?;
-    let creation = optional_idempotency_key(&headers)?
-        .map(|key| Creation::new("operator:apps", &key, &apps::app_canonical(&request.name)));
+    let creation = optional_idempotency_key(&headers)?.map(|key| {
+        Creation::new(
+            "operator:apps",
+            &key,
+            &apps::app_canonical(&request.name),
+            SystemClock.now_ns(),
+        )
+    });
     let ledger = ledger(&state)?;
     let created = apps::register_app_once(
         &ledger,
@@ -322,7 +328,7 @@ pub async fn create_link_request(
     };
     let scope = format!("app:{}:link-requests", app.id);
     let creation = optional_idempotency_key(&headers)?
-        .map(|key| Creation::new(&scope, &key, &link.canonical()));
+        .map(|key| Creation::new(&scope, &key, &link.canonical(), SystemClock.now_ns()));
     let ledger = ledger(&state)?;
     let created = apps::request_link_once(
         &ledger,
@@ -637,7 +643,7 @@ pub async fn create_endpoint(
             events.dedup();
             let canonical = format!("endpoint|{}|{}", request.url, events.join(","));
             let scope = format!("app:{}:webhook-endpoints", app.id);
-            let creation = Creation::new(&scope, &key, &canonical);
+            let creation = Creation::new(&scope, &key, &canonical, SystemClock.now_ns());
             // A used key is answered before the endpoint limit is checked.
             if let Some(Replay::Response(_)) = creation.replay(&state.reader()).await? {
                 return Err(ApiError::Internal);

@@ -311,6 +311,7 @@ pub async fn open_case(
             "operator:cases",
             &key,
             &cases::manual_case_canonical(person, &request.note),
+            SystemClock.now_ns(),
         )
     });
     let ledger = ledger(&state)?;

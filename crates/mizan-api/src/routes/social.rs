@@ -384,6 +384,7 @@ pub async fn create_post(
             &format!("person:{}:posts", person.id),
             &key,
             &social::post_canonical(&text, &audience),
+            SystemClock.now_ns(),
         )
     });
     let ledger = ledger(&state)?;
