@@ -572,3 +572,66 @@ fn unknown_codes_and_flags_read_as_corrupt() -> anyhow::Result<()> {
     assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
     Ok(())
 }
+
+/// Sequential scans of the writer's tables so far, as the statistics have them.
+fn seq_scans(url: &str) -> anyhow::Result<i64> {
+    // Other backends publish their counts when idle, at most once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    let row = client.query_one(
+        "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables \
+         WHERE relname IN ('transfers', 'accounts', 'documents', 'pending_transfers')",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+#[test]
+fn the_writer_keeps_finding_rows_by_index_as_tables_grow() -> anyhow::Result<()> {
+    let test = TestLedger::start()?;
+    let accounts = |from: u128, count: u128| -> Vec<NewAccount> {
+        (from..from + count)
+            .map(|raw| new_account(raw, AccountCode::Operating, AccountFlags::NONE))
+            .collect()
+    };
+    // Every batch names transfer ids below the largest committed one (so the writer
+    // probes for them), creates a document (so it checks for taken keys) and touches
+    // accounts it must read.
+    let batch = |round: u128, transfers: u128| {
+        let first = 1_000_000_000 - round * 10_000;
+        Submission {
+            transfers: (0..transfers)
+                .map(|n| payment(first + n, account_id(1 + n % 50), account_id(51), 1))
+                .collect(),
+            rows: vec![BusinessRow::Create {
+                collection: "claims".into(),
+                key: format!("round-{round}"),
+                body: Vec::new(),
+            }],
+            ..Submission::default()
+        }
+    };
+    test.submit(Submission::accounts(accounts(1, 51)))?;
+    test.transfer(payment(2_000_000_000, account_id(1), account_id(2), 1))?;
+    // Small tables: the statements' cached plans are made now.
+    for round in 0..10 {
+        assert!(test.submit(batch(round, 2))?.all_ok());
+    }
+    // The tables grow well past what a plan made above would scan cheaply.
+    for chunk in 0..10 {
+        test.submit(Submission::accounts(accounts(1_000 + chunk * 500, 500)))?;
+    }
+    for round in 10..30 {
+        assert!(test.submit(batch(round, 500))?.all_ok());
+    }
+    let before = seq_scans(&test.database.url)?;
+    for round in 30..50 {
+        assert!(test.submit(batch(round, 2))?.all_ok());
+    }
+    assert_eq!(
+        seq_scans(&test.database.url)?,
+        before,
+        "the writer scanned a table"
+    );
+    Ok(())
+}
