@@ -193,6 +193,10 @@ fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How often an idle writer on a shared database (PostgreSQL) looks for other
+/// processes' commits, and so how stale a cached session or freeze can be.
+pub const SHARED_DATABASE_IDLE_MS: u64 = 100;
+
 impl AppState {
     /// Opens the store at `location`, starts the writer (system clock, default config)
     /// and opens a reader. Blocking: call it before the server starts.
@@ -204,17 +208,20 @@ impl AppState {
         let vault = Arc::new(open_vault(location, &config)?);
         let screener = screener_at_start(config.sanctions_dir.as_deref())?;
         let store = location.open_store().map_err(open_error)?;
-        // On SQLite this process is the file's only writer, so a cache the writer
-        // tells of every commit can keep documents that change; on PostgreSQL other
-        // processes write too, and only write-once documents are kept.
+        // The writer tells the document cache of every commit, so it can keep
+        // documents that change (sessions, freezes, verifications, licences). On
+        // SQLite this process is the file's only writer; on PostgreSQL other
+        // processes may write too, and the writer also tells the cache when one did
+        // — at its next batch, or its idle wake-up, every 100 ms.
         let local = matches!(location, Location::Sqlite(_));
-        let documents = if local {
-            DocumentCache::observing()
-        } else {
-            DocumentCache::immutable()
-        };
+        let documents = DocumentCache::observing();
         let writer_config = WriterConfig {
-            observer: local.then(|| documents.clone() as Arc<dyn mizan_ledger::CommitObserver>),
+            observer: Some(documents.clone() as Arc<dyn mizan_ledger::CommitObserver>),
+            expiry_interval_ms: if local {
+                WriterConfig::default().expiry_interval_ms
+            } else {
+                SHARED_DATABASE_IDLE_MS
+            },
             ..WriterConfig::default()
         };
         let queue_submissions_max = writer_config.queue_submissions_max;

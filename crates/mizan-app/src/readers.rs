@@ -18,9 +18,8 @@ pub const READERS_MAX: usize = 64;
 /// time). A collection that ever gets updated must leave this list.
 pub const IMMUTABLE_COLLECTIONS: [&str; 2] = ["handles", "people"];
 /// Collections that change, read by nearly every request: sessions, and what every
-/// money movement checks (freezes, verification, licences). Kept in memory only
-/// when the cache sees every write ([`DocumentCache::observing`]): when this process
-/// is the database's only writer.
+/// money movement checks (freezes, verification, licences). Kept in memory only by
+/// a cache the writer tells of its commits ([`DocumentCache::observing`]).
 pub const OBSERVED_COLLECTIONS: [&str; 4] = [
     crate::identity::COLLECTION_SESSIONS,
     crate::cases::COLLECTION_FREEZES,
@@ -42,6 +41,12 @@ type Entry = Option<Arc<[u8]>>;
 /// bumps the generation. A reader fills the cache only if the generation has not
 /// moved since before its database read, so a read from before a commit is never
 /// kept after that commit's drop.
+///
+/// On a database other processes write too (PostgreSQL), the writer also tells it
+/// when one of them committed ([`CommitObserver::foreign_commits`]), at its next
+/// batch or idle wake-up: the cache then drops everything. Until then a document
+/// another process changed may be read as it was — for at most the writer's idle
+/// interval plus a batch (`mizan serve` wakes it every 100 ms on PostgreSQL).
 #[derive(Debug, Default)]
 pub struct DocumentCache {
     entries: Mutex<HashMap<(&'static str, String), Entry>>,
@@ -56,8 +61,8 @@ impl DocumentCache {
     }
 
     /// A cache that also keeps [`OBSERVED_COLLECTIONS`]: register it as the writer's
-    /// observer ([`mizan_ledger::WriterConfig::observer`]), and only where that writer
-    /// is the database's only one.
+    /// observer ([`mizan_ledger::WriterConfig::observer`]); on a shared database,
+    /// with a short idle interval, so other processes' commits are seen soon.
     pub fn observing() -> Arc<DocumentCache> {
         Arc::new(DocumentCache {
             observing: true,
@@ -121,6 +126,12 @@ impl CommitObserver for DocumentCache {
         if touched {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    fn foreign_commits(&self) {
+        let mut entries = lock_ignoring_poison(&self.entries);
+        entries.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -124,6 +124,13 @@ pub trait LedgerStore: Send + 'static {
     fn rollback(&mut self) -> Result<(), StoreError>;
     /// The chain head, locked against other writers until commit.
     fn lock_chain_head(&mut self) -> Result<ChainHead, StoreError>;
+    /// After `lock_chain_head`: true (once) when another process committed since
+    /// this writer last looked — its previous lock, or its own last commit —
+    /// rows-only batches included. Whatever the process keeps in memory of the
+    /// database is then stale. A store with one writer (SQLite) answers false.
+    fn take_foreign_commits(&mut self) -> bool {
+        false
+    }
     /// Accounts by id, locked in id order until commit. Missing ids are left out.
     fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError>;
     fn load_all_accounts(&mut self) -> Result<Vec<Account>, StoreError>;
@@ -331,6 +338,9 @@ impl<T: LedgerStore + ?Sized> LedgerStore for Box<T> {
     }
     fn lock_chain_head(&mut self) -> Result<ChainHead, StoreError> {
         (**self).lock_chain_head()
+    }
+    fn take_foreign_commits(&mut self) -> bool {
+        (**self).take_foreign_commits()
     }
     fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
         (**self).lock_accounts(ids)

@@ -49,6 +49,11 @@ pub struct WriterConfig {
 /// batch rewrote, so no caller who heard of a write reads the old document.
 pub trait CommitObserver: Send + Sync + 'static {
     fn committed(&self, rows: &[BusinessRow]);
+    /// Another process committed to the shared database since the writer last
+    /// looked ([`LedgerStore::take_foreign_commits`]): what the observer keeps may
+    /// be stale. Told at the writer's next batch or idle wake-up
+    /// ([`WriterConfig::expiry_interval_ms`]), so that is how long it may have been.
+    fn foreign_commits(&self) {}
 }
 
 impl std::fmt::Debug for dyn CommitObserver {
@@ -526,6 +531,11 @@ impl<S: LedgerStore> Writer<S> {
         mut submissions: Vec<Submission>,
     ) -> Result<Option<(BatchWrites, Vec<SubmissionOutcome>)>, StoreError> {
         let mut head = self.store.lock_chain_head()?;
+        if self.store.take_foreign_commits() {
+            if let Some(observer) = &self.config.observer {
+                observer.foreign_commits();
+            }
+        }
         let now_ns = self
             .clock
             .now_ns()

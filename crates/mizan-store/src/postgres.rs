@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_documents_bytewise_keys.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_commit_counter.sql"),
+    ),
 ];
 
 /// Advisory lock key that serializes migrations across processes ("mizan" in ASCII).
@@ -315,7 +319,7 @@ impl WriterStatements {
         let mut prepare = |sql: &str| client.prepare(sql).map_err(database("prepare"));
         Ok(WriterStatements {
             lock_chain_head: prepare(
-                "SELECT last_timestamp, last_hash, transfers_count FROM ledger_head \
+                "SELECT last_timestamp, last_hash, transfers_count, commits FROM ledger_head \
                  WHERE id = 1 FOR UPDATE",
             )?,
             due_expiries: prepare(
@@ -378,8 +382,8 @@ impl WriterStatements {
                  WITH ORDINALITY AS o(topic, payload, position) ORDER BY position",
             )?,
             update_head: prepare(
-                "UPDATE ledger_head SET last_timestamp = $1, last_hash = $2, transfers_count = $3 \
-                 WHERE id = 1",
+                "UPDATE ledger_head SET last_timestamp = $1, last_hash = $2, \
+                 transfers_count = $3, commits = commits + 1 WHERE id = 1",
             )?,
         })
     }
@@ -393,6 +397,16 @@ pub struct PostgresStore {
     statements: WriterStatements,
     /// The head as locked by this transaction, to check the batch against.
     locked_head: Option<ChainHead>,
+    /// The head's commit count as this writer last knew it: read under the lock, or
+    /// one more once its own batch committed.
+    commits_known: Option<i64>,
+    /// The count locked by this transaction, and whether its batch counts one more.
+    commits_locked: Option<i64>,
+    counting: bool,
+    /// Another process committed since this writer last looked (see
+    /// [`LedgerStore::take_foreign_commits`]); true after a new connection, whose
+    /// past is unknown.
+    foreign_commits: bool,
     _history: crate::postgres_history::HistoryIndexer,
 }
 
@@ -422,6 +436,10 @@ impl PostgresStore {
             client,
             statements,
             locked_head: None,
+            commits_known: None,
+            commits_locked: None,
+            counting: false,
+            foreign_commits: true,
             _history: crate::postgres_history::HistoryIndexer::start(url),
         })
     }
@@ -739,13 +757,19 @@ impl LedgerStore for PostgresStore {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         self.locked_head = None;
+        let counted = std::mem::take(&mut self.counting);
         self.client
             .batch_execute("COMMIT")
-            .map_err(database("commit"))
+            .map_err(database("commit"))?;
+        if counted {
+            self.commits_known = self.commits_locked.map(|count| count + 1);
+        }
+        Ok(())
     }
 
     fn rollback(&mut self) -> Result<(), StoreError> {
         self.locked_head = None;
+        self.counting = false;
         self.client
             .batch_execute("ROLLBACK")
             .map_err(database("rollback"))
@@ -757,8 +781,18 @@ impl LedgerStore for PostgresStore {
             .query_one(&self.statements.lock_chain_head, &[])
             .map_err(database("lock chain head"))?;
         let head = chain_head_from_row(&row)?;
+        let commits: i64 = column(&row, 3)?;
+        if self.commits_known != Some(commits) {
+            self.foreign_commits = true;
+        }
+        self.commits_known = Some(commits);
+        self.commits_locked = Some(commits);
         self.locked_head = Some(head);
         Ok(head)
+    }
+
+    fn take_foreign_commits(&mut self) -> bool {
+        std::mem::take(&mut self.foreign_commits)
     }
 
     fn lock_accounts(&mut self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
@@ -847,7 +881,9 @@ impl LedgerStore for PostgresStore {
         self.update_accounts(&output.accounts_updated)?;
         self.write_pending(&output.pending_created, &output.pending_resolved)?;
         self.write_rows(&writes.rows)?;
-        self.update_head(&writes.head)
+        self.update_head(&writes.head)?;
+        self.counting = true;
+        Ok(())
     }
 }
 

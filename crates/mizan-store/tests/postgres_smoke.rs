@@ -544,7 +544,7 @@ fn migrations_are_idempotent_and_history_is_append_only() -> anyhow::Result<()> 
     let versions: i64 = client
         .query_one("SELECT count(*) FROM schema_migrations", &[])?
         .get(0);
-    assert_eq!(versions, 3);
+    assert_eq!(versions, 4);
     let heads: i64 = client
         .query_one("SELECT count(*) FROM ledger_head", &[])?
         .get(0);
@@ -633,5 +633,76 @@ fn the_writer_keeps_finding_rows_by_index_as_tables_grow() -> anyhow::Result<()>
         before,
         "the writer scanned a table"
     );
+    Ok(())
+}
+
+/// Counts what the writer tells its observer.
+#[derive(Default)]
+struct Told {
+    committed: std::sync::atomic::AtomicUsize,
+    foreign: std::sync::atomic::AtomicUsize,
+}
+
+impl mizan_ledger::CommitObserver for Told {
+    fn committed(&self, _rows: &[BusinessRow]) {
+        self.committed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn foreign_commits(&self) {
+        self.foreign
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_writer_hears_of_another_process_commit_even_of_rows_only() -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let database = create_test_database(&admin_url())?;
+    let told = Arc::new(Told::default());
+    let config = WriterConfig {
+        observer: Some(told.clone() as Arc<dyn mizan_ledger::CommitObserver>),
+        expiry_interval_ms: 20,
+        ..WriterConfig::default()
+    };
+    let (watched, watched_writer) = Ledger::start(
+        PostgresStore::connect(&database.url)?,
+        Arc::new(SystemClock),
+        config,
+    )?;
+    let (other, other_writer) = Ledger::start(
+        PostgresStore::connect(&database.url)?,
+        Arc::new(SystemClock),
+        WriterConfig::default(),
+    )?;
+    let row = |key: &str| Submission {
+        rows: vec![BusinessRow::Document {
+            collection: "sessions".into(),
+            key: key.into(),
+            body: b"live".to_vec(),
+        }],
+        ..Submission::default()
+    };
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(200));
+    // Its first look finds a past it did not see.
+    settle();
+    let at_start = told.foreign.load(SeqCst);
+    // Its own commits, however many, are not another process's.
+    for n in 0..5 {
+        assert!(submit(&watched, row(&format!("own-{n}")))?.all_ok());
+    }
+    settle();
+    assert_eq!(told.foreign.load(SeqCst), at_start);
+    assert_eq!(told.committed.load(SeqCst), 5);
+    // A rows-only batch of the other process leaves the chain head as it was, and is
+    // still heard of, once, at the next idle wake-up.
+    assert!(submit(&other, row("revoked"))?.all_ok());
+    settle();
+    assert_eq!(told.foreign.load(SeqCst), at_start + 1);
+    settle();
+    assert_eq!(told.foreign.load(SeqCst), at_start + 1);
+    drop((watched, other));
+    for writer in [watched_writer, other_writer] {
+        writer.join().map_err(|_| anyhow!("a writer panicked"))?;
+    }
     Ok(())
 }

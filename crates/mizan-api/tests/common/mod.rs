@@ -80,6 +80,21 @@ impl TestStore {
     }
 
     /// The PostgreSQL URL of this store, if it is one.
+    /// A store on the same PostgreSQL database, for a second server (another
+    /// process, as far as the database can tell); the database stays this one's.
+    pub fn sharing(&self) -> TestStore {
+        let url = self
+            .postgres_url()
+            .expect("only a PostgreSQL store is shared");
+        let data = tempfile::tempdir().unwrap();
+        let location = Location::from_config(data.path(), Some(url));
+        TestStore {
+            data,
+            location,
+            database: None,
+        }
+    }
+
     pub fn postgres_url(&self) -> Option<&str> {
         self.database.as_ref().map(|database| database.url.as_str())
     }
