@@ -60,6 +60,12 @@ async fn post_card(app: &TestApp, seller: &str, buyer: &str, body: Value) -> req
     .await
 }
 
+/// The caller's conversation with `handle`.
+async fn thread_with(app: &TestApp, token: &str, handle: &str) -> Value {
+    let path = format!("/v1/threads/{handle}");
+    json_of(call(app, reqwest::Method::GET, &path, token, None, None).await).await
+}
+
 async fn pay(
     app: &TestApp,
     token: &str,
@@ -133,18 +139,7 @@ async fn a_buyer_pays_a_card_in_one_call_and_the_stock_follows() {
     assert_eq!(card["sold_out"], false);
 
     // The card is in the conversation, for both of them.
-    let thread = json_of(
-        call(
-            &app,
-            reqwest::Method::GET,
-            "/v1/threads/potter",
-            &buyer,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let thread = thread_with(&app, &buyer, "potter").await;
     let last = thread["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["checkout_id"], id.as_str());
     assert_eq!(last["text"], "Blue mug");
@@ -691,18 +686,7 @@ async fn a_card_posted_twice_under_one_key_is_posted_once() {
     assert_eq!(reused.status(), 422);
     assert_eq!(problem(reused).await.code, "idempotency_key_reused");
     // One card in the conversation.
-    let thread = json_of(
-        call(
-            &app,
-            reqwest::Method::GET,
-            "/v1/threads/potter",
-            &buyer,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let thread = thread_with(&app, &buyer, "potter").await;
     let cards = thread["items"]
         .as_array()
         .unwrap()

@@ -27,6 +27,13 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The body of a problem answer: `application/problem+json` with the `Problem` schema.
+fn problem_content() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
+
 /// Adds the 429 every rate-limited operation can answer (all but the probes), so the
 /// document does not have to repeat it on each handler.
 struct RateLimited;
@@ -34,7 +41,7 @@ struct RateLimited;
 impl utoipa::Modify for RateLimited {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::header::HeaderBuilder;
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        use utoipa::openapi::ResponseBuilder;
         let response = ResponseBuilder::new()
             .description("`rate_limited`: too many requests from this IP, person or app")
             .header(
@@ -43,12 +50,7 @@ impl utoipa::Modify for RateLimited {
                     .description(Some("Seconds until a request would pass"))
                     .build(),
             )
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
+            .content("application/problem+json", problem_content())
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
             if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
@@ -79,7 +81,7 @@ impl utoipa::Modify for ActionKeys {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+        use utoipa::openapi::{Required, ResponseBuilder};
         let parameter = ParameterBuilder::new()
             .name("Idempotency-Key")
             .parameter_in(ParameterIn::Header)
@@ -135,12 +137,7 @@ impl utoipa::Modify for ActionKeys {
                 };
                 let response = ResponseBuilder::new()
                     .description(description)
-                    .content(
-                        "application/problem+json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("Problem")))
-                            .build(),
-                    )
+                    .content("application/problem+json", problem_content())
                     .build();
                 responses.insert(status.to_owned(), response.into());
             }
