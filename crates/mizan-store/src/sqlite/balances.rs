@@ -8,6 +8,15 @@
 //! the writer's transactions; the current balance is that row plus the transfers
 //! committed after it. Opening the store and reading balances from another
 //! connection both replay that short tail, so a crash loses nothing.
+//!
+//! A busy account (a creator every fan tips, the platform's revenue) can take
+//! hundreds of thousands of transfers between two flushes, and each read of it would
+//! replay them all. So between flushes the writer also writes, in the batch's own
+//! transaction, the balance of each account that took
+//! [`BalanceFlush::snapshot_entries`] transfers since its balance was last written,
+//! into `hot_balances` with the batch's timestamp. A read starts from whichever is
+//! newer for the account: the flushed row or its snapshot. `mizan ledger verify`
+//! checks every snapshot newer than the flush against the transfers.
 
 use mizan_core::{AccountId, TransferId};
 use mizan_ledger::{Account, AccountFlags, StoreError, Transfer, TransferFlags};
@@ -110,6 +119,10 @@ pub struct BalanceFlush {
     pub every_transfers: u64,
     /// …or after this long, whichever comes first.
     pub every_ms: u64,
+    /// Between flushes, an account that took this many transfers since its balance
+    /// was last written gets it written alone (`hot_balances`), so a read of a busy
+    /// account replays at most about this many.
+    pub snapshot_entries: u64,
 }
 
 impl Default for BalanceFlush {
@@ -117,6 +130,7 @@ impl Default for BalanceFlush {
         BalanceFlush {
             every_transfers: 1_000_000,
             every_ms: 2_000,
+            snapshot_entries: 5_000,
         }
     }
 }

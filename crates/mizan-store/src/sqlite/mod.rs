@@ -38,7 +38,13 @@ pub struct SqliteConfig {
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_ledger.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_hot_balances.sql"),
+    ),
+];
 
 /// Rows per multi-row INSERT: 12 columns × 512 rows stays under SQLite's variable limit.
 const INSERT_ROWS_MAX: usize = 512;
@@ -308,6 +314,9 @@ pub struct SqliteStore {
     /// The open transaction flushes every balance (and so clears `dirty` on commit).
     batch_flushes: bool,
     transfers_since_flush: u64,
+    /// Transfers each account took since its balance was last written (a flush or
+    /// its own snapshot in `hot_balances`).
+    entries_since_written: FxHashMap<AccountId, u64>,
     last_flush: std::time::Instant,
     balance_flush: BalanceFlush,
     _indexer: history::Indexer,
@@ -363,6 +372,7 @@ impl SqliteStore {
             batch_transfers: 0,
             batch_flushes: false,
             transfers_since_flush: 0,
+            entries_since_written: FxHashMap::default(),
             last_flush: std::time::Instant::now(),
             balance_flush: config.balance_flush,
             _indexer: indexer,
@@ -556,6 +566,58 @@ impl SqliteStore {
             .prepare_cached("UPDATE ledger_head SET balances_as_of = ?1 WHERE id = 1")
             .and_then(|mut statement| statement.execute([to_i64(as_of).unwrap_or(i64::MAX)]))
             .map_err(database_error)?;
+        Ok(())
+    }
+
+    /// Between flushes: the balance of every account that took
+    /// [`BalanceFlush::snapshot_entries`] transfers since it was last written, as of
+    /// this batch, so reads of a busy account replay a short tail.
+    fn write_hot_balances(&mut self, writes: &BatchWrites) -> Result<(), StoreError> {
+        let threshold = self.balance_flush.snapshot_entries.max(1);
+        let mut hot = Vec::new();
+        for transfer in &writes.output.transfers {
+            for id in [transfer.debit_account_id, transfer.credit_account_id] {
+                let entries = self.entries_since_written.entry(id).or_insert(0);
+                *entries += 1;
+                if *entries == threshold {
+                    hot.push(id);
+                }
+            }
+        }
+        if hot.is_empty() {
+            return Ok(());
+        }
+        let as_of = to_i64(writes.head.last_timestamp)?;
+        let mut upsert = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO hot_balances (account_id, as_of, flags, debits_pending, \
+                 debits_posted, credits_pending, credits_posted) VALUES (?1,?2,?3,?4,?5,?6,?7) \
+                 ON CONFLICT (account_id) DO UPDATE SET as_of = excluded.as_of, \
+                 flags = excluded.flags, debits_pending = excluded.debits_pending, \
+                 debits_posted = excluded.debits_posted, \
+                 credits_pending = excluded.credits_pending, \
+                 credits_posted = excluded.credits_posted",
+            )
+            .map_err(database_error)?;
+        for id in hot {
+            self.entries_since_written.remove(&id);
+            // The batch's value of the account: it took a transfer, so it changed.
+            let Some(account) = self.batch_dirty.iter().rev().find(|a| a.id == id) else {
+                continue;
+            };
+            upsert
+                .execute(params![
+                    id_bytes(id.get()),
+                    as_of,
+                    i64::from(account.flags.bits()),
+                    account.debits_pending,
+                    account.debits_posted,
+                    account.credits_pending,
+                    account.credits_posted,
+                ])
+                .map_err(database_error)?;
+        }
         Ok(())
     }
 
@@ -833,6 +895,9 @@ impl LedgerStore for SqliteStore {
                 >= std::time::Duration::from_millis(self.balance_flush.every_ms);
         if self.batch_flushes {
             self.flush_balances(writes.head.last_timestamp)?;
+            self.entries_since_written.clear();
+        } else {
+            self.write_hot_balances(writes)?;
         }
         self.insert_transfers(&writes.output.transfers)?;
         // Raised before the commit: if it fails, a too-high mark only costs lookups.
@@ -886,6 +951,61 @@ fn balances_as_of(connection: &Connection) -> Result<i64, StoreError> {
             |row| row.get(0),
         )
         .map_err(database_error)
+}
+
+/// `row` with the balances of its `hot_balances` snapshot and that snapshot's time,
+/// when it is newer than the flush (`flushed_as_of`) and not after `upper`.
+fn hot_balance(
+    connection: &Connection,
+    row: &Account,
+    flushed_as_of: i64,
+    upper: i64,
+) -> Result<Option<(i64, Account)>, StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT as_of, flags, debits_pending, debits_posted, credits_pending, \
+             credits_posted FROM hot_balances WHERE account_id = ?1 AND as_of > ?2 \
+             AND as_of <= ?3",
+        )
+        .map_err(database_error)?;
+    let mut rows = statement
+        .query(params![id_bytes(row.id.get()), flushed_as_of, upper])
+        .map_err(database_error)?;
+    let Some(found) = rows.next().map_err(database_error)? else {
+        return Ok(None);
+    };
+    let number = |index: usize| -> Result<i64, StoreError> {
+        found.get::<_, i64>(index).map_err(database_error)
+    };
+    let flags = u16::try_from(number(1)?)
+        .ok()
+        .and_then(AccountFlags::from_bits)
+        .ok_or_else(|| corrupt("unknown account flags in a hot balance"))?;
+    let snapshot = Account {
+        flags,
+        debits_pending: number(2)?,
+        debits_posted: number(3)?,
+        credits_pending: number(4)?,
+        credits_posted: number(5)?,
+        ..*row
+    };
+    Ok(Some((number(0)?, snapshot)))
+}
+
+/// The accounts with a `hot_balances` snapshot newer than the flush.
+fn hot_balance_ids(
+    connection: &Connection,
+    flushed_as_of: i64,
+) -> Result<Vec<AccountId>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT account_id FROM hot_balances WHERE as_of > ?1")
+        .map_err(database_error)?;
+    let mut rows = statement.query([flushed_as_of]).map_err(database_error)?;
+    let mut ids = Vec::new();
+    while let Some(row) = rows.next().map_err(database_error)? {
+        ids.push(AccountId::from_raw(read_u128(row, 0)?));
+    }
+    Ok(ids)
 }
 
 /// One committed transfer by id (a pending transfer the tail resolves).
@@ -1098,6 +1218,51 @@ impl SqliteReader {
 
     /// Runs `read` in one read transaction, so the history segments, the watermark
     /// and the transfers it sees are one consistent snapshot.
+    /// `rows` (stored accounts) brought up to `upper`: each starts from the newer of
+    /// the flushed row (as of `flushed_as_of`) and its `hot_balances` snapshot (if
+    /// taken at or before `upper`), then replays its transfers after that point.
+    fn replay_tails(
+        &self,
+        rows: &[Account],
+        flushed_as_of: i64,
+        upper: i64,
+    ) -> Result<FxHashMap<AccountId, Account>, StoreError> {
+        let mut groups: Vec<(i64, FxHashMap<AccountId, Account>)> = Vec::new();
+        let mut from_flush: FxHashMap<AccountId, Account> = FxHashMap::default();
+        for row in rows {
+            match hot_balance(&self.connection, row, flushed_as_of, upper)? {
+                Some((as_of, snapshot)) => {
+                    groups.push((as_of, [(row.id, snapshot)].into_iter().collect()));
+                }
+                None => {
+                    from_flush.insert(row.id, *row);
+                }
+            }
+        }
+        groups.push((flushed_as_of, from_flush));
+        let mut current = FxHashMap::default();
+        for (start, mut accounts) in groups {
+            let mut timestamps = Vec::new();
+            for id in accounts.keys() {
+                timestamps.extend(self.history_timestamps(
+                    *id,
+                    (start.saturating_add(1), upper),
+                    None,
+                    false,
+                    usize::MAX,
+                )?);
+            }
+            timestamps.sort_unstable();
+            timestamps.dedup();
+            let mut replay = balances::TailReplay::new(&mut accounts);
+            for transfer in self.transfers_at(&timestamps)? {
+                replay.apply(&transfer, &mut |id| transfer_by_id(&self.connection, id))?;
+            }
+            current.extend(accounts);
+        }
+        Ok(current)
+    }
+
     fn in_snapshot<T>(
         &self,
         read: impl FnOnce(&Self) -> Result<T, StoreError>,
@@ -1166,24 +1331,7 @@ impl LedgerReader for SqliteReader {
         self.in_snapshot(|reader| {
             let as_of = balances_as_of(&reader.connection)?;
             let found = select_accounts(&reader.connection, ids)?;
-            let mut timestamps = Vec::new();
-            for account in &found {
-                timestamps.extend(reader.history_timestamps(
-                    account.id,
-                    (as_of.saturating_add(1), i64::MAX),
-                    None,
-                    false,
-                    usize::MAX,
-                )?);
-            }
-            timestamps.sort_unstable();
-            timestamps.dedup();
-            let mut current: FxHashMap<AccountId, Account> =
-                found.iter().map(|account| (account.id, *account)).collect();
-            let mut replay = balances::TailReplay::new(&mut current);
-            for transfer in reader.transfers_at(&timestamps)? {
-                replay.apply(&transfer, &mut |id| transfer_by_id(&reader.connection, id))?;
-            }
+            let current = reader.replay_tails(&found, as_of, i64::MAX)?;
             Ok(found
                 .iter()
                 .filter_map(|account| current.get(&account.id).copied())
@@ -1266,23 +1414,12 @@ impl LedgerReader for SqliteReader {
         self.in_snapshot(|reader| {
             let as_of = balances_as_of(&reader.connection)?;
             if upper >= as_of {
-                // The stored row is the balance at `as_of`: replay only what follows.
+                // The stored row is the balance at `as_of` (a snapshot at a later
+                // point, if there is one): replay only what follows.
                 let Some(row) = select_accounts(&reader.connection, &[account])?.pop() else {
                     return Ok(Balances::default());
                 };
-                let timestamps = reader.history_timestamps(
-                    account,
-                    (as_of.saturating_add(1), upper),
-                    None,
-                    false,
-                    usize::MAX,
-                )?;
-                let mut current: FxHashMap<AccountId, Account> =
-                    [(account, row)].into_iter().collect();
-                let mut replay = balances::TailReplay::new(&mut current);
-                for transfer in reader.transfers_at(&timestamps)? {
-                    replay.apply(&transfer, &mut |id| transfer_by_id(&reader.connection, id))?;
-                }
+                let current = reader.replay_tails(&[row], as_of, upper)?;
                 return Ok(current
                     .get(&account)
                     .map(Account::balances)
@@ -1330,7 +1467,28 @@ impl LedgerReader for SqliteReader {
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        self.in_snapshot(|reader| current_accounts(&reader.connection))
+        self.in_snapshot(|reader| {
+            let accounts = current_accounts(&reader.connection)?;
+            // Every busy-account snapshot newer than the flush must agree with the
+            // transfers: reads start from it (tamper evidence covers it too).
+            let as_of = balances_as_of(&reader.connection)?;
+            let snapshotted = hot_balance_ids(&reader.connection, as_of)?;
+            for chunk in snapshotted.chunks(LOOKUP_IDS_MAX) {
+                let rows = select_accounts(&reader.connection, chunk)?;
+                let from_snapshots = reader.replay_tails(&rows, as_of, i64::MAX)?;
+                for account in &accounts {
+                    if let Some(read) = from_snapshots.get(&account.id) {
+                        if read.balances() != account.balances() || read.flags != account.flags {
+                            return Err(corrupt(&format!(
+                                "the hot balance of account {} disagrees with its transfers",
+                                account.id
+                            )));
+                        }
+                    }
+                }
+            }
+            Ok(accounts)
+        })
     }
 
     fn begin_snapshot(&mut self) -> Result<(), StoreError> {

@@ -108,6 +108,8 @@ impl Fixture {
                     balance_flush: BalanceFlush {
                         every_transfers: 7,
                         every_ms: 60_000,
+                        // Busy-account snapshots between flushes, read back too.
+                        snapshot_entries: 2,
                     },
                 };
                 let store = SqliteStore::open_with(&self.sqlite_path(), sqlite_config)
