@@ -364,11 +364,11 @@ async fn settle(
         topic,
         now_ns,
         guard: Some(resolution_guard(document)),
-        closes: reconcile::close_intent_row(
+        closes: vec![reconcile::close_intent_row(
             IntentKind::Cashout,
             document.created_at_ns,
             &document.id,
-        ),
+        )],
     };
     match resolve_intent(ledger, resolution, &*document, &claim).await? {
         Resolved::Done => Ok(true),

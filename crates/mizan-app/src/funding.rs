@@ -275,8 +275,9 @@ pub(crate) struct Resolution<'a> {
     pub(crate) claim_key: String,
     pub(crate) topic: &'a str,
     pub(crate) now_ns: u64,
-    /// Removes the intent from the reconciler's index, in the same submission.
-    pub(crate) closes: BusinessRow,
+    /// Removes the intent from the reconciler's index (and whatever else only an
+    /// open intent needs), in the same submission.
+    pub(crate) closes: Vec<BusinessRow>,
 }
 
 /// How a resolution went.
@@ -303,7 +304,7 @@ pub(crate) async fn resolve_intent<D: Serialize, R: Serialize>(
         body: to_json(claim)?,
     }];
     rows.extend(resolution.guard);
-    rows.push(resolution.closes);
+    rows.extend(resolution.closes);
     let transfer = TransferRequest::resolve(
         random_transfer_id()?,
         resolution.pending_id,
@@ -714,11 +715,7 @@ async fn finish(
         topic,
         now_ns,
         guard: Some(resolution_guard(&document)),
-        closes: reconcile::close_intent_row(
-            IntentKind::Funding,
-            document.created_at_ns,
-            &document.id,
-        ),
+        closes: closing_rows(&document),
     };
     match resolve_intent(ledger, resolution, &document, &claim).await? {
         Resolved::Done => {}
@@ -879,6 +876,19 @@ async fn read_claim(
 /// A funding whose hold expired before its answer was written: a charged card is
 /// credited now, by a transfer whose id derives from the funding (so once); a
 /// refused one is only recorded.
+/// What a resolved funding no longer needs: its entry in the reconciler's index and
+/// the marker of a challenge answer (the marker tells the reconciler an answer may
+/// have reached the processor, which only matters while the funding waits for it).
+fn closing_rows(document: &FundingDocument) -> Vec<BusinessRow> {
+    vec![
+        reconcile::close_intent_row(IntentKind::Funding, document.created_at_ns, &document.id),
+        BusinessRow::Delete {
+            collection: COLLECTION_CHALLENGE_ANSWERS.to_owned(),
+            key: document.id.clone(),
+        },
+    ]
+}
+
 async fn apply_after_expiry(
     ledger: &Ledger,
     mut document: FundingDocument,
@@ -887,17 +897,16 @@ async fn apply_after_expiry(
     now_ns: u64,
 ) -> Result<Reconciled, PaymentError> {
     let (credit, topic) = record_decision(&mut document, &mut claim, decision);
-    let rows = vec![
+    let mut rows = vec![
         BusinessRow::Document {
             collection: COLLECTION_IDEMPOTENCY.to_owned(),
             key: document.claim_key.clone(),
             body: to_json(&claim)?,
         },
         resolution_guard(&document),
-        reconcile::close_intent_row(IntentKind::Funding, document.created_at_ns, &document.id),
     ];
+    rows.extend(closing_rows(&document));
     if !credit {
-        let mut rows = rows;
         let body = to_json(&document)?;
         rows.push(BusinessRow::Document {
             collection: COLLECTION_FUNDINGS.to_owned(),

@@ -259,6 +259,17 @@ impl World {
             .unwrap()
     }
 
+    /// Whether the marker of a challenge answer for `funding` is stored.
+    async fn answer_marked(&self, funding: &str) -> bool {
+        let key = funding.to_owned();
+        self.reader
+            .read(move |r| r.document(funding::COLLECTION_CHALLENGE_ANSWERS, &key))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_some()
+    }
+
     async fn wallet(&self) -> Account {
         let wallet = self.person.wallet_id(WALLET_CURRENCY).unwrap();
         self.reader
@@ -490,6 +501,8 @@ async fn an_answer_the_processor_never_heard_leaves_the_challenge_waiting_again(
     .unwrap();
     assert!(!answered.requires_action);
     assert_eq!(world.wallet().await.balance_posted(), 700);
+    // Resolved: the marker went with the resolution.
+    assert!(!world.answer_marked(&asked.funding.id).await);
     world.stop().await;
 }
 
@@ -620,6 +633,7 @@ async fn a_challenge_answered_after_its_hold_expired_still_credits_once() {
     .unwrap();
     assert!(!answered.requires_action);
     assert_eq!(world.wallet().await.balance_posted(), 400);
+    assert!(!world.answer_marked(&asked.funding.id).await);
     // Resolved: the reconciler has nothing left, a second answer is refused.
     assert_eq!(
         world.reconcile(INTENT_AGE_MIN_SECONDS).await,
