@@ -1216,8 +1216,6 @@ impl SqliteReader {
         Ok(transfers)
     }
 
-    /// Runs `read` in one read transaction, so the history segments, the watermark
-    /// and the transfers it sees are one consistent snapshot.
     /// `rows` (stored accounts) brought up to `upper`: each starts from the newer of
     /// the flushed row (as of `flushed_as_of`) and its `hot_balances` snapshot (if
     /// taken at or before `upper`), then replays its transfers after that point.
@@ -1263,6 +1261,8 @@ impl SqliteReader {
         Ok(current)
     }
 
+    /// Runs `read` in one read transaction, so the history segments, the watermark
+    /// and the transfers it sees are one consistent snapshot.
     fn in_snapshot<T>(
         &self,
         read: impl FnOnce(&Self) -> Result<T, StoreError>,
@@ -1475,15 +1475,18 @@ impl LedgerReader for SqliteReader {
             let snapshotted = hot_balance_ids(&reader.connection, as_of)?;
             for chunk in snapshotted.chunks(LOOKUP_IDS_MAX) {
                 let rows = select_accounts(&reader.connection, chunk)?;
-                let from_snapshots = reader.replay_tails(&rows, as_of, i64::MAX)?;
-                for account in &accounts {
-                    if let Some(read) = from_snapshots.get(&account.id) {
-                        if read.balances() != account.balances() || read.flags != account.flags {
-                            return Err(corrupt(&format!(
-                                "the hot balance of account {} disagrees with its transfers",
-                                account.id
-                            )));
-                        }
+                for (id, read) in reader.replay_tails(&rows, as_of, i64::MAX)? {
+                    // `current_accounts` answers in id order.
+                    let agrees = accounts
+                        .binary_search_by_key(&id, |account| account.id)
+                        .is_ok_and(|at| {
+                            let account = &accounts[at];
+                            read.balances() == account.balances() && read.flags == account.flags
+                        });
+                    if !agrees {
+                        return Err(corrupt(&format!(
+                            "the hot balance of account {id} disagrees with its transfers"
+                        )));
                     }
                 }
             }
