@@ -373,7 +373,7 @@ pub async fn create(
         owner: seller.id.get(),
         flags,
     };
-    let submission = Submission {
+    let mut submission = Submission {
         accounts: vec![
             stock_account(control, AccountCode::StockControl, AccountFlags::NONE),
             stock_account(
@@ -403,7 +403,6 @@ pub async fn create(
         atomic: true,
         ..Submission::default()
     };
-    let mut submission = submission;
     if let Some(creation) = &creation {
         let claim = creation
             .answer_row(&id, &view)

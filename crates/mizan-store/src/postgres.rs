@@ -400,8 +400,7 @@ pub struct PostgresStore {
     /// The head's commit count as this writer last knew it: read under the lock, or
     /// one more once its own batch committed.
     commits_known: Option<i64>,
-    /// The count locked by this transaction, and whether its batch counts one more.
-    commits_locked: Option<i64>,
+    /// This transaction's batch counts one more (`update_head` ran).
     counting: bool,
     /// Another process committed since this writer last looked (see
     /// [`LedgerStore::take_foreign_commits`]); true after a new connection, whose
@@ -437,7 +436,6 @@ impl PostgresStore {
             statements,
             locked_head: None,
             commits_known: None,
-            commits_locked: None,
             counting: false,
             foreign_commits: true,
             _history: crate::postgres_history::HistoryIndexer::start(url),
@@ -762,7 +760,8 @@ impl LedgerStore for PostgresStore {
             .batch_execute("COMMIT")
             .map_err(database("commit"))?;
         if counted {
-            self.commits_known = self.commits_locked.map(|count| count + 1);
+            // Nothing else moves the count while this transaction holds the lock.
+            self.commits_known = self.commits_known.map(|count| count + 1);
         }
         Ok(())
     }
@@ -786,7 +785,6 @@ impl LedgerStore for PostgresStore {
             self.foreign_commits = true;
         }
         self.commits_known = Some(commits);
-        self.commits_locked = Some(commits);
         self.locked_head = Some(head);
         Ok(head)
     }
