@@ -17,15 +17,16 @@
 //!   actions are guarded by their object's state (a paid DM is settled once), so a
 //!   second run answers that state rather than acting twice.
 //!
-//! Claims carry their start time, and the key sweep deletes them after
-//! [`crate::payments::IDEMPOTENCY_KEY_TTL_NS`] ([`expired_claim`]).
+//! Claims carry the time of their current run (`claimed_at_ns`, as every claim does),
+//! and the key sweep deletes them after [`crate::payments::IDEMPOTENCY_KEY_TTL_NS`]
+//! ([`crate::payments::sweep_expired_claims`]).
 
 use mizan_ledger::{BusinessRow, Ledger};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::identity::{self, SharedReader};
-use crate::payments::{IdempotencyKey, COLLECTION_IDEMPOTENCY, IDEMPOTENCY_KEY_TTL_NS};
+use crate::payments::{IdempotencyKey, COLLECTION_IDEMPOTENCY};
 
 /// How long a claim may stay in progress before a retry takes it over.
 pub const ACTION_STALE_AFTER_NS: u64 = 60 * 1_000_000_000;
@@ -68,7 +69,9 @@ pub struct StoredAnswer {
 #[serde(deny_unknown_fields)]
 struct ActionClaim {
     request_sha256: String,
-    started_at_ns: u64,
+    /// When the current run started (named as in every other claim, for the sweep).
+    #[serde(alias = "started_at_ns")]
+    claimed_at_ns: u64,
     /// Who started the current run: a retry taking a stale claim over writes its own
     /// and reads it back, so of two takers only the last written runs.
     attempt: String,
@@ -112,7 +115,7 @@ impl Action {
     fn claim(&self, now_ns: u64, answer: Option<StoredAnswer>) -> Result<Vec<u8>, ActionError> {
         let claim = ActionClaim {
             request_sha256: self.request_sha256.clone(),
-            started_at_ns: now_ns,
+            claimed_at_ns: now_ns,
             attempt: hex::encode(rand::random::<[u8; 16]>()),
             answer,
         };
@@ -157,7 +160,7 @@ impl Action {
             return match claim.answer {
                 Some(StoredAnswer { body: None, .. }) => Err(ActionError::SecretNotReplayable),
                 Some(answer) => Ok(Begun::Replay(answer)),
-                None if now_ns.saturating_sub(claim.started_at_ns) < ACTION_STALE_AFTER_NS => {
+                None if now_ns.saturating_sub(claim.claimed_at_ns) < ACTION_STALE_AFTER_NS => {
                     Err(ActionError::InProgress)
                 }
                 None => self.take_over(ledger, reader, now_ns).await,
@@ -214,16 +217,6 @@ impl Action {
     }
 }
 
-/// Whether the claim stored under `key` is an action claim the sweep may delete at
-/// `now_ns`: one whose request started more than a day ago.
-pub(crate) fn expired_claim(key: &str, body: &[u8], now_ns: u64) -> bool {
-    if !key.starts_with(CLAIM_PREFIX) {
-        return false;
-    }
-    serde_json::from_slice::<ActionClaim>(body)
-        .is_ok_and(|claim| now_ns.saturating_sub(claim.started_at_ns) >= IDEMPOTENCY_KEY_TTL_NS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,28 +240,5 @@ mod tests {
             assert_ne!(base.request_sha256, other.request_sha256);
         }
         assert_eq!(base.claim_key, "action:person:1:k");
-    }
-
-    #[test]
-    fn only_day_old_action_claims_expire() {
-        let action = Action::new("operator", &key("k"), "POST", "/v1/x", b"");
-        let body = action.claim(1_000, None).unwrap();
-        assert!(!expired_claim(
-            &action.claim_key,
-            &body,
-            1_000 + IDEMPOTENCY_KEY_TTL_NS - 1
-        ));
-        assert!(expired_claim(
-            &action.claim_key,
-            &body,
-            1_000 + IDEMPOTENCY_KEY_TTL_NS
-        ));
-        // Another kind of claim, or another prefix, is never an action's.
-        assert!(!expired_claim("operator:apps:k", &body, u64::MAX));
-        assert!(!expired_claim(
-            &action.claim_key,
-            b"{\"payment_id\":\"1\"}",
-            u64::MAX
-        ));
     }
 }

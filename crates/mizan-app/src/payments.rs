@@ -697,7 +697,8 @@ pub const SWEEP_PAGE_CLAIMS: usize = 1_000;
 /// whether it has its answer (an unresolved one is never swept).
 #[derive(Deserialize)]
 struct ClaimTime {
-    #[serde(default)]
+    /// Action claims from the first build that kept their time named it otherwise.
+    #[serde(default, alias = "started_at_ns")]
     claimed_at_ns: Option<u64>,
     #[serde(default)]
     resolved: Option<bool>,
@@ -711,7 +712,7 @@ struct ClaimTime {
 /// Deleting a claim is safe because no use case derives ids from its key alone:
 /// movement ids carry the time they were made ([`time_ordered_u128`]), creations
 /// take random ids, so the same key used again later makes new ones. Every claim
-/// records when it was made (`claimed_at_ns`; action claims their `started_at_ns`),
+/// records when it was made (`claimed_at_ns`, action claims included),
 /// and a processor intent's only once it is resolved: an intent still waiting for
 /// its processor or its reconciler is never swept. Claims written before the time
 /// was kept have none: a P2P payment's is recognised by its shape
@@ -737,49 +738,11 @@ pub async fn sweep_expired_claims(
         .flatten();
     let mut expired = Vec::new();
     for (key, body) in page {
-        if crate::actions::expired_claim(&key, &body, now_ns) {
-            expired.push(BusinessRow::Delete {
-                collection: COLLECTION_IDEMPOTENCY.to_owned(),
-                key,
-            });
-            continue;
-        }
-        if let Ok(ClaimTime {
-            claimed_at_ns: Some(claimed_at_ns @ 1..),
-            resolved,
-        }) = serde_json::from_slice::<ClaimTime>(&body)
-        {
-            let day_old = now_ns.saturating_sub(claimed_at_ns) >= IDEMPOTENCY_KEY_TTL_NS;
-            if day_old && resolved != Some(false) {
-                expired.push(BusinessRow::Delete {
-                    collection: COLLECTION_IDEMPOTENCY.to_owned(),
-                    key,
-                });
-            }
-            continue;
-        }
-        let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(&body) else {
-            continue;
+        let gone = match dated_claim_expired(&body, now_ns) {
+            Some(gone) => gone,
+            None => undated_payment_claim_expired(reader, &key, &body, now_ns).await?,
         };
-        let Ok(id) = u128::from_str_radix(&record.payment_id, 16) else {
-            continue;
-        };
-        let made_ns = (id >> 64) as u64;
-        if now_ns.saturating_sub(made_ns) < IDEMPOTENCY_KEY_TTL_NS {
-            continue;
-        }
-        let Some(stored) =
-            identity::read_document(reader, COLLECTION_PAYMENTS, record.payment_id.clone()).await?
-        else {
-            continue;
-        };
-        let Ok(payment) = serde_json::from_slice::<PaymentDocument>(&stored) else {
-            continue;
-        };
-        let payers_key = key
-            .split_once(':')
-            .is_some_and(|(payer, _)| payer == payment.payer);
-        if payers_key && payment.created_at_ns == made_ns {
+        if gone {
             expired.push(BusinessRow::Delete {
                 collection: COLLECTION_IDEMPOTENCY.to_owned(),
                 key,
@@ -791,6 +754,54 @@ pub async fn sweep_expired_claims(
         .await
         .map_err(|error| internal("deleting expired claims", error))?;
     Ok((next, deleted))
+}
+
+/// Whether a claim that records when it was made (`claimed_at_ns`) may be swept at
+/// `now_ns`: a day old, and not a processor intent still unresolved. `None` for a
+/// claim written before the time was recorded.
+fn dated_claim_expired(body: &[u8], now_ns: u64) -> Option<bool> {
+    let ClaimTime {
+        claimed_at_ns: Some(claimed_at_ns @ 1..),
+        resolved,
+    } = serde_json::from_slice::<ClaimTime>(body).ok()?
+    else {
+        return None;
+    };
+    let day_old = now_ns.saturating_sub(claimed_at_ns) >= IDEMPOTENCY_KEY_TTL_NS;
+    Some(day_old && resolved != Some(false))
+}
+
+/// Whether a claim without its time may be swept at `now_ns`: only a P2P payment's,
+/// dated by its payment's time-ordered id, which must match the payment's own time
+/// and payer.
+async fn undated_payment_claim_expired(
+    reader: &SharedReader,
+    key: &str,
+    body: &[u8],
+    now_ns: u64,
+) -> Result<bool, PaymentError> {
+    let Ok(record) = serde_json::from_slice::<IdempotencyRecord>(body) else {
+        return Ok(false);
+    };
+    let Ok(id) = u128::from_str_radix(&record.payment_id, 16) else {
+        return Ok(false);
+    };
+    let made_ns = (id >> 64) as u64;
+    if now_ns.saturating_sub(made_ns) < IDEMPOTENCY_KEY_TTL_NS {
+        return Ok(false);
+    }
+    let Some(stored) =
+        identity::read_document(reader, COLLECTION_PAYMENTS, record.payment_id.clone()).await?
+    else {
+        return Ok(false);
+    };
+    let Ok(payment) = serde_json::from_slice::<PaymentDocument>(&stored) else {
+        return Ok(false);
+    };
+    let payers_key = key
+        .split_once(':')
+        .is_some_and(|(payer, _)| payer == payment.payer);
+    Ok(payers_key && payment.created_at_ns == made_ns)
 }
 
 /// A payment the viewer is a party to (payer or payee); anything else is not found.
@@ -888,6 +899,30 @@ mod tests {
             Note::parse(&"n".repeat(281)),
             Err(PaymentError::NoteTooLong)
         );
+    }
+
+    #[test]
+    fn dated_claims_expire_after_a_day_unless_an_intent_is_unresolved() {
+        let day = IDEMPOTENCY_KEY_TTL_NS;
+        let action = br#"{"request_sha256":"x","claimed_at_ns":1000,"attempt":"a","answer":null}"#;
+        assert_eq!(dated_claim_expired(action, 1_000 + day - 1), Some(false));
+        assert_eq!(dated_claim_expired(action, 1_000 + day), Some(true));
+        // An action claim written before the field had its present name.
+        let older = br#"{"request_sha256":"x","started_at_ns":1000,"attempt":"a","answer":null}"#;
+        assert_eq!(dated_claim_expired(older, 1_000 + day - 1), Some(false));
+        assert_eq!(dated_claim_expired(older, 1_000 + day), Some(true));
+        let open_intent = br#"{"claimed_at_ns":1000,"resolved":false}"#;
+        assert_eq!(dated_claim_expired(open_intent, u64::MAX), Some(false));
+        let resolved_intent = br#"{"claimed_at_ns":1000,"resolved":true}"#;
+        assert_eq!(
+            dated_claim_expired(resolved_intent, 1_000 + day),
+            Some(true)
+        );
+        // No time (or 0, from a claim rewritten before it was kept): not dated here.
+        let payment = br#"{"request_sha256":"x","status":201,"payment_id":"1"}"#;
+        assert_eq!(dated_claim_expired(payment, u64::MAX), None);
+        let zero = br#"{"request_sha256":"x","claimed_at_ns":0,"resolved":true}"#;
+        assert_eq!(dated_claim_expired(zero, u64::MAX), None);
     }
 
     #[test]
