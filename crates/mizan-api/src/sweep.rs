@@ -1,7 +1,8 @@
 //! The idempotency-key sweep, run by `mizan serve`: every
-//! [`SWEEP_INTERVAL_SECONDS`] it walks the claims once, page by page, deleting the
-//! P2P payment claims older than 24 hours (`mizan_app::payments::sweep_expired_claims`
-//! says which and why only those), so the store does not keep every key for good.
+//! [`SWEEP_INTERVAL_SECONDS`] it walks the claims once, page by page, deleting those
+//! made more than 24 hours ago (`mizan_app::payments::sweep_expired_claims` says
+//! which, and why an unresolved processor intent's stays), so the store does not
+//! keep every key for good.
 
 use std::time::Duration;
 
