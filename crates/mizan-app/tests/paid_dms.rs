@@ -5,14 +5,16 @@
 //! records the ledger's refunds, run at any point (twice at once), announces each
 //! outcome exactly once: one `paid_dm.paid` or one `paid_dm.refunded` event.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use mizan_app::identity::{self, Email, Handle, Password, Person, SharedReader};
+use mizan_app::identity::{self, Person, SharedReader};
 use mizan_app::messages::{self, MessageText, PaidDmPolicy, PaidDmStatus};
 use mizan_app::payments::{self, IdempotencyKey};
 use mizan_app::readers::ReaderPool;
-use mizan_core::{Clock, Currency, ManualClock, Money, Secret};
+use mizan_core::{Clock, Currency, ManualClock, Money};
 use mizan_ledger::{Ledger, WriterConfig};
 use mizan_store::Location;
 use proptest::prelude::*;
@@ -103,15 +105,7 @@ impl World {
 }
 
 async fn person(ledger: &Ledger, handle: &str, now_ns: u64, reader: &SharedReader) -> Person {
-    let person = identity::signup(
-        ledger,
-        Handle::parse(handle).unwrap(),
-        Email::parse(&format!("{handle}@example.com")).unwrap(),
-        Password::parse(Secret::new("a long enough password".to_owned())).unwrap(),
-        now_ns,
-    )
-    .await
-    .unwrap();
+    let person = common::sign_up(ledger, handle, now_ns).await;
     identity::person_by_id(reader, person.id).await.unwrap()
 }
 

@@ -4,9 +4,11 @@
 //! reopened between runs); an empty wallet goes to grace, then lapses; a cancel stops
 //! renewal at the period end; subscriber-only posts follow the subscription.
 
+mod common;
+
 use std::sync::Arc;
 
-use mizan_app::identity::{self, Email, Handle, Password, Person, SharedReader};
+use mizan_app::identity::{self, Person, SharedReader};
 use mizan_app::limits::{LimitsTable, LIMIT_MINOR_MAX};
 use mizan_app::payments::{self, IdempotencyKey};
 use mizan_app::readers::ReaderPool;
@@ -97,15 +99,7 @@ impl World {
     }
 
     async fn person(&self, handle: &str, funds_minor: i64, funding_id: u128) -> Person {
-        let person = identity::signup(
-            self.ledger(),
-            Handle::parse(handle).unwrap(),
-            Email::parse(&format!("{handle}@example.com")).unwrap(),
-            Password::parse(Secret::new("a long enough password".to_owned())).unwrap(),
-            self.clock.now_ns(),
-        )
-        .await
-        .unwrap();
+        let person = common::sign_up(self.ledger(), handle, self.clock.now_ns()).await;
         if funds_minor > 0 {
             let funded = self
                 .ledger()
