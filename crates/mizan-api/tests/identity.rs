@@ -27,15 +27,6 @@ impl TestApp {
         let body = json!({"login": login, "password": password});
         self.post_json("/v1/sessions", &body).await
     }
-
-    async fn me(&self, token: &str) -> reqwest::Response {
-        self.client
-            .get(self.url("/v1/me"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
 }
 
 fn open_reader(store: &TestStore) -> Box<dyn LedgerReader> {

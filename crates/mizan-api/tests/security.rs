@@ -90,14 +90,7 @@ async fn sessions_are_listed_revoked_one_by_one_and_all_others_on_password_chang
         .await
         .unwrap();
     assert_eq!(revoked.status(), 204);
-    let me = app
-        .client
-        .get(app.url("/v1/me"))
-        .bearer_auth(&phone)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 401);
+    assert_eq!(app.me(&phone).await.status(), 401);
 
     // Another person cannot revoke her sessions, even knowing an id.
     let omar = app.person("omar").await;
@@ -137,14 +130,7 @@ async fn sessions_are_listed_revoked_one_by_one_and_all_others_on_password_chang
     assert_eq!(changed.status(), 204);
     // The laptop (current) stays; the tablet and the log-in above are signed out.
     for (token, status) in [(&laptop, 200), (&tablet, 401)] {
-        let me = app
-            .client
-            .get(app.url("/v1/me"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), status);
+        assert_eq!(app.me(token).await.status(), status);
     }
     assert_eq!(login(&app, "sara", PASSWORD).await.status(), 401);
     assert_eq!(
@@ -269,25 +255,14 @@ async fn rate_limits_answer_429_with_retry_after_per_ip_and_per_person() {
     .await;
     let sara = app.person("sara").await;
     let omar = app.person("omar").await;
-    let me = |token: String| {
-        let app = &app;
-        async move {
-            app.client
-                .get(app.url("/v1/me"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(me(sara.clone()).await.status(), 200);
-    let limited = me(sara.clone()).await;
+    assert_eq!(app.me(&sara).await.status(), 200);
+    let limited = app.me(&sara).await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
-    assert_eq!(me(omar).await.status(), 200);
+    assert_eq!(app.me(&omar).await.status(), 200);
     // Her other session shares her limit.
     let other = token(&app, "sara").await;
-    assert_eq!(me(other).await.status(), 429);
+    assert_eq!(app.me(&other).await.status(), 429);
     app.stop().await;
 }
 

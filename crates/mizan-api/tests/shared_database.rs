@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 async fn me_status(app: &TestApp, token: &str) -> u16 {
-    app.client
-        .get(app.url("/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.me(token).await.status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

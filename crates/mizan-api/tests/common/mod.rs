@@ -218,15 +218,19 @@ impl TestApp {
             .to_owned()
     }
 
-    /// The caller's wallet as `GET /v1/me` shows it (balance, available, pending).
-    pub async fn wallet(&self, token: &str) -> Value {
-        let response = self
-            .client
+    /// `GET /v1/me` as the holder of `token`.
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.client
             .get(self.url("/v1/me"))
             .bearer_auth(token)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The caller's wallet as `GET /v1/me` shows it (balance, available, pending).
+    pub async fn wallet(&self, token: &str) -> Value {
+        let response = self.me(token).await;
         assert_eq!(response.status(), 200);
         let me: Value = response.json().await.unwrap();
         me["wallet"].clone()
