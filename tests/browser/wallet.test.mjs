@@ -40,6 +40,17 @@ async function balanceText(page) {
   return (await page.locator('#balance').textContent()).trim();
 }
 
+/** Opens the add-money form and submits `amount` from `card`, saved as the default card if asked. */
+async function addFromCard(page, amount, card, { save = false } = {}) {
+  await page.goto(`${server.baseUrl}/add-money`);
+  await page.getByLabel('Amount').fill(amount);
+  await page.getByLabel('Card number').fill(card);
+  if (save) {
+    await page.getByLabel('Save as my default card').check();
+  }
+  await page.getByRole('button', { name: 'Add from card' }).click();
+}
+
 test('sign up, add money, send to a person who sees it live, and get a receipt', async () => {
   // The recipient exists and has their home page open before the money is sent.
   await signup(server.baseUrl, 'bilal', PASSWORD);
@@ -123,10 +134,7 @@ test('sign up, add money, send to a person who sees it live, and get a receipt',
 test('a declined card shows its error next to the field and moves no money', async () => {
   await signup(server.baseUrl, 'chen', PASSWORD);
   const { context, page } = await signedIn('chen');
-  await page.goto(`${server.baseUrl}/add-money`);
-  await page.getByLabel('Amount').fill('25.00');
-  await page.getByLabel('Card number').fill('4000 0000 0000 9995');
-  await page.getByRole('button', { name: 'Add from card' }).click();
+  await addFromCard(page, '25.00', '4000 0000 0000 9995');
   const error = page.locator('#field-card_number-error');
   await error.waitFor();
   assert.equal(await error.textContent(), 'Your card was declined: not enough funds on the card.');
@@ -143,10 +151,7 @@ test('a declined card shows its error next to the field and moves no money', asy
 test('a top-up waiting for its card challenge shows as on its way, then as balance', async () => {
   await signup(server.baseUrl, 'dalia', PASSWORD);
   const { context, page } = await signedIn('dalia');
-  await page.goto(`${server.baseUrl}/add-money`);
-  await page.getByLabel('Amount').fill('12.50');
-  await page.getByLabel('Card number').fill('4000 0000 0000 3220');
-  await page.getByRole('button', { name: 'Add from card' }).click();
+  await addFromCard(page, '12.50', '4000 0000 0000 3220');
   await page.waitForURL(/\/add-money\/[0-9a-f]{32}\/challenge$/);
   const challenge = page.url();
   // Held, not yet in the wallet: the home page says it is on its way.
@@ -166,11 +171,7 @@ test('a top-up waiting for its card challenge shows as on its way, then as balan
 test('a card saved as the default card is kept as a token and listed by its last 4', async () => {
   await signup(server.baseUrl, 'hugo', PASSWORD);
   const { context, page } = await signedIn('hugo');
-  await page.goto(`${server.baseUrl}/add-money`);
-  await page.getByLabel('Amount').fill('10.00');
-  await page.getByLabel('Card number').fill('5555 5555 5555 4444');
-  await page.getByLabel('Save as my default card').check();
-  await page.getByRole('button', { name: 'Add from card' }).click();
+  await addFromCard(page, '10.00', '5555 5555 5555 4444', { save: true });
   await page.waitForURL(`${server.baseUrl}/?done=added`);
   assert.equal(await balanceText(page), '$10.00');
   // The API answers the same session: one saved card, default, last 4 only.
